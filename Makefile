@@ -1,0 +1,54 @@
+# Two commands: `make demo` and `make test`. Everything else is a step of those.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_MEMBERS ?= 5000
+# The demo runs in development mode unless the caller says otherwise.
+DEV := DEBUG=$${DEBUG:-1}
+
+.PHONY: demo test install migrate seed serve lint messages clean worker beat
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Reinstall only when the dependency list changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) messages
+
+messages: $(STAMP)
+	@if ls locale/*/LC_MESSAGES/*.po >/dev/null 2>&1; then $(DEV) $(BIN)/python manage.py compilemessages --ignore=.venv -v 0; fi
+
+migrate: install
+	$(DEV) $(BIN)/python manage.py migrate --noinput -v 0
+
+seed: migrate
+	$(DEV) $(BIN)/python manage.py seed_demo --members $(DEMO_MEMBERS) --if-empty
+	$(DEV) $(BIN)/python manage.py ensure_demo_admin
+
+serve:
+	$(DEV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+demo: seed serve
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+worker: install
+	$(BIN)/celery -A cdp worker -l info
+
+beat: install
+	$(BIN)/celery -A cdp beat -l info
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .pytest_cache

@@ -1,0 +1,414 @@
+"""Marketer site for brands, stores, members, orders and merges.
+
+Phones and e-mails are masked for staff without ``members.view_pii``: the choice is made
+per request in ``get_list_display``, ``get_fields`` and ``get_inlines``, never by a flag
+stored on the admin instance (it is shared by every request).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
+
+from . import services
+from .masking import can_view_pii, mask_email, mask_identity, mask_phone
+from .models import Brand, Identity, Member, MergeEvent, Order, Platform, Store, StoreMembership
+from .queries import members_matching
+
+RECENT_ORDERS = 20
+
+
+@admin.register(Brand)
+class BrandAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "code", "color", "store_count", "created_at"]
+    search_fields = ["name", "code"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Brand]:
+        return super().get_queryset(request).annotate(_stores=Count("stores"))
+
+    @admin.display(description=_("stores"), ordering="_stores")
+    def store_count(self, obj: Brand) -> int:
+        return obj._stores
+
+
+@admin.register(Store)
+class StoreAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "code", "brand", "platform", "city", "is_active", "member_count"]
+    list_filter = ["brand", "platform", "is_active"]
+    search_fields = ["name", "code", "city"]
+    list_select_related = ["brand"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Store]:
+        return super().get_queryset(request).annotate(_members=Count("memberships"))
+
+    @admin.display(description=_("members"), ordering="_members")
+    def member_count(self, obj: Store) -> int:
+        return obj._members
+
+
+class _IdentityInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Identity
+    extra = 0
+    fields = readonly_fields = ["kind", "shown_value", "store", "created_at"]
+    ordering = ["kind", "value"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Identity]:
+        return super().get_queryset(request).select_related("store")
+
+
+class IdentityInline(_IdentityInline):
+    @admin.display(description=_("value"))
+    def shown_value(self, obj: Identity) -> str:
+        return obj.value
+
+
+class MaskedIdentityInline(_IdentityInline):
+    @admin.display(description=_("value"))
+    def shown_value(self, obj: Identity) -> str:
+        return mask_identity(obj.kind, obj.value)
+
+
+class MembershipInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = StoreMembership
+    extra = 0
+    fields = readonly_fields = ["store", "platform", "store_member_id", "joined_at", "tier", "points"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[StoreMembership]:
+        return super().get_queryset(request).select_related("store")
+
+    @admin.display(description=_("platform"))
+    def platform(self, obj: StoreMembership) -> str:
+        return obj.store.get_platform_display()
+
+
+class PlatformFilter(admin.SimpleListFilter):
+    title = _("platform")
+    parameter_name = "platform"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return list(Platform.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Member]) -> QuerySet[Member]:
+        if self.value():
+            ids = StoreMembership.objects.filter(store__platform=self.value()).values("member_id")
+            return queryset.filter(pk__in=ids)
+        return queryset
+
+
+class BrandFilter(admin.SimpleListFilter):
+    title = _("brand")
+    parameter_name = "brand"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[Any, Any]]:
+        return list(Brand.objects.values_list("pk", "name"))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Member]) -> QuerySet[Member]:
+        if self.value():
+            ids = StoreMembership.objects.filter(store__brand_id=self.value()).values("member_id")
+            return queryset.filter(pk__in=ids)
+        return queryset
+
+
+class StoreCountFilter(admin.SimpleListFilter):
+    title = _("stores")
+    parameter_name = "stores"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("1", _("one store")), ("2", _("two or more stores"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Member]) -> QuerySet[Member]:
+        if self.value() == "1":
+            return queryset.filter(_stores=1)
+        if self.value() == "2":
+            return queryset.filter(_stores__gte=2)
+        return queryset
+
+
+@admin.register(Member)
+class MemberAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    list_display_links = ["id", "name"]
+    list_filter = [
+        "lifecycle_stage",
+        "status",
+        BrandFilter,
+        PlatformFilter,
+        StoreCountFilter,
+        "gender",
+        "province",
+    ]
+    search_fields = ["name"]
+    search_help_text = _("Name, phone in any format, e-mail, WeChat unionid or store member id")
+    list_per_page = 50
+    show_full_result_count = False
+    actions = ["undo_last_merge"]
+    PROFILE = ["status", "merged_into", "name", "gender", "birth_date", "province", "city", "locale"]
+    METRICS = [
+        "lifecycle_stage",
+        "order_count",
+        "total_spent",
+        "first_order_at",
+        "last_order_at",
+        "metrics_refreshed_at",
+    ]
+    HISTORY = ["recent_orders", "merge_history", "attributes", "created_at", "updated_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Members come from stores, imports and the API through identity resolution.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Erasure is a data-subject request that keeps the consent ledger; never a delete.
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
+        return super().get_queryset(request).annotate(_stores=Count("memberships"))
+
+    # --- PII per request -------------------------------------------------------------
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        contact = ["phone", "email"] if can_view_pii(request.user) else ["masked_phone", "masked_email"]
+        return [
+            "id",
+            "name",
+            *contact,
+            "city",
+            "lifecycle_stage",
+            "store_count",
+            "order_count",
+            "total_spent",
+            "status",
+        ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[tuple[Any, dict[str, Any]]]:
+        contact = ["phone", "email"] if can_view_pii(request.user) else ["masked_phone", "masked_email"]
+        return [
+            (_("Profile"), {"fields": [*self.PROFILE[:3], *contact, *self.PROFILE[3:]]}),
+            (_("Orders and lifecycle"), {"fields": self.METRICS}),
+            (_("History"), {"fields": self.HISTORY}),
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Contact points are identities: they change through resolution, not a form.
+        return ["status", "merged_into", "phone", "email", "masked_phone", "masked_email", *self.METRICS, *self.HISTORY]
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> list[Any]:
+        return [IdentityInline if can_view_pii(request.user) else MaskedIdentityInline, MembershipInline]
+
+    @admin.display(description=_("phone"))
+    def masked_phone(self, obj: Member) -> str:
+        return mask_phone(obj.phone)
+
+    @admin.display(description=_("e-mail"))
+    def masked_email(self, obj: Member) -> str:
+        return mask_email(obj.email)
+
+    @admin.display(description=_("stores"), ordering="_stores")
+    def store_count(self, obj: Member) -> int:
+        return obj._stores
+
+    # --- Search: any identifier, any phone format -------------------------------------
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Member], search_term: str
+    ) -> tuple[QuerySet[Member], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        matches = members_matching(term).values("pk")
+        return queryset.filter(Q(name__icontains=term) | Q(pk__in=matches)), False
+
+    # --- History sections ----------------------------------------------------------------
+    @admin.display(description=_("recent orders"))
+    def recent_orders(self, obj: Member) -> str:
+        orders = list(obj.orders.select_related("store").order_by("-placed_at")[:RECENT_ORDERS])
+        if not orders:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (o.placed_at.strftime("%Y-%m-%d %H:%M"), o.store.name, o.external_id, o.amount, ", ".join(o.categories))
+                for o in orders
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            _("placed"),
+            _("store"),
+            _("order id"),
+            _("amount"),
+            _("categories"),
+            rows,
+        )
+
+    @admin.display(description=_("merge history"))
+    def merge_history(self, obj: Member) -> str:
+        events = list(MergeEvent.objects.filter(Q(survivor=obj) | Q(absorbed=obj)).order_by("-created_at", "-pk"))
+        if not events:
+            return "—"
+        rows = []
+        for event in events:
+            if event.undone_at:
+                state = format_html("{} {:%Y-%m-%d %H:%M} ({})", _("undone"), event.undone_at, event.undone_by)
+            elif event.survivor_id == obj.pk:
+                url = reverse("admin:members_member_unmerge", args=[obj.pk, event.pk])
+                state = format_html('<a class="button" href="{}">{}</a>', url, _("Unmerge…"))
+            else:
+                state = ""
+            rows.append(
+                (
+                    f"{event.created_at:%Y-%m-%d %H:%M}",
+                    f"#{event.absorbed_id} → #{event.survivor_id}",
+                    event.get_rule_display(),
+                    sum(len(v) for v in event.moved.values()),
+                    state,
+                )
+            )
+        return format_html(
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>{}</tbody></table>",
+            _("merged"),
+            _("members"),
+            _("rule"),
+            _("records moved"),
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
+
+    # --- Saving and unmerging go through services ---------------------------------------
+    def save_model(self, request: HttpRequest, obj: Member, form: Any, change: bool) -> None:
+        services.update_member_profile(obj, fields=list(form.changed_data))
+
+    def get_urls(self) -> list[Any]:
+        custom = [
+            path(
+                "<int:member_id>/unmerge/<int:event_id>/",
+                self.admin_site.admin_view(self.unmerge_view),
+                name="members_member_unmerge",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def unmerge_view(self, request: HttpRequest, member_id: int, event_id: int) -> HttpResponse:
+        member = get_object_or_404(Member, pk=member_id)
+        if not self.has_change_permission(request, member):
+            raise PermissionDenied
+        event = get_object_or_404(
+            MergeEvent.objects.select_related("absorbed", "survivor"), pk=event_id, survivor=member
+        )
+        change_url = reverse("admin:members_member_change", args=[member.pk])
+        if request.method == "POST":
+            try:
+                restored = services.unmerge(event)
+            except services.UnmergeError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return HttpResponseRedirect(change_url)
+            self.message_user(request, _("Member #%(id)s was split off again.") % {"id": restored.pk}, messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:members_member_change", args=[restored.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Unmerge member #%(id)s") % {"id": event.absorbed_id},
+            "opts": self.model._meta,
+            "member": member,
+            "event": event,
+            "moved": {key: len(ids) for key, ids in event.moved.items()},
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/members/member/unmerge_confirm.html", context)
+
+    @admin.action(description=_("Undo the last merge of the selected members"), permissions=["change"])
+    def undo_last_merge(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
+        done = 0
+        for member in queryset:
+            event = services.last_merge_of(member)
+            if event is None:
+                continue
+            try:
+                services.unmerge(event)
+                done += 1
+            except services.UnmergeError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+        self.message_user(request, _("%(count)d merge(s) undone.") % {"count": done}, messages.SUCCESS)
+
+
+@admin.register(MergeEvent)
+class MergeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "absorbed", "survivor", "rule", "actor_label", "undone_at"]
+    list_filter = ["rule", ("undone_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["absorbed", "survivor"]
+    date_hierarchy = "created_at"
+    actions = ["undo_merges"]
+    fields = [
+        "created_at",
+        "survivor",
+        "absorbed",
+        "rule",
+        "moved",
+        "profile_changes",
+        "actor_label",
+        "undone_at",
+        "undone_by",
+    ]
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        return self.list_display
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(self.fields)
+        if can_view_pii(request.user):
+            fields.insert(4, "matched_value")
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return self.get_fields(request, obj)
+
+    def has_unmerge_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("members.change_member")
+
+    @admin.action(description=_("Undo the selected merges"), permissions=["unmerge"])
+    def undo_merges(self, request: HttpRequest, queryset: QuerySet[MergeEvent]) -> None:
+        done = 0
+        # Newest first, so chains of merges unwind in the reverse of how they happened.
+        for event in queryset.order_by("-created_at", "-pk"):
+            try:
+                services.unmerge(event)
+                done += 1
+            except services.UnmergeError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+        self.message_user(request, _("%(count)d merge(s) undone.") % {"count": done}, messages.SUCCESS)
+
+
+class GuestFilter(admin.SimpleListFilter):
+    title = _("buyer")
+    parameter_name = "buyer"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("member", _("member")), ("guest", _("guest"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        if self.value() == "member":
+            return queryset.filter(member__isnull=False)
+        if self.value() == "guest":
+            return queryset.filter(member__isnull=True)
+        return queryset
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Orders are facts reported by stores: read-only here."""
+
+    list_display = ["external_id", "store", "member", "amount", "currency", "placed_at"]
+    list_filter = [GuestFilter, "store__brand", "store__platform", "store", ("placed_at", admin.DateFieldListFilter)]
+    search_fields = ["external_id"]
+    list_select_related = ["store", "member"]
+    date_hierarchy = "placed_at"
+    show_full_result_count = False
+    fields = ["store", "external_id", "member", "amount", "currency", "placed_at", "categories", "created_at"]

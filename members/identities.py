@@ -1,0 +1,197 @@
+"""Normalising contact points and ids, and the store record that resolution consumes.
+
+Every value is normalised once, here, before it is compared or stored, so ``138 0013
+8000``, ``+86-138-0013-8000`` and ``8613800138000`` are one identity.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.utils import timezone
+
+from .models import IdentityKind, Member, Store
+
+UNIONID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
+MAX_ID_LENGTH = 100
+
+
+class RecordError(ValueError):
+    """A value in a store record that cannot be used; ``field`` names the column."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def normalize_phone(raw: str, *, region: str | None = None) -> str:
+    """Return the E.164 form of a phone number or raise ``RecordError``.
+
+    Numbers without a country code are read as numbers of ``PHONE_DEFAULT_REGION`` (CN);
+    foreign numbers written with their code (+7 …) stay valid.
+    """
+    text = str(raw).strip()
+    if not text:
+        raise RecordError("phone", "is empty")
+    try:
+        number = phonenumbers.parse(text, region or settings.PHONE_DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        raise RecordError("phone", f"{text!r} is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise RecordError("phone", f"{text!r} is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(raw: str) -> str:
+    text = str(raw).strip().lower()
+    if not text:
+        raise RecordError("email", "is empty")
+    try:
+        validate_email(text)
+    except ValidationError:
+        raise RecordError("email", f"{text!r} is not a valid e-mail address") from None
+    return text
+
+
+def normalize_unionid(raw: str) -> str:
+    text = str(raw).strip()
+    if not UNIONID_RE.match(text):
+        raise RecordError("wechat_unionid", f"{text!r} is not a WeChat unionid")
+    return text
+
+
+def normalize_id(raw: Any, field_name: str) -> str:
+    text = str(raw).strip()
+    if not text:
+        raise RecordError(field_name, "is required")
+    if len(text) > MAX_ID_LENGTH:
+        raise RecordError(field_name, f"is longer than {MAX_ID_LENGTH} characters")
+    return text
+
+
+def store_member_value(store_id: int, store_member_id: str) -> str:
+    return f"{store_id}:{store_member_id}"
+
+
+def platform_user_value(platform: str, user_id: str) -> str:
+    return f"{platform}:{user_id}"
+
+
+# Which rule explains a merge when several identities link the same two members: the
+# strongest evidence first.
+RULE_PRIORITY = (
+    IdentityKind.STORE_MEMBER,
+    IdentityKind.WECHAT_UNIONID,
+    IdentityKind.PLATFORM_USER,
+    IdentityKind.PHONE,
+    IdentityKind.EMAIL,
+)
+
+_PROFILE_LIMITS = {"name": 100, "province": 64, "city": 64, "locale": 10, "tier": 50}
+
+
+@dataclass
+class StoreRecord:
+    """One person as one store knows them. Build it with ``StoreRecord.clean`` so every
+    value is validated and normalised."""
+
+    store: Store
+    store_member_id: str
+    phone: str = ""
+    email: str = ""
+    wechat_unionid: str = ""
+    platform_user_id: str = ""
+    name: str = ""
+    gender: str = ""
+    birth_date: dt.date | None = None
+    province: str = ""
+    city: str = ""
+    locale: str = ""
+    joined_at: dt.datetime | None = None
+    tier: str = ""
+    points: int | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    # When the source last saw these values: decides survivorship against other sources.
+    observed_at: dt.datetime = field(default_factory=timezone.now)
+
+    @classmethod
+    def clean(cls, *, store: Store, **values: Any) -> StoreRecord:
+        """Validate and normalise raw values; raise ``RecordError`` naming the field."""
+        data: dict[str, Any] = {"store": store}
+        data["store_member_id"] = normalize_id(values.get("store_member_id", ""), "member_id")
+        if values.get("phone"):
+            data["phone"] = normalize_phone(values["phone"])
+        if values.get("email"):
+            data["email"] = normalize_email(values["email"])
+        if values.get("wechat_unionid"):
+            data["wechat_unionid"] = normalize_unionid(values["wechat_unionid"])
+        if values.get("platform_user_id"):
+            data["platform_user_id"] = normalize_id(values["platform_user_id"], "platform_user_id")
+        for name, limit in _PROFILE_LIMITS.items():
+            raw = values.get(name)
+            if raw in (None, ""):
+                continue
+            text = str(raw).strip()
+            if len(text) > limit:
+                raise RecordError(name, f"is longer than {limit} characters")
+            data[name] = text
+        gender = values.get("gender")
+        if gender not in (None, ""):
+            data["gender"] = normalize_gender(gender)
+        birth_date = values.get("birth_date")
+        if birth_date is not None:
+            if not isinstance(birth_date, dt.date) or isinstance(birth_date, dt.datetime):
+                raise RecordError("birthday", "must be a date")
+            if birth_date > timezone.localdate() or birth_date.year < 1900:
+                raise RecordError("birthday", f"{birth_date.isoformat()} is not a possible birth date")
+            data["birth_date"] = birth_date
+        joined_at = values.get("joined_at")
+        if joined_at is not None:
+            if timezone.is_naive(joined_at):
+                joined_at = timezone.make_aware(joined_at)
+            if joined_at > timezone.now() + dt.timedelta(minutes=5):
+                raise RecordError("joined_at", "is in the future")
+            data["joined_at"] = joined_at
+        if values.get("points") not in (None, ""):
+            try:
+                data["points"] = int(values["points"])
+            except (TypeError, ValueError):
+                raise RecordError("points", f"{values['points']!r} is not a whole number") from None
+        if values.get("attributes"):
+            data["attributes"] = dict(values["attributes"])
+        if values.get("observed_at") is not None:
+            data["observed_at"] = values["observed_at"]
+        return cls(**data)
+
+    def identity_keys(self) -> list[tuple[str, str]]:
+        keys = [(IdentityKind.STORE_MEMBER.value, store_member_value(self.store.pk, self.store_member_id))]
+        if self.phone:
+            keys.append((IdentityKind.PHONE.value, self.phone))
+        if self.email:
+            keys.append((IdentityKind.EMAIL.value, self.email))
+        if self.wechat_unionid:
+            keys.append((IdentityKind.WECHAT_UNIONID.value, self.wechat_unionid))
+        if self.platform_user_id:
+            keys.append(
+                (IdentityKind.PLATFORM_USER.value, platform_user_value(self.store.platform, self.platform_user_id))
+            )
+        return keys
+
+    def profile(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in Member.PROFILE_FIELDS}
+
+
+def normalize_gender(raw: Any) -> str:
+    text = str(raw).strip().upper()
+    mapping = {"M": "M", "MALE": "M", "男": "M", "F": "F", "FEMALE": "F", "女": "F"}
+    if text not in mapping:
+        raise RecordError("gender", f"{raw!r} is not one of M, F, 男, 女")
+    return mapping[text]

@@ -1,0 +1,307 @@
+"""Brands, stores and the unified member profile (OneID).
+
+A Member is one person, the golden record. Identities map each contact point or account
+id to exactly one member; two store records sharing any identity are the same person
+(DESIGN.md "Identity resolution"). Writes go through ``members.services``.
+"""
+
+from __future__ import annotations
+
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+code_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9_-]*$",
+    _("Use lower-case letters, digits, '-' and '_', starting with a letter or digit."),
+)
+
+
+class Platform(models.TextChoices):
+    TMALL = "tmall", _("Tmall")
+    JD = "jd", _("JD")
+    DOUYIN = "douyin", _("Douyin")
+    WECHAT = "wechat", _("WeChat")
+    XIAOHONGSHU = "xiaohongshu", _("Xiaohongshu")
+    PINDUODUO = "pinduoduo", _("Pinduoduo")
+    POS = "pos", _("Offline counter (POS)")
+    WEBSITE = "website", _("Website")
+    APP = "app", _("App")
+
+
+class Brand(models.Model):
+    """The data controller (PIPL "personal information handler"); consent goes to a brand."""
+
+    code = models.CharField(_("code"), max_length=50, unique=True, validators=[code_validator])
+    name = models.CharField(_("name"), max_length=200)
+    color = models.CharField(
+        _("brand colour"),
+        max_length=7,
+        default="#1f6feb",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Use a colour like #1f6feb."))],
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("brand")
+        verbose_name_plural = _("brands")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Store(models.Model):
+    """A touchpoint of a brand on a platform: a Tmall flagship store, a POS counter…"""
+
+    brand = models.ForeignKey(Brand, verbose_name=_("brand"), on_delete=models.PROTECT, related_name="stores")
+    code = models.CharField(_("code"), max_length=50, unique=True, validators=[code_validator])
+    name = models.CharField(_("name"), max_length=200)
+    platform = models.CharField(_("platform"), max_length=20, choices=Platform.choices)
+    city = models.CharField(_("city"), max_length=64, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("store")
+        verbose_name_plural = _("stores")
+        ordering = ["brand__name", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Gender(models.TextChoices):
+    MALE = "M", _("Male")
+    FEMALE = "F", _("Female")
+
+
+class LifecycleStage(models.TextChoices):
+    PROSPECT = "prospect", _("Prospect")
+    NEW = "new", _("New")
+    ACTIVE = "active", _("Active")
+    LOYAL = "loyal", _("Loyal")
+    AT_RISK = "at_risk", _("At risk")
+    LAPSED = "lapsed", _("Lapsed")
+
+
+class MemberQuerySet(models.QuerySet["Member"]):
+    def active(self) -> MemberQuerySet:
+        return self.filter(status=Member.Status.ACTIVE)
+
+
+class Member(models.Model):
+    """One person across every store and platform: the golden record."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        MERGED = "merged", _("Merged into another member")
+        ERASED = "erased", _("Erased")
+
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    merged_into = models.ForeignKey(
+        "self",
+        verbose_name=_("merged into"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="absorbed_members",
+    )
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, blank=True)
+    birth_date = models.DateField(_("birth date"), null=True, blank=True)
+    province = models.CharField(_("province"), max_length=64, blank=True)
+    city = models.CharField(_("city"), max_length=64, blank=True, db_index=True)
+    locale = models.CharField(_("language"), max_length=10, blank=True)
+    # The preferred contact points; every known one is an Identity.
+    phone = models.CharField(_("phone"), max_length=20, blank=True, db_index=True)
+    email = models.EmailField(_("e-mail"), max_length=254, blank=True, db_index=True)
+    # Free-text attributes from store files (unknown columns) and the API.
+    attributes = models.JSONField(_("attributes"), default=dict, blank=True)
+    # Survivorship: when the profile values were last observed at their source. A record
+    # observed earlier than this only fills blanks; a later one overwrites.
+    profile_observed_at = models.DateTimeField(_("profile observed"), null=True, blank=True)
+
+    # Aggregates, refreshed set-based by members.services.refresh_member_metrics.
+    order_count = models.PositiveIntegerField(_("orders"), default=0)
+    total_spent = models.DecimalField(_("total spent"), max_digits=14, decimal_places=2, default=0)
+    first_order_at = models.DateTimeField(_("first order"), null=True, blank=True)
+    last_order_at = models.DateTimeField(_("last order"), null=True, blank=True)
+    lifecycle_stage = models.CharField(
+        _("lifecycle stage"),
+        max_length=10,
+        choices=LifecycleStage.choices,
+        default=LifecycleStage.PROSPECT,
+        db_index=True,
+    )
+    metrics_refreshed_at = models.DateTimeField(_("metrics refreshed"), null=True, blank=True)
+
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = MemberQuerySet.as_manager()
+
+    # Fields a store record may set, in survivorship order.
+    PROFILE_FIELDS = ("name", "gender", "birth_date", "province", "city", "locale", "phone", "email")
+
+    class Meta:
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
+        ordering = ["-created_at", "-id"]
+        permissions = [("view_pii", _("Can see full phone numbers and e-mail addresses"))]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="merged", merged_into__isnull=False)
+                | (~Q(status="merged") & Q(merged_into__isnull=True)),
+                name="member_merged_has_survivor",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}".strip() if self.name else f"#{self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class IdentityKind(models.TextChoices):
+    PHONE = "phone", _("Phone")
+    EMAIL = "email", _("E-mail")
+    WECHAT_UNIONID = "wechat_unionid", _("WeChat unionid")
+    PLATFORM_USER = "platform_user", _("Platform user id")
+    STORE_MEMBER = "store_member", _("Store member id")
+
+
+class Identity(models.Model):
+    """``(kind, value)`` → one member. Values are normalised before they get here.
+
+    Scoped kinds carry their scope in the value so one unique constraint covers them all:
+    a store member id is ``"<store id>:<member id>"``, a platform user id
+    ``"<platform>:<user id>"``.
+    """
+
+    member = models.ForeignKey(Member, verbose_name=_("member"), on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(_("kind"), max_length=20, choices=IdentityKind.choices)
+    value = models.CharField(_("value"), max_length=255)
+    store = models.ForeignKey(
+        Store,
+        verbose_name=_("first seen at"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("added"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("identity")
+        verbose_name_plural = _("identities")
+        ordering = ["kind", "value"]
+        constraints = [models.UniqueConstraint(fields=["kind", "value"], name="identity_kind_value_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.value}"
+
+
+class StoreMembership(models.Model):
+    """A member's membership ("入会") in one store, under the store's own member id."""
+
+    member = models.ForeignKey(Member, verbose_name=_("member"), on_delete=models.CASCADE, related_name="memberships")
+    store = models.ForeignKey(Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="memberships")
+    store_member_id = models.CharField(_("store member id"), max_length=100)
+    joined_at = models.DateTimeField(_("joined"), null=True, blank=True)
+    tier = models.CharField(_("tier"), max_length=50, blank=True)
+    points = models.IntegerField(_("points"), default=0)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("store membership")
+        verbose_name_plural = _("store memberships")
+        ordering = ["store__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["store", "store_member_id"], name="membership_store_member_id_unique")
+        ]
+        indexes = [models.Index(fields=["member", "store"])]
+
+    def __str__(self) -> str:
+        return f"{self.store} / {self.store_member_id}"
+
+
+class Order(models.Model):
+    """An order at a store, by a member or by a guest ("游客", member empty)."""
+
+    store = models.ForeignKey(Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="orders")
+    external_id = models.CharField(_("order id"), max_length=100)
+    member = models.ForeignKey(
+        Member,
+        verbose_name=_("member"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="orders",
+    )
+    amount = models.DecimalField(_("amount"), max_digits=12, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3, default="CNY")
+    placed_at = models.DateTimeField(_("placed"), db_index=True)
+    categories = models.JSONField(_("categories"), default=list, blank=True)
+    created_at = models.DateTimeField(_("recorded"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        ordering = ["-placed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["store", "external_id"], name="order_store_external_id_unique"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="order_amount_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["member", "placed_at"]),
+            models.Index(fields=["store", "placed_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.store.code}:{self.external_id}" if self.store_id else self.external_id
+
+    @property
+    def is_guest(self) -> bool:
+        return self.member_id is None
+
+
+class MergeEvent(models.Model):
+    """One merge: ``absorbed`` folded into ``survivor`` because they shared an identity.
+
+    ``moved`` lists the ids of every identity, membership and order that changed owner and
+    ``profile_changes`` the survivor's fields the merge filled or replaced (before/after),
+    so ``unmerge`` can put everything back.
+    """
+
+    survivor = models.ForeignKey(
+        Member, verbose_name=_("survivor"), on_delete=models.PROTECT, related_name="merges_won"
+    )
+    absorbed = models.ForeignKey(
+        Member, verbose_name=_("absorbed"), on_delete=models.PROTECT, related_name="merges_lost"
+    )
+    rule = models.CharField(_("rule"), max_length=20, choices=IdentityKind.choices)
+    matched_value = models.CharField(_("shared identity"), max_length=255)
+    moved = models.JSONField(_("moved"), default=dict)
+    profile_changes = models.JSONField(_("profile changes"), default=dict)
+    created_at = models.DateTimeField(_("merged"), default=timezone.now, db_index=True)
+    actor_label = models.CharField(_("by"), max_length=150, blank=True)
+    undone_at = models.DateTimeField(_("unmerged"), null=True, blank=True)
+    undone_by = models.CharField(_("unmerged by"), max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = _("merge event")
+        verbose_name_plural = _("merge events")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.absorbed_id} → #{self.survivor_id} ({self.rule})"
+
+    @property
+    def is_undone(self) -> bool:
+        return self.undone_at is not None
