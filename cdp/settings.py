@@ -145,6 +145,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# The consent ledger's hot statement is prepared on the server; PgBouncer in transaction
+# pooling mode before 1.21 cannot keep prepared statements: set 0 there.
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", default=True)
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -186,6 +189,10 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-member-metrics-nightly": {
         "task": "members.tasks.refresh_member_metrics",
         "schedule": 24 * 60 * 60,
+    },
+    "consent-ledger-checkpoint": {
+        "task": "consent.tasks.create_checkpoint",
+        "schedule": env_int("CONSENT_CHECKPOINT_INTERVAL", 600),
     },
 }
 
@@ -271,6 +278,18 @@ LIFECYCLE_LOYAL_WINDOW_DAYS = env_int("LIFECYCLE_LOYAL_WINDOW_DAYS", 365)
 LIFECYCLE_LOYAL_MIN_ORDERS = env_int("LIFECYCLE_LOYAL_MIN_ORDERS", 3)
 # How often a store record is retried when a concurrent writer created the same identity.
 RESOLUTION_MAX_ATTEMPTS = env_int("RESOLUTION_MAX_ATTEMPTS", 5)
+
+# Consent (DESIGN.md "Domain"). An event may claim to have happened this far in the
+# future (clock skew between stores and us) and no further.
+CONSENT_MAX_CLOCK_SKEW_SECONDS = env_int("CONSENT_MAX_CLOCK_SKEW_SECONDS", 300)
+# Days a double opt-in confirmation link stays valid.
+DOUBLE_OPT_IN_MAX_AGE_DAYS = env_int("DOUBLE_OPT_IN_MAX_AGE_DAYS", 7)
+# Age under which marketing needs a recorded guardian consent (PIPL Art. 28, 31).
+MINOR_AGE = env_int("MINOR_AGE", 14)
+# Absolute base of links in mails (unsubscribe, double opt-in).
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# How often the ledger's chain heads are fixed in a checkpoint (seconds).
+CONSENT_CHECKPOINT_INTERVAL = env_int("CONSENT_CHECKPOINT_INTERVAL", 600)
 
 LOGGING = {
     "version": 1,

@@ -7,6 +7,7 @@ stored on the admin instance (it is shared by every request).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -27,6 +28,11 @@ from .models import Brand, Identity, Member, MergeEvent, Order, Platform, Store,
 from .queries import members_matching
 
 RECENT_ORDERS = 20
+
+# Sections other apps add to the member page (the consent timeline, …). Apps that build
+# on members register here, so members never imports them. Each gets the member and the
+# request (for permission checks) and returns safe HTML, or "" to show nothing.
+MEMBER_SECTIONS: list[Callable[[Member, HttpRequest], str]] = []
 
 
 @admin.register(Brand)
@@ -161,7 +167,7 @@ class MemberAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "last_order_at",
         "metrics_refreshed_at",
     ]
-    HISTORY = ["recent_orders", "merge_history", "attributes", "created_at", "updated_at"]
+    HISTORY = ["recent_orders", "merge_history", "extra_sections", "attributes", "created_at", "updated_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Members come from stores, imports and the API through identity resolution.
@@ -227,6 +233,20 @@ class MemberAdmin(AuditedAdminMixin, admin.ModelAdmin):
         return queryset.filter(Q(name__icontains=term) | Q(pk__in=matches)), False
 
     # --- History sections ----------------------------------------------------------------
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Member | None:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            # Readonly fields get only the object; MEMBER_SECTIONS need the request. The
+            # object lives for this request only, unlike the admin instance (shared).
+            obj._admin_request = request
+        return obj
+
+    @admin.display(description=_("related records"))
+    def extra_sections(self, obj: Member) -> str:
+        request = getattr(obj, "_admin_request", None)
+        parts = [section(obj, request) for section in MEMBER_SECTIONS] if request is not None else []
+        return format_html_join("", "{}", ((part,) for part in parts if part)) or "—"
+
     @admin.display(description=_("recent orders"))
     def recent_orders(self, obj: Member) -> str:
         orders = list(obj.orders.select_related("store").order_by("-placed_at")[:RECENT_ORDERS])

@@ -42,6 +42,22 @@ class Brand(models.Model):
         default="#1f6feb",
         validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Use a colour like #1f6feb."))],
     )
+    # Shown on consent receipts as the PII controller (Kantara piiControllers).
+    legal_name = models.CharField(_("legal name"), max_length=200, blank=True)
+    privacy_email = models.EmailField(_("privacy contact e-mail"), blank=True)
+    address = models.CharField(_("address"), max_length=300, blank=True)
+    class Jurisdiction(models.TextChoices):
+        CN = "CN", _("China (PIPL)")
+        EU = "EU", _("European Union (GDPR)")
+        RU = "RU", _("Russia (152-FZ)")
+
+    jurisdiction = models.CharField(
+        _("jurisdiction"),
+        max_length=10,
+        choices=Jurisdiction.choices,
+        default=Jurisdiction.CN,
+        help_text=_("The law the brand answers to for these members."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:

@@ -221,9 +221,14 @@ def _merge(survivor: Member, absorbed: Member, *, rule: str, matched_value: str)
         "memberships": list(StoreMembership.objects.filter(member=absorbed).values_list("pk", flat=True)),
         "orders": list(Order.objects.filter(member=absorbed).values_list("pk", flat=True)),
     }
+    # Members absorbed earlier by ``absorbed`` now point at the survivor too, so a
+    # member's canonical record is always one hop away (COALESCE(merged_into_id, id)),
+    # which keeps set-based queries over merged people simple.
+    moved["members"] = list(Member.objects.filter(merged_into=absorbed).values_list("pk", flat=True))
     Identity.objects.filter(member=absorbed).update(member=survivor)
     StoreMembership.objects.filter(member=absorbed).update(member=survivor)
     Order.objects.filter(member=absorbed).update(member=survivor)
+    Member.objects.filter(merged_into=absorbed).update(merged_into=survivor)
 
     before = {name: getattr(survivor, name) for name in Member.PROFILE_FIELDS}
     absorbed_values = {name: getattr(absorbed, name) for name in Member.PROFILE_FIELDS}
@@ -283,6 +288,7 @@ def unmerge(merge_event: MergeEvent) -> Member:
     Identity.objects.filter(pk__in=moved.get("identities", [])).update(member=absorbed)
     StoreMembership.objects.filter(pk__in=moved.get("memberships", [])).update(member=absorbed)
     Order.objects.filter(pk__in=moved.get("orders", [])).update(member=absorbed)
+    Member.objects.filter(pk__in=moved.get("members", []), merged_into=survivor).update(merged_into=absorbed)
 
     restored = []
     for name, (before, after) in event.profile_changes.items():

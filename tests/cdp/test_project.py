@@ -98,7 +98,7 @@ def test_admin_changes_are_audited_with_ip(client, superuser):
     client.force_login(superuser)
     response = client.post(
         reverse("admin:members_brand_add"),
-        {"code": "newbrand", "name": "新品牌", "color": "#123456"},
+        {"code": "newbrand", "name": "新品牌", "color": "#123456", "jurisdiction": "CN"},
         REMOTE_ADDR="192.0.2.7",
     )
     assert response.status_code == 302

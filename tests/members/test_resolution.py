@@ -124,7 +124,7 @@ def test_record_linking_two_members_merges_into_the_oldest(tmall, jd, wechat):
         "email",
         "wei@example.com",
     )
-    assert set(event.moved) == {"identities", "memberships", "orders"}
+    assert set(event.moved) == {"identities", "memberships", "orders", "members"}
     assert len(event.moved["orders"]) == 1
     younger.refresh_from_db()
     older.refresh_from_db()
@@ -209,3 +209,20 @@ def test_merge_event_admin_history_is_kept(tmall, jd, wechat):
     resolve(jd, "J1", email="wei@example.com")
     resolve(wechat, "W1", phone="13800138000", email="wei@example.com")
     assert MergeEvent.objects.count() == 1
+
+
+def test_merged_members_always_point_at_the_current_survivor(brand, tmall, jd, wechat):
+    oldest = resolve(tmall, "T1", phone="13800138000").member
+    middle = resolve(jd, "J1", email="mid@example.com").member
+    youngest = resolve(jd, "J2", wechat_unionid="oYoungest0123456789").member
+    # youngest is absorbed by middle first, then middle by oldest.
+    first = resolve(wechat, "W1", email="mid@example.com", wechat_unionid="oYoungest0123456789").merges[0]
+    second = resolve(wechat, "W2", phone="13800138000", email="mid@example.com").merges[0]
+    assert (first.survivor_id, second.survivor_id) == (middle.pk, oldest.pk)
+    youngest.refresh_from_db()
+    assert youngest.merged_into_id == oldest.pk  # one hop to the canonical member
+
+    services.unmerge(second)
+    youngest.refresh_from_db()
+    middle.refresh_from_db()
+    assert youngest.merged_into_id == middle.pk and middle.status == "active"

@@ -1,0 +1,428 @@
+"""Consent as legal evidence: purposes, notices, the ledger and its projection.
+
+ConsentEvent is append-only (DESIGN.md ⚑): the queryset and the model refuse update and
+delete, the database refuses them too (triggers, see migration 0002), and every event is
+chained to the previous one of the same member by SHA-256, with periodic checkpoints
+fixing every chain head. ConsentState is a projection of the ledger and can always be
+rebuilt from it. Every write goes through ``consent.services``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from members.models import Brand, Member, Store, code_validator
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", _("E-mail")
+    SMS = "sms", _("SMS")
+    PHONE = "phone", _("Phone call")
+    PUSH = "push", _("App push")
+    WECHAT = "wechat", _("WeChat")
+    IM = "im", _("Instant message")
+    POST = "post", _("Post")
+
+
+# Purposes that are not about contacting someone (analytics, say) use no channel.
+NO_CHANNEL = ""
+
+
+class Action(models.TextChoices):
+    GRANTED = "granted", _("granted")
+    WITHDRAWN = "withdrawn", _("withdrawn")
+    REQUESTED = "requested", _("requested (awaiting confirmation)")
+    CONFIRMED = "confirmed", _("confirmed")
+
+
+class SourceType(models.TextChoices):
+    STORE = "store", _("Store")
+    PRIVACY_CENTER = "privacy_center", _("Privacy center")
+    API_KEY = "api_key", _("API key")
+    IMPORT_JOB = "import_job", _("Import")
+    ADMIN_USER = "admin_user", _("Admin user")
+    UNSUBSCRIBE_LINK = "unsubscribe_link", _("Unsubscribe link")
+    DOUBLE_OPT_IN = "double_opt_in", _("Double opt-in link")
+    SMS_KEYWORD = "sms_keyword", _("SMS reply")
+    SYSTEM = "system", _("System")
+
+
+class Purpose(models.Model):
+    brand = models.ForeignKey(Brand, verbose_name=_("brand"), on_delete=models.PROTECT, related_name="purposes")
+    code = models.CharField(_("code"), max_length=50, validators=[code_validator])
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    # Channels this purpose contacts people on; empty for purposes that contact nobody.
+    channels = models.JSONField(_("channels"), default=list, blank=True)
+    # PIPL: sensitive data, provision to third parties and cross-border transfer need a
+    # separate consent, asked on its own and never bundled or pre-ticked.
+    separate_consent = models.BooleanField(_("needs separate consent"), default=False)
+    is_marketing = models.BooleanField(_("marketing"), default=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("purpose")
+        verbose_name_plural = _("purposes")
+        ordering = ["brand__name", "code"]
+        constraints = [models.UniqueConstraint(fields=["brand", "code"], name="purpose_brand_code_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.brand.code}:{self.code}" if self.brand_id else self.code
+
+    def clean(self) -> None:
+        unknown = [c for c in self.channels if c not in Channel.values]
+        if unknown:
+            raise ValidationError({"channels": _("Unknown channel(s): %(c)s") % {"c": ", ".join(unknown)}})
+
+    def allows_channel(self, channel: str) -> bool:
+        if not self.channels:
+            return channel == NO_CHANNEL
+        return channel in self.channels
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Evidence (ledger events, published notices): rows are added, never changed or removed."""
+
+    def update(self, **kwargs):  # type: ignore[override]
+        raise ValidationError(_("This is evidence: it is never updated."))
+
+    def delete(self):  # type: ignore[override]
+        raise ValidationError(_("This is evidence: it is never deleted."))
+
+    def bulk_update(self, *args, **kwargs):  # type: ignore[override]
+        raise ValidationError(_("This is evidence: it is never updated."))
+
+
+class Notice(models.Model):
+    """A versioned text shown to people. Published versions are never edited: a change is
+    a new version, and every consent event points at the one the person saw."""
+
+    class Kind(models.TextChoices):
+        PRIVACY_POLICY = "privacy_policy", _("Privacy policy")
+        MEMBER_AGREEMENT = "member_agreement", _("Member agreement")
+        PURPOSE_NOTICE = "purpose_notice", _("Purpose notice")
+
+    brand = models.ForeignKey(Brand, verbose_name=_("brand"), on_delete=models.PROTECT, related_name="notices")
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    purpose = models.ForeignKey(
+        Purpose, verbose_name=_("purpose"), null=True, blank=True, on_delete=models.PROTECT, related_name="notices"
+    )
+    locale = models.CharField(_("language"), max_length=10)
+    version = models.PositiveIntegerField(_("version"))
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("text"))
+    sha256 = models.CharField(_("SHA-256"), max_length=64, editable=False)
+    url = models.URLField(_("public URL"), blank=True)
+    published_at = models.DateTimeField(_("published"), default=timezone.now)
+    published_by = models.CharField(_("published by"), max_length=150, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("notice")
+        verbose_name_plural = _("notices")
+        ordering = ["brand__name", "kind", "purpose__code", "locale", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["brand", "kind", "purpose", "locale", "version"], name="notice_version_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["brand", "kind", "locale", "version"],
+                condition=Q(purpose__isnull=True),
+                name="notice_version_unique_without_purpose",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} v{self.version} ({self.locale})"
+
+    @staticmethod
+    def digest(title: str, body: str) -> str:
+        return hashlib.sha256(f"{title}\n\n{body}".encode()).hexdigest()
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValidationError(_("A published notice is never edited; publish a new version instead."))
+        self.sha256 = self.digest(self.title, self.body)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError(_("A published notice is evidence: it is never deleted."))
+
+    @property
+    def is_intact(self) -> bool:
+        return self.sha256 == self.digest(self.title, self.body)
+
+
+def canonical_json(value: Any) -> str:
+    """One text form per value: sorted keys, no spaces, UTF-8 kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class CanonicalJSONField(models.TextField):
+    """A JSON object stored as its canonical text rather than as jsonb.
+
+    The ledger's hash covers the evidence, and PostgreSQL re-formats jsonb; keeping the
+    exact canonical text lets the database recompute every hash itself (see
+    ``consent.ledger``) and Python read it without re-encoding.
+    """
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        return json.loads(value) if value else {}
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value else {}
+        return value
+
+    def get_prep_value(self, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        return canonical_json(value)
+
+    def value_to_string(self, obj: Any) -> str:
+        return canonical_json(self.value_from_object(obj))
+
+
+class ConsentEvent(models.Model):
+    """One act of consent: the ledger row a brand shows a regulator."""
+
+    member = models.ForeignKey(
+        Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="consent_events"
+    )
+    brand = models.ForeignKey(Brand, verbose_name=_("brand"), on_delete=models.PROTECT, related_name="+")
+    purpose = models.ForeignKey(Purpose, verbose_name=_("purpose"), on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, blank=True)
+    action = models.CharField(_("action"), max_length=10, choices=Action.choices)
+    occurred_at = models.DateTimeField(_("occurred"))
+    recorded_at = models.DateTimeField(_("recorded"), default=timezone.now)
+    source_type = models.CharField(_("source"), max_length=20, choices=SourceType.choices)
+    # Who or what: store code, API key prefix, import job id, username, …
+    source_ref = models.CharField(_("source reference"), max_length=200, blank=True)
+    store = models.ForeignKey(
+        Store, verbose_name=_("store"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    notice = models.ForeignKey(
+        Notice, verbose_name=_("notice shown"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # IP, user agent, checkbox text, file SHA-256 and row number, …
+    evidence = CanonicalJSONField(_("evidence"), default=dict, blank=True)
+    by_guardian = models.BooleanField(_("given by a guardian"), default=False)
+    external_id = models.CharField(_("external event id"), max_length=200, null=True, blank=True)
+    # The hash chain: per member, seq 1, 2, 3…; hash = SHA-256(prev_hash + content).
+    seq = models.PositiveIntegerField(_("sequence"))
+    prev_hash = models.CharField(_("previous hash"), max_length=64)
+    hash = models.CharField(_("hash"), max_length=64)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("consent event")
+        verbose_name_plural = _("consent ledger")
+        ordering = ["-recorded_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["member", "seq"], name="consent_event_chain_unique"),
+            models.UniqueConstraint(
+                fields=["brand", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="consent_event_external_id_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["brand", "purpose", "channel", "occurred_at"]),
+            models.Index(fields=["occurred_at"]),
+            models.Index(fields=["recorded_at"]),
+        ]
+
+    def __str__(self) -> str:
+        channel = f"/{self.channel}" if self.channel else ""
+        return f"#{self.pk} member {self.member_id} {self.action} {self.purpose_id}{channel}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValidationError(_("Consent events are evidence: they are never updated."))
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError(_("Consent events are evidence: they are never deleted."))
+
+
+class ChainHead(models.Model):
+    """The last event of each member's chain. Writers lock this row, so events of one
+    member are chained one after another while different members never wait."""
+
+    member = models.OneToOneField(Member, on_delete=models.PROTECT, primary_key=True, related_name="+")
+    seq = models.PositiveIntegerField(default=0)
+    hash = models.CharField(max_length=64)
+    # The hash before the last append: lets one statement advance the head and still hand
+    # the event its prev_hash (RETURNING only sees new values).
+    prev_hash = models.CharField(max_length=64, default="")
+
+    class Meta:
+        verbose_name = _("chain head")
+
+
+class ConsentState(models.Model):
+    """The current answer per member × brand × purpose × channel: a fold of the ledger."""
+
+    member = models.ForeignKey(
+        Member, verbose_name=_("member"), on_delete=models.CASCADE, related_name="consent_states"
+    )
+    brand = models.ForeignKey(Brand, verbose_name=_("brand"), on_delete=models.CASCADE, related_name="+")
+    purpose = models.ForeignKey(Purpose, verbose_name=_("purpose"), on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, blank=True)
+    action = models.CharField(_("state"), max_length=10, choices=Action.choices)
+    occurred_at = models.DateTimeField(_("as of"))
+    event = models.ForeignKey(ConsentEvent, verbose_name=_("event"), on_delete=models.PROTECT, related_name="+")
+    by_guardian = models.BooleanField(_("given by a guardian"), default=False)
+
+    class Meta:
+        verbose_name = _("consent state")
+        verbose_name_plural = _("consent states")
+        constraints = [
+            models.UniqueConstraint(fields=["member", "brand", "purpose", "channel"], name="consent_state_unique")
+        ]
+        indexes = [models.Index(fields=["brand", "purpose", "channel", "action"])]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.purpose_id}/{self.channel or '-'}: {self.action}"
+
+
+class Checkpoint(models.Model):
+    """Fixes every chain head at a moment: a Merkle root over (member, seq, hash) of all
+    heads, plus the heads that changed since the previous checkpoint. A deleted tail
+    event shows up as a chain shorter than a checkpoint says it was."""
+
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    last_event_id = models.BigIntegerField(_("last event"), default=0)
+    event_count = models.BigIntegerField(_("events"), default=0)
+    chain_count = models.BigIntegerField(_("chains"), default=0)
+    merkle_root = models.CharField(_("Merkle root"), max_length=64)
+
+    class Meta:
+        verbose_name = _("ledger checkpoint")
+        verbose_name_plural = _("ledger checkpoints")
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.pk} ({self.event_count} events, root {self.merkle_root[:12]}…)"
+
+
+class CheckpointHead(models.Model):
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, related_name="heads")
+    member_id = models.BigIntegerField()
+    seq = models.PositiveIntegerField()
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member_id", "checkpoint"], name="checkpoint_head_unique")]
+
+
+class LedgerVerification(models.Model):
+    """The outcome of each ``verify_consent_ledger`` run, for the compliance report."""
+
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    ok = models.BooleanField(_("intact"), default=False)
+    events_checked = models.BigIntegerField(_("events checked"), default=0)
+    checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    first_error = models.TextField(_("first problem"), blank=True)
+
+    class Meta:
+        verbose_name = _("ledger verification")
+        verbose_name_plural = _("ledger verifications")
+        ordering = ["-started_at"]
+
+
+class Preference(models.Model):
+    """How a member wants to hear from a brand. Changes are kept in PreferenceChange."""
+
+    class PromotionType(models.TextChoices):
+        DISCOUNT = "discount", _("Discounts")
+        SPEND_AND_SAVE = "spend_and_save", _("Spend-and-save (满减)")
+        POINTS = "points", _("Points")
+        GIFTS = "gifts", _("Gifts")
+        NEW_ARRIVALS = "new_arrivals", _("New arrivals")
+
+    member = models.ForeignKey(Member, verbose_name=_("member"), on_delete=models.CASCADE, related_name="preferences")
+    brand = models.ForeignKey(Brand, verbose_name=_("brand"), on_delete=models.CASCADE, related_name="+")
+    channels = models.JSONField(_("preferred channels"), default=list, blank=True)
+    max_per_week = models.PositiveSmallIntegerField(_("messages per week at most"), null=True, blank=True)
+    quiet_start = models.TimeField(_("quiet hours from"), null=True, blank=True)
+    quiet_end = models.TimeField(_("quiet hours until"), null=True, blank=True)
+    topics = models.JSONField(_("topics"), default=list, blank=True)
+    promotion_types = models.JSONField(_("promotion types"), default=list, blank=True)
+    language = models.CharField(_("language"), max_length=10, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("preference")
+        verbose_name_plural = _("preferences")
+        constraints = [models.UniqueConstraint(fields=["member", "brand"], name="preference_member_brand_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} @ {self.brand_id}"
+
+
+class PreferenceChange(models.Model):
+    preference = models.ForeignKey(Preference, on_delete=models.CASCADE, related_name="changes")
+    changed_at = models.DateTimeField(_("changed"), default=timezone.now)
+    source_type = models.CharField(_("source"), max_length=20, choices=SourceType.choices)
+    source_ref = models.CharField(_("source reference"), max_length=200, blank=True)
+    changes = models.JSONField(_("changes"), default=dict)
+
+    class Meta:
+        verbose_name = _("preference change")
+        verbose_name_plural = _("preference changes")
+        ordering = ["-changed_at", "-id"]
+
+
+class Suppression(models.Model):
+    """A contact point nobody may be sent anything on (hard bounce, complaint, manual),
+    whatever consent says. ``value`` is normalised like identities (E.164 phone,
+    lower-cased e-mail) so the set-based consent filter can join on it; ``brand`` empty
+    means every brand."""
+
+    class Reason(models.TextChoices):
+        BOUNCE = "bounce", _("Hard bounce")
+        COMPLAINT = "complaint", _("Complaint")
+        MANUAL = "manual", _("Added by staff")
+
+    brand = models.ForeignKey(Brand, verbose_name=_("brand"), null=True, blank=True, on_delete=models.CASCADE)
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    value = models.CharField(_("contact point"), max_length=254)
+    reason = models.CharField(_("reason"), max_length=10, choices=Reason.choices)
+    created_at = models.DateTimeField(_("added"), default=timezone.now)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("suppression")
+        verbose_name_plural = _("suppression list")
+        indexes = [models.Index(fields=["value", "channel"])]
+
+
+class DataUsage(models.Model):
+    """A member's data left the system (export, API segment read): who, why, how, when."""
+
+    member = models.ForeignKey(Member, verbose_name=_("member"), on_delete=models.CASCADE, related_name="data_usage")
+    brand = models.ForeignKey(Brand, verbose_name=_("brand"), on_delete=models.CASCADE, related_name="+")
+    purpose = models.ForeignKey(Purpose, verbose_name=_("purpose"), on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, blank=True)
+    context_type = models.CharField(_("context"), max_length=30)  # segment_export, api_segment_read, …
+    context_ref = models.CharField(_("reference"), max_length=200, blank=True)  # segment slug, export id
+    occurred_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("data usage")
+        verbose_name_plural = _("data usage log")
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["member", "occurred_at"])]
