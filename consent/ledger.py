@@ -445,11 +445,16 @@ def _verify_streaming(*, batch: int) -> VerificationResult:
     return VerificationResult(True, checked, chains, checkpoint.pk if checkpoint else None)
 
 
+def _evidence_text(event: ConsentEvent) -> str:
+    text = getattr(event, "_evidence_text", None)
+    return text if text is not None else canonical_json(event.evidence or {})
+
+
 def _prefix_of(event: ConsentEvent) -> str:
     return content_prefix(
         event.member_id, event.brand_id, event.purpose_id, event.channel, event.action, event.occurred_at,
         event.recorded_at, event.source_type, event.source_ref, event.store_id, event.notice_id, event.by_guardian,
-        event.external_id, event.evidence,
+        event.external_id, _evidence_text(event),
     )  # fmt: skip
 
 
@@ -513,7 +518,7 @@ def _append_postgres(event: ConsentEvent) -> bool:
         "member": event.member_id, "brand": event.brand_id, "purpose": event.purpose_id, "channel": event.channel,
         "action": event.action, "occurred_at": event.occurred_at, "recorded_at": event.recorded_at,
         "source_type": event.source_type, "source_ref": event.source_ref, "store": event.store_id,
-        "notice": event.notice_id, "evidence": canonical_json(event.evidence or {}),
+        "notice": event.notice_id, "evidence": _evidence_text(event),
         "by_guardian": event.by_guardian, "external_id": event.external_id,
         "genesis": GENESIS, "prefix": _prefix_of(event),
     }  # fmt: skip
@@ -547,7 +552,7 @@ def _append_portable(event: ConsentEvent) -> bool:
                 event.member_id, event.brand_id, event.purpose_id, event.channel, event.action,
                 ops.adapt_datetimefield_value(event.occurred_at), ops.adapt_datetimefield_value(event.recorded_at),
                 event.source_type, event.source_ref, event.store_id, event.notice_id,
-                canonical_json(event.evidence or {}), event.by_guardian, event.external_id,
+                _evidence_text(event), event.by_guardian, event.external_id,
                 event.seq, event.prev_hash, event.hash,
             ],
         )  # fmt: skip

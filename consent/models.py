@@ -196,11 +196,17 @@ class CanonicalJSONField(models.TextField):
 class ConsentEvent(models.Model):
     """One act of consent: the ledger row a brand shows a regulator."""
 
+    # Foreign keys without their own index where another index leads with the column or
+    # the column is never searched alone: every index is paid for on each append.
     member = models.ForeignKey(
-        Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="consent_events"
+        Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="consent_events", db_index=False
     )
-    brand = models.ForeignKey(Brand, verbose_name=_("brand"), on_delete=models.PROTECT, related_name="+")
-    purpose = models.ForeignKey(Purpose, verbose_name=_("purpose"), on_delete=models.PROTECT, related_name="+")
+    brand = models.ForeignKey(
+        Brand, verbose_name=_("brand"), on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    purpose = models.ForeignKey(
+        Purpose, verbose_name=_("purpose"), on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, blank=True)
     action = models.CharField(_("action"), max_length=10, choices=Action.choices)
     occurred_at = models.DateTimeField(_("occurred"))
@@ -209,10 +215,22 @@ class ConsentEvent(models.Model):
     # Who or what: store code, API key prefix, import job id, username, …
     source_ref = models.CharField(_("source reference"), max_length=200, blank=True)
     store = models.ForeignKey(
-        Store, verbose_name=_("store"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Store,
+        verbose_name=_("store"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     notice = models.ForeignKey(
-        Notice, verbose_name=_("notice shown"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Notice,
+        verbose_name=_("notice shown"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     # IP, user agent, checkbox text, file SHA-256 and row number, …
     evidence = CanonicalJSONField(_("evidence"), default=dict, blank=True)
@@ -228,7 +246,9 @@ class ConsentEvent(models.Model):
     class Meta:
         verbose_name = _("consent event")
         verbose_name_plural = _("consent ledger")
-        ordering = ["-recorded_at", "-id"]
+        # Ids grow with recorded_at, so "-id" orders by recording time without an index
+        # of its own on a table where every index is paid for on each append.
+        ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(fields=["member", "seq"], name="consent_event_chain_unique"),
             models.UniqueConstraint(
@@ -240,7 +260,6 @@ class ConsentEvent(models.Model):
         indexes = [
             models.Index(fields=["brand", "purpose", "channel", "occurred_at"]),
             models.Index(fields=["occurred_at"]),
-            models.Index(fields=["recorded_at"]),
         ]
 
     def __str__(self) -> str:
@@ -260,7 +279,9 @@ class ChainHead(models.Model):
     """The last event of each member's chain. Writers lock this row, so events of one
     member are chained one after another while different members never wait."""
 
-    member = models.OneToOneField(Member, on_delete=models.PROTECT, primary_key=True, related_name="+")
+    member = models.OneToOneField(
+        Member, on_delete=models.PROTECT, primary_key=True, related_name="+", db_constraint=False
+    )
     seq = models.PositiveIntegerField(default=0)
     hash = models.CharField(max_length=64)
     # The hash before the last append: lets one statement advance the head and still hand
@@ -274,15 +295,40 @@ class ChainHead(models.Model):
 class ConsentState(models.Model):
     """The current answer per member × brand × purpose × channel: a fold of the ledger."""
 
+    # A projection, rebuilt from the ledger at will: its foreign keys are not enforced by
+    # the database (each enforced key is a lookup on every consent write, and the ledger's
+    # own keys already are), and the unique (member, brand, purpose, channel) index serves
+    # lookups by member and brand, so no per-column indexes either.
     member = models.ForeignKey(
-        Member, verbose_name=_("member"), on_delete=models.CASCADE, related_name="consent_states"
+        Member,
+        verbose_name=_("member"),
+        on_delete=models.CASCADE,
+        related_name="consent_states",
+        db_index=False,
+        db_constraint=False,
     )
-    brand = models.ForeignKey(Brand, verbose_name=_("brand"), on_delete=models.CASCADE, related_name="+")
-    purpose = models.ForeignKey(Purpose, verbose_name=_("purpose"), on_delete=models.CASCADE, related_name="+")
+    brand = models.ForeignKey(
+        Brand, verbose_name=_("brand"), on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    purpose = models.ForeignKey(
+        Purpose,
+        verbose_name=_("purpose"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, blank=True)
     action = models.CharField(_("state"), max_length=10, choices=Action.choices)
     occurred_at = models.DateTimeField(_("as of"))
-    event = models.ForeignKey(ConsentEvent, verbose_name=_("event"), on_delete=models.PROTECT, related_name="+")
+    event = models.ForeignKey(
+        ConsentEvent,
+        verbose_name=_("event"),
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
     by_guardian = models.BooleanField(_("given by a guardian"), default=False)
 
     class Meta:

@@ -33,6 +33,10 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 GRANTING = {Action.GRANTED, Action.REQUESTED, Action.CONFIRMED}
+# Plain sets: checked on every write, and Enum.values builds a new list each time.
+_ACTIONS = frozenset(Action.values)
+_CHANNELS = frozenset(Channel.values)
+_SOURCES = frozenset(SourceType.values)
 MAX_SOURCE_REF = 200
 
 
@@ -93,9 +97,9 @@ def _validate(
     notice: Notice | None,
     store: Store | None,
 ) -> None:
-    if action not in Action.values:
+    if action not in _ACTIONS:
         raise ConsentError("action", f"{action!r} is not one of {', '.join(Action.values)}")
-    if channel != NO_CHANNEL and channel not in Channel.values:
+    if channel != NO_CHANNEL and channel not in _CHANNELS:
         raise ConsentError("channel", f"{channel!r} is not one of {', '.join(Channel.values)}")
     if not purpose.allows_channel(channel):
         allowed = ", ".join(purpose.channels) or "none"
@@ -141,7 +145,7 @@ def record_consent(
     """
     purpose = resolve_purpose(brand, purpose)
     occurred_at = occurred_at or timezone.now()
-    if source_type not in SourceType.values:
+    if source_type not in _SOURCES:
         raise ConsentError("source", f"{source_type!r} is not a known source")
     member = canonical_member(member)
     if action in GRANTING and member.status == Member.Status.ERASED:
@@ -159,19 +163,18 @@ def record_consent(
         notice=notice,
         store=store,
     )
+    evidence_text = "{}"
     if evidence is not None:
         if not isinstance(evidence, dict):
             raise ConsentError("evidence", "must be an object")
         try:
-            ledger.canonical_json(evidence)
+            evidence_text = ledger.canonical_json(evidence)
         except (TypeError, ValueError):
             raise ConsentError("evidence", "must contain only text, numbers, booleans, lists and objects") from None
     if external_id is not None:
+        # No look-up first: the unique (brand, external_id) constraint answers "seen before"
+        # for the price of the insert, and the except clause below fetches the stored event.
         external_id = str(external_id).strip()[:200] or None
-        if external_id:
-            existing = ConsentEvent.objects.filter(brand=brand, external_id=external_id).first()
-            if existing is not None:
-                return Recorded(existing, created=False, state_changed=False)
     if action == Action.CONFIRMED:
         # Only a person answering an open request confirms; nobody may skip double opt-in.
         current = (
@@ -183,20 +186,21 @@ def record_consent(
             raise ConsentError("action", "a confirmation needs an open double opt-in request ('requested') first")
     event = ConsentEvent(
         member_id=member.pk,
-        brand=brand,
-        purpose=purpose,
+        brand_id=brand.pk,
+        purpose_id=purpose.pk,
         channel=channel,
         action=action,
         occurred_at=occurred_at,
         recorded_at=timezone.now(),
         source_type=source_type,
         source_ref=(source_ref or "")[:MAX_SOURCE_REF],
-        store=store,
-        notice=notice,
+        store_id=store.pk if store else None,
+        notice_id=notice.pk if notice else None,
         evidence=evidence or {},
         by_guardian=by_guardian,
         external_id=external_id,
     )
+    event._evidence_text = evidence_text  # encoded once, hashed and stored as is
     try:
         if connection.vendor == "postgresql" and not connection.in_atomic_block:
             # One statement, so its own transaction: no BEGIN/COMMIT round trips.
