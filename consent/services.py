@@ -311,6 +311,7 @@ def publish_notice(
     body: str,
     purpose: Purpose | None = None,
     url: str = "",
+    published_at: dt.datetime | None = None,
 ) -> Notice:
     """Publish the next version of a notice. Earlier versions stay exactly as they were:
     consent events keep pointing at the text the person saw."""
@@ -336,6 +337,7 @@ def publish_notice(
         body=body,
         url=url,
         published_by=actor.label,
+        published_at=published_at or timezone.now(),
     )
     audit.record("notice.published", notice, changes={"version": notice.version, "sha256": notice.sha256})
     return notice

@@ -102,7 +102,8 @@ def _resolve(record: StoreRecord) -> Resolution:
     if not member_ids:
         member = Member.objects.create(**_profile_values(record), profile_observed_at=record.observed_at)
         Identity.objects.bulk_create([Identity(member=member, kind=k, value=v, store=record.store) for k, v in keys])
-        _upsert_membership(member, record)
+        # Nobody owned this store member id, so the membership is new too.
+        _create_membership(member, record)
         audit.record("member.created", member, changes={"store": record.store.code})
         return Resolution(member=member, created=True, new_identities=len(keys))
 
@@ -111,7 +112,9 @@ def _resolve(record: StoreRecord) -> Resolution:
     locked = list(Member.objects.select_for_update().filter(pk__in=member_ids).order_by("pk"))
     if len(locked) != len(member_ids) or any(not m.is_active for m in locked):
         raise ResolutionConflict
-    if _owners(keys) != owners:
+    # Where writers really run side by side (row locks exist), make sure nobody moved the
+    # identities between our read and the lock; SQLite runs one writer at a time.
+    if connection.features.has_select_for_update and _owners(keys) != owners:
         raise ResolutionConflict
 
     survivor = min(locked, key=lambda m: (m.created_at, m.pk))
@@ -136,7 +139,12 @@ def _resolve(record: StoreRecord) -> Resolution:
             result.changed_fields.append("attributes")
     if result.changed_fields or result.merges:
         survivor.save()
-    if _upsert_membership(survivor, record):
+    store_key = keys[0]  # identity_keys() puts the store member id first
+    if store_key in owners:
+        if _upsert_membership(survivor, record):
+            result.changed_fields.append("membership")
+    else:
+        _create_membership(survivor, record)
         result.changed_fields.append("membership")
     if result.changed_fields or result.new_identities:
         audit.record(
@@ -181,18 +189,23 @@ def _apply_profile(member: Member, values: dict[str, Any], observed_at: dt.datet
     return changed
 
 
-def _upsert_membership(member: Member, record: StoreRecord) -> bool:
-    membership, created = StoreMembership.objects.get_or_create(
+def _create_membership(member: Member, record: StoreRecord) -> StoreMembership:
+    return StoreMembership.objects.create(
+        member=member,
         store=record.store,
         store_member_id=record.store_member_id,
-        defaults={
-            "member": member,
-            "joined_at": record.joined_at,
-            "tier": record.tier,
-            "points": record.points or 0,
-        },
+        joined_at=record.joined_at,
+        tier=record.tier,
+        points=record.points or 0,
     )
-    if created:
+
+
+def _upsert_membership(member: Member, record: StoreRecord) -> bool:
+    # No get_or_create: its savepoint costs more than the look-up, and the unique
+    # (store, store member id) constraint still stops a concurrent duplicate.
+    membership = StoreMembership.objects.filter(store=record.store, store_member_id=record.store_member_id).first()
+    if membership is None:
+        _create_membership(member, record)
         return True
     changed = []
     if membership.member_id != member.pk:

@@ -1,0 +1,147 @@
+"""Demo consent for the demo people (see members.demo): purposes, notice versions, and a
+realistic ledger recorded through ``record_consent`` from every kind of source."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections import Counter
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from cdp import audit
+from members.models import Brand, Member
+
+from . import services
+from .models import ConsentEvent, Notice, Purpose
+
+PURPOSES = [
+    # code, name, channels, marketing, separate consent
+    ("marketing", "营销信息", ["sms", "email", "wechat"], True, False),
+    ("personalization", "个性化推荐", [], False, False),
+    ("analytics", "会员数据分析", [], False, False),
+    ("third_party_sharing", "向第三方提供", [], False, True),
+    ("cross_border_transfer", "跨境传输", [], False, True),
+]
+AGREEMENT = {
+    "zh-hans": ("会员协议", "欢迎加入{brand}会员。我们会按本协议和隐私政策处理您的个人信息……"),
+    "zh-hant": ("會員協議", "歡迎加入{brand}會員。我們會按本協議和隱私政策處理您的個人資料……"),
+    "en": ("Membership agreement", "Welcome to {brand} membership. We process your personal information as set out…"),
+    "ru": ("Соглашение об участии", "Добро пожаловать в клуб {brand}. Мы обрабатываем ваши персональные данные…"),
+}
+MARKETING_TEXT = "我同意{brand}通过短信、邮件和微信向我发送优惠和新品信息，可随时退订。"
+SOURCES = [("store", 50), ("import_job", 20), ("privacy_center", 15), ("api_key", 15)]
+
+
+def _notices(brand: Brand, purposes: dict[str, Purpose], now: dt.datetime) -> dict[str, list[Notice]]:
+    """Version 1 two years ago, version 2 half a year ago, for the agreement and each purpose."""
+    v1_at, v2_at = now - dt.timedelta(days=800), now - dt.timedelta(days=180)
+    notices: dict[str, list[Notice]] = {}
+    for locale, (title, body) in AGREEMENT.items():
+        for at, suffix in ((v1_at, ""), (v2_at, "（2026 修订）" if locale.startswith("zh") else " (2026)")):
+            services.publish_notice(
+                brand=brand, kind=Notice.Kind.MEMBER_AGREEMENT, locale=locale, title=title + suffix,
+                body=body.format(brand=brand.name), published_at=at,
+            )  # fmt: skip
+    for code, purpose in purposes.items():
+        versions = []
+        for at, text in ((v1_at, purpose.name), (v2_at, f"{purpose.name}（更新：明确保存期限与退订方式）")):
+            body = MARKETING_TEXT.format(brand=brand.name) if code == "marketing" else f"{brand.name}：{text}"
+            versions.append(
+                services.publish_notice(
+                    brand=brand, kind=Notice.Kind.PURPOSE_NOTICE, purpose=purpose, locale="zh-hans",
+                    title=text, body=body, published_at=at,
+                )
+            )  # fmt: skip
+        notices[code] = versions
+    return notices
+
+
+def seed_consent(*, people: list[Any], seed: int = 42) -> dict[str, Any]:
+    rng = random.Random(seed + 1)
+    now = timezone.now()
+    with audit.acting_as(audit.Actor(type="system", label="seed_demo")), transaction.atomic():
+        catalogue: dict[int, tuple[dict[str, Purpose], dict[str, list[Notice]]]] = {}
+        for brand in Brand.objects.all():
+            purposes = {
+                code: Purpose.objects.create(
+                    brand=brand,
+                    code=code,
+                    name=name,
+                    channels=channels,
+                    is_marketing=marketing,
+                    separate_consent=separate,
+                )  # fmt: skip
+                for code, name, channels, marketing, separate in PURPOSES
+            }
+            catalogue[brand.pk] = (purposes, _notices(brand, purposes, now))
+        for person in people:
+            store, _, values = person.records[0]
+            _person_consent(person, store, values["joined_at"], catalogue[store.brand_id], rng, now)
+    by_purpose = Counter(
+        f"{code}/{channel or '-'}:{action}"
+        for code, channel, action in ConsentEvent.objects.values_list("purpose__code", "channel", "action")
+    )
+    return {"events": ConsentEvent.objects.count(), "by_purpose": dict(sorted(by_purpose.items()))}
+
+
+def _person_consent(person, store, joined: dt.datetime, catalogue, rng: random.Random, now: dt.datetime) -> None:
+    purposes, notices = catalogue
+    brand = store.brand
+    member = Member.objects.get(pk=person.member_id)
+    minor = (now.date() - person.birth_date).days < 14 * 365
+
+    def notice_for(code: str, when: dt.datetime) -> Notice:
+        v1, v2 = notices[code]
+        return v2 if when >= v2.published_at else v1
+
+    def record(code: str, action: str, when: dt.datetime, channel: str = "", source: str | None = None) -> None:
+        source = source or rng.choices([s for s, _ in SOURCES], weights=[w for _, w in SOURCES])[0]
+        evidence: dict[str, Any] = {"checkbox": notice_for(code, when).title}
+        if source == "import_job":
+            evidence.update({"file_sha256": f"{rng.getrandbits(256):064x}", "row": rng.randint(2, 50000)})
+        elif source in ("privacy_center", "double_opt_in", "unsubscribe_link"):
+            evidence.update(
+                {"ip": f"203.0.113.{rng.randint(1, 254)}", "user_agent": "Mozilla/5.0 (iPhone) MicroMessenger"}
+            )
+        services.record_consent(
+            member=member, brand=brand, purpose=purposes[code], channel=channel, action=action,
+            occurred_at=min(when, now), source_type=source,
+            source_ref=store.code if source == "store" else f"demo-{source}",
+            store=store if source == "store" else None, notice=notice_for(code, when), evidence=evidence,
+            by_guardian=minor and rng.random() < 0.5,
+        )  # fmt: skip
+
+    at_join = joined + dt.timedelta(minutes=rng.randint(0, 30))
+    if rng.random() < 0.60:
+        record("marketing", "granted", at_join, "sms")
+        if rng.random() < 0.12:
+            later = at_join + dt.timedelta(days=rng.randint(5, 300))
+            record(
+                "marketing",
+                "withdrawn",
+                later,
+                "sms",
+                rng.choice(["privacy_center", "unsubscribe_link", "sms_keyword"]),
+            )
+    if person.email and rng.random() < 0.85:  # about 35% of all people
+        record("marketing", "requested", at_join, "email")
+        if rng.random() < 0.5:
+            record("marketing", "confirmed", at_join + dt.timedelta(hours=rng.randint(1, 48)), "email", "double_opt_in")
+    if person.unionid and rng.random() < 0.6:
+        record("marketing", "granted", at_join, "wechat")
+    if rng.random() < 0.70:
+        record("personalization", "granted", at_join)
+        if rng.random() < 0.05:
+            record(
+                "personalization",
+                "withdrawn",
+                at_join + dt.timedelta(days=rng.randint(10, 400)),
+                source="privacy_center",
+            )
+    if rng.random() < 0.40:
+        record("analytics", "granted", at_join)
+    if rng.random() < 0.05:
+        record("third_party_sharing", "granted", at_join + dt.timedelta(days=1), source="privacy_center")
