@@ -51,6 +51,7 @@ from .models import (
     Purpose,
     Suppression,
 )
+from .receipts import receipt_urls
 from .services import ConsentError
 
 TIMELINE_EVENTS = 50
@@ -328,6 +329,7 @@ class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         custom = [
             path("export.csv", self.admin_site.admin_view(self.export_view), name="consent_consentevent_export"),
             path("report/", self.admin_site.admin_view(self.report_view), name="consent_report"),
+            *receipt_urls(self.admin_site),
         ]
         return custom + super().get_urls()
 

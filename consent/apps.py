@@ -14,3 +14,7 @@ class ConsentConfig(AppConfig):
 
         member_signals.member_merged.connect(receivers.member_merged, dispatch_uid="consent.member_merged")
         member_signals.member_unmerged.connect(receivers.member_unmerged, dispatch_uid="consent.member_unmerged")
+
+        from . import mail
+
+        mail.connect()

@@ -98,6 +98,8 @@ def _person_consent(person, store, joined: dt.datetime, catalogue, rng: random.R
         return v2 if when >= v2.published_at else v1
 
     def record(code: str, action: str, when: dt.datetime, channel: str = "", source: str | None = None) -> None:
+        if when > now:  # a withdrawal "later" than today has not happened yet
+            return
         source = source or rng.choices([s for s, _ in SOURCES], weights=[w for _, w in SOURCES])[0]
         evidence: dict[str, Any] = {"checkbox": notice_for(code, when).title}
         if source == "import_job":
@@ -108,7 +110,7 @@ def _person_consent(person, store, joined: dt.datetime, catalogue, rng: random.R
             )
         services.record_consent(
             member=member, brand=brand, purpose=purposes[code], channel=channel, action=action,
-            occurred_at=min(when, now), source_type=source,
+            occurred_at=when, source_type=source,
             source_ref=store.code if source == "store" else f"demo-{source}",
             store=store if source == "store" else None, notice=notice_for(code, when), evidence=evidence,
             by_guardian=minor and rng.random() < 0.5,

@@ -21,7 +21,7 @@ from cdp import audit
 
 from . import signals
 from .identities import RULE_PRIORITY, StoreRecord, store_member_value
-from .models import Identity, IdentityKind, LifecycleStage, Member, MergeEvent, Order, Store, StoreMembership
+from .models import Identity, IdentityKind, Member, MergeEvent, Order, Store, StoreMembership
 
 logger = logging.getLogger(__name__)
 
@@ -399,100 +399,14 @@ def record_order(
     return order, created
 
 
+def refresh_member_metrics(*, member_ids: Sequence[int] | None = None, now: dt.datetime | None = None) -> int:
+    """Recompute order aggregates and lifecycle stages; see ``members.metrics``."""
+    from .metrics import refresh_member_metrics as refresh
+
+    return refresh(member_ids=member_ids, now=now)
+
+
 def _schedule_metrics(member_ids: list[int]) -> None:
     from .tasks import refresh_member_metrics as task
 
     task.delay(member_ids=member_ids)
-
-
-# --- Metrics ---------------------------------------------------------------------------
-
-
-def _stage_sql() -> str:
-    return f"""
-        CASE
-          WHEN agg.order_count = 0 THEN '{LifecycleStage.PROSPECT}'
-          WHEN agg.first_order_at >= %(new_since)s THEN '{LifecycleStage.NEW}'
-          WHEN agg.last_order_at >= %(active_since)s AND agg.recent_orders >= %(loyal_min)s
-            THEN '{LifecycleStage.LOYAL}'
-          WHEN agg.last_order_at >= %(active_since)s THEN '{LifecycleStage.ACTIVE}'
-          WHEN agg.last_order_at >= %(at_risk_since)s THEN '{LifecycleStage.AT_RISK}'
-          ELSE '{LifecycleStage.LAPSED}'
-        END"""
-
-
-def refresh_member_metrics(*, member_ids: Sequence[int] | None = None, now: dt.datetime | None = None) -> int:
-    """Recompute order count, spend, first/last order and lifecycle stage.
-
-    Two set-based statements whatever the number of members: one UPDATE … FROM an
-    aggregate of orders for members who have any, one for members who have none (any
-    longer). Rows whose values would not change are not written. Returns rows written.
-    """
-    now = now or timezone.now()
-    ops = connection.ops
-    member_table = Member._meta.db_table
-    order_table = Order._meta.db_table
-    params: dict[str, Any] = {
-        "now": ops.adapt_datetimefield_value(now),
-        "new_since": ops.adapt_datetimefield_value(now - dt.timedelta(days=settings.LIFECYCLE_NEW_DAYS)),
-        "active_since": ops.adapt_datetimefield_value(now - dt.timedelta(days=settings.LIFECYCLE_ACTIVE_DAYS)),
-        "at_risk_since": ops.adapt_datetimefield_value(now - dt.timedelta(days=settings.LIFECYCLE_AT_RISK_DAYS)),
-        "loyal_since": ops.adapt_datetimefield_value(now - dt.timedelta(days=settings.LIFECYCLE_LOYAL_WINDOW_DAYS)),
-        "loyal_min": settings.LIFECYCLE_LOYAL_MIN_ORDERS,
-        "merged": Member.Status.MERGED.value,
-        "prospect": LifecycleStage.PROSPECT.value,
-    }
-    scope_orders = scope_members = ""
-    if member_ids is not None:
-        ids = [int(pk) for pk in member_ids]
-        if not ids:
-            return 0
-        placeholders = ", ".join(f"%(id{i})s" for i in range(len(ids)))
-        params.update({f"id{i}": pk for i, pk in enumerate(ids)})
-        scope_orders = f"AND o.member_id IN ({placeholders})"
-        scope_members = f"AND m.id IN ({placeholders})"
-    distinct = "IS DISTINCT FROM" if connection.vendor == "postgresql" else "IS NOT"
-    # Only table names and fixed SQL are interpolated; every value is a parameter.
-    with_orders = f"""
-        UPDATE {member_table} AS m SET
-          order_count = agg.order_count,
-          total_spent = agg.total_spent,
-          first_order_at = agg.first_order_at,
-          last_order_at = agg.last_order_at,
-          lifecycle_stage = agg.stage,
-          metrics_refreshed_at = %(now)s
-        FROM (
-          SELECT agg.*, {_stage_sql()} AS stage FROM (
-            SELECT o.member_id,
-                   COUNT(*) AS order_count,
-                   SUM(o.amount) AS total_spent,
-                   MIN(o.placed_at) AS first_order_at,
-                   MAX(o.placed_at) AS last_order_at,
-                   SUM(CASE WHEN o.placed_at >= %(loyal_since)s THEN 1 ELSE 0 END) AS recent_orders
-            FROM {order_table} o
-            WHERE o.member_id IS NOT NULL {scope_orders}
-            GROUP BY o.member_id
-          ) agg
-        ) agg
-        WHERE m.id = agg.member_id
-          AND (m.order_count {distinct} agg.order_count
-               OR m.total_spent {distinct} agg.total_spent
-               OR m.first_order_at {distinct} agg.first_order_at
-               OR m.last_order_at {distinct} agg.last_order_at
-               OR m.lifecycle_stage {distinct} agg.stage)
-    """  # noqa: S608
-    without_orders = f"""
-        UPDATE {member_table} AS m SET
-          order_count = 0, total_spent = 0, first_order_at = NULL, last_order_at = NULL,
-          lifecycle_stage = %(prospect)s, metrics_refreshed_at = %(now)s
-        WHERE (m.order_count <> 0 OR m.lifecycle_stage <> %(prospect)s OR m.last_order_at IS NOT NULL)
-          {scope_members}
-          AND NOT EXISTS (SELECT 1 FROM {order_table} o WHERE o.member_id = m.id)
-    """  # noqa: S608
-    written = 0
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(with_orders, params)
-        written += max(cursor.rowcount, 0)
-        cursor.execute(without_orders, params)
-        written += max(cursor.rowcount, 0)
-    return written

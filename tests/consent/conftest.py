@@ -58,3 +58,35 @@ def consent_officer(db):
 def consent_clerk(db):
     """Staff who may read the consent admin but not see contact points or evidence values."""
     return _staff_with("consent-clerk", [*MEMBER_PERMS, *CONSENT_VIEW_PERMS])
+
+
+# --- Mail links, SMS replies and receipts (double opt-in, unsubscribe, receipts) ---------
+
+
+@pytest.fixture
+def mail_subscriber(brand):
+    """A member of the brand with an e-mail address and a phone identity, language zh-hans."""
+    from members.models import Identity
+    from tests.factories import MemberFactory
+
+    member = MemberFactory(locale="zh-hans")
+    Identity.objects.create(member=member, kind="phone", value=member.phone)
+    Identity.objects.create(member=member, kind="email", value=member.email)
+    return member
+
+
+@pytest.fixture
+def consent_receipts():
+    """Receipt mails on, as ``ConsentConfig.ready()`` turns them on with ``consent.mail.connect``.
+    Turned off again afterwards only if this fixture was what turned them on."""
+    from consent import mail as consent_mail
+    from consent import signals as consent_signals
+
+    def connected() -> bool:
+        return any(key[0] == "consent.mail.receipts" for key, *_ in consent_signals.consent_changed.receivers)
+
+    already = connected()
+    consent_mail.connect()
+    yield
+    if not already:
+        consent_signals.consent_changed.disconnect(dispatch_uid="consent.mail.receipts")

@@ -1,0 +1,173 @@
+"""Consent receipts: a person's own copy of one consent event, in the field names of the
+Kantara Initiative Consent Receipt Specification v1.1, plus a readable HTML version.
+
+The receipt id is derived from the event's chain hash: stable (the same event always
+gives the same receipt), unguessable (nobody can enumerate other people's receipts), and
+it ties the person's copy to the ledger row a regulator would be shown.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.admin import AdminSite
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django.urls import URLPattern, path, reverse
+from django.utils import translation
+
+from .models import NO_CHANNEL, Action, Channel, ConsentEvent, Notice, SourceType
+
+KANTARA_VERSION = "KI-CR-v1.1.0"
+# The receipt describes an event the person explicitly made or confirmed; implied consent
+# is not something this platform records.
+CONSENT_TYPE = "EXPLICIT"
+TERMINATION = "until withdrawn"
+THIRD_PARTY_PURPOSE = "third_party_sharing"
+NO_CHANNEL_CATEGORY = "profile"  # purposes that contact nobody use the profile data
+
+
+def load_event(pk: int) -> ConsentEvent | None:
+    """An event with everything a receipt shows, in one query."""
+    return (
+        ConsentEvent.objects.select_related("brand", "purpose", "notice", "store", "member__merged_into")
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def receipt_id(event: ConsentEvent) -> str:
+    return str(uuid.UUID(hex=event.hash[:32]))
+
+
+def receipt_filename(event: ConsentEvent) -> str:
+    return f"consent-receipt-{event.pk}.json"
+
+
+def policy_url(notice: Notice | None) -> str:
+    """Where the exact text the person was shown can be read again."""
+    if notice is None:
+        return settings.SITE_URL + "/privacy/"
+    return notice.url or settings.SITE_URL + reverse("consent:notice", args=[notice.pk])
+
+
+def collection_method(event: ConsentEvent) -> str:
+    label = str(SourceType(event.source_type).label) if event.source_type in SourceType.values else event.source_type
+    return f"{label}: {event.store.name}" if event.store_id and event.store else label
+
+
+def receipt_for(event: ConsentEvent) -> dict[str, Any]:
+    """The Kantara v1.1 receipt of ``event`` as a JSON-ready dict. ``publicKey`` is left
+    out: receipts are not signed separately, the ledger's hash chain is the proof."""
+    brand, purpose, notice = event.brand, event.purpose, event.notice
+    return {
+        "version": KANTARA_VERSION,
+        "jurisdiction": brand.jurisdiction,
+        "consentTimestamp": int(event.occurred_at.timestamp()),
+        "collectionMethod": collection_method(event),
+        "consentReceiptID": receipt_id(event),
+        "language": notice.locale if notice else translation.get_language() or settings.LANGUAGE_CODE,
+        # Pseudonymous: a receipt travels by mail and may be forwarded; never a contact point.
+        "piiPrincipalId": f"member-{event.member_id}",
+        "piiControllers": [
+            {
+                "piiController": brand.legal_name or brand.name,
+                "contact": brand.name,
+                "address": brand.address,
+                "email": brand.privacy_email,
+                "phone": "",
+            }
+        ],
+        "policyUrl": policy_url(notice),
+        "services": [
+            {
+                "service": brand.name,
+                "purposes": [
+                    {
+                        "purpose": purpose.name,
+                        "purposeCategory": [purpose.code],
+                        "consentType": CONSENT_TYPE,
+                        "piiCategory": [event.channel or NO_CHANNEL_CATEGORY],
+                        "primaryPurpose": not purpose.separate_consent,
+                        "termination": TERMINATION,
+                        "thirdPartyDisclosure": purpose.code == THIRD_PARTY_PURPOSE,
+                        "action": event.action,
+                        "channel": event.channel,
+                    }
+                ],
+            }
+        ],
+        "sensitive": purpose.separate_consent,
+        "spiCat": [],
+        # Not in the specification: what ties this copy to the ledger and the notice text.
+        "evidence": {
+            "notice": {"id": notice.pk, "version": notice.version, "sha256": notice.sha256} if notice else None,
+            "eventHash": event.hash,
+            "sequence": event.seq,
+        },
+    }
+
+
+def _label(choices: Any, value: str) -> str:
+    return str(choices(value).label) if value in choices.values else value
+
+
+def render_receipt_html(event: ConsentEvent, *, withdraw_url: str | None = None, json_url: str | None = None) -> str:
+    """The receipt as a standalone HTML document (a mail body, or an admin page), in the
+    active language."""
+    receipt = receipt_for(event)
+    context = {
+        "receipt": receipt,
+        "event": event,
+        "brand": event.brand,
+        "purpose": event.purpose,
+        "notice": event.notice,
+        "action_label": _label(Action, event.action),
+        "channel_label": _label(Channel, event.channel) if event.channel != NO_CHANNEL else "",
+        "controller": receipt["piiControllers"][0],
+        "withdraw_url": withdraw_url,
+        "json_url": json_url,
+    }
+    return render_to_string("consent/receipt.html", context)
+
+
+# --- Admin views -------------------------------------------------------------------------
+
+
+def _admin_event(admin_site: AdminSite, request: HttpRequest, object_id: int) -> ConsentEvent:
+    # Same permission as the ledger page the link sits on; one check for both views.
+    model_admin = admin_site._registry.get(ConsentEvent)
+    if model_admin is None or not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    event = load_event(object_id)
+    if event is None:
+        raise Http404
+    return event
+
+
+def receipt_urls(admin_site: AdminSite) -> list[URLPattern]:
+    """URL patterns for ``ConsentEventAdmin.get_urls`` (before the default ones, whose
+    ``<path:object_id>/`` would swallow them): the receipt as HTML and as JSON."""
+
+    def html_view(request: HttpRequest, object_id: int) -> HttpResponse:
+        event = _admin_event(admin_site, request, object_id)
+        json_url = reverse(f"{admin_site.name}:consent_consentevent_receipt_json", args=[event.pk])
+        return HttpResponse(render_receipt_html(event, json_url=json_url))
+
+    def json_view(request: HttpRequest, object_id: int) -> HttpResponse:
+        event = _admin_event(admin_site, request, object_id)
+        body = json.dumps(receipt_for(event), ensure_ascii=False, indent=2)
+        response = HttpResponse(body, content_type="application/json; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{receipt_filename(event)}"'
+        return response
+
+    views: list[tuple[str, Callable[..., HttpResponse], str]] = [
+        ("<int:object_id>/receipt/", html_view, "consent_consentevent_receipt"),
+        ("<int:object_id>/receipt.json", json_view, "consent_consentevent_receipt_json"),
+    ]
+    return [path(route, admin_site.admin_view(view), name=name) for route, view, name in views]

@@ -1,0 +1,271 @@
+"""Verifying the consent ledger: every hash, every link, every checkpoint.
+
+On PostgreSQL the database recomputes the hashes in one scan; elsewhere Python streams
+the ledger in keyset-paginated batches. Both apply the same rules and give the same
+messages, and the suite runs both (SQLite in ``make test``, PostgreSQL in ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db import connection
+
+from .ledger import (
+    FORMAT,
+    GENESIS,
+    HASHED_FIELDS,
+    MerkleBuilder,
+    _heads_as_of,
+    chain_hash,
+    content_of,
+    head_leaf,
+)
+from .models import Checkpoint, CheckpointHead, ConsentEvent
+
+
+@dataclass
+class VerificationResult:
+    ok: bool
+    events_checked: int
+    chains_checked: int
+    checkpoint_id: int | None
+    first_error: str = ""
+    first_bad_event_id: int | None = None
+
+
+def _stream_events(batch: int) -> Iterator[tuple]:
+    """Every event as (id, prev_hash, hash, *HASHED_FIELDS), ordered by (member, seq),
+    fetched with keyset pagination (a row-value comparison the (member, seq) unique index
+    serves) so memory stays flat and no long-running cursor is held. Raw SQL: the ORM's
+    per-row conversions would cost more than the hashing."""
+    table = ConsentEvent._meta.db_table
+    columns = ", ".join(["id", "prev_hash", "hash", *HASHED_FIELDS])
+    sql = f"""
+        SELECT {columns} FROM {table}
+        WHERE (member_id, seq) > (%s, %s)
+        ORDER BY member_id, seq
+        LIMIT %s
+    """  # noqa: S608 - table and column names only
+    last_member, last_seq = -1, 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [last_member, last_seq, batch])
+            page = cursor.fetchall()
+        if not page:
+            return
+        yield from page
+        last_member, last_seq = page[-1][3], page[-1][4]
+
+
+def verify_ledger(*, batch: int = 20000) -> VerificationResult:
+    """Recompute every hash and link, and check every chain against the last checkpoint.
+
+    Finds changed fields (hash mismatch), deleted or inserted middle events (broken link
+    or sequence gap), and deleted tail events (chain shorter than the checkpoint fixed).
+    On PostgreSQL the database recomputes the hashes in one scan (``_verify_postgres``);
+    elsewhere Python streams the ledger. Both follow the same rules and messages, and
+    the suite runs on both.
+    """
+    tampered = _first_tampered_notice()
+    if tampered:
+        checkpoint = Checkpoint.objects.order_by("-pk").first()
+        return VerificationResult(False, 0, 0, checkpoint.pk if checkpoint else None, tampered, None)
+    if connection.vendor == "postgresql":
+        return _verify_postgres()
+    return _verify_streaming(batch=batch)
+
+
+def _first_tampered_notice() -> str:
+    """Events point at notices by id; a notice whose text no longer matches the SHA-256
+    taken when it was published would change what people are said to have read."""
+    from .models import Notice
+
+    for notice in Notice.objects.order_by("pk").iterator(chunk_size=500):
+        if not notice.is_intact:
+            return f"notice {notice.pk} ({notice.title} v{notice.version}): text does not match its SHA-256"
+    return ""
+
+
+def _content_sql(e: str) -> str:
+    """SQL for the bytes ``content_of`` produces, over event alias ``e``."""
+    sep = " || chr(31) || "
+    parts = [
+        "%(format)s",
+        f"{e}.member_id::text",
+        f"{e}.brand_id::text",
+        f"{e}.purpose_id::text",
+        f"{e}.channel",
+        f"{e}.action",
+        f"(EXTRACT(EPOCH FROM {e}.occurred_at) * 1000000)::bigint::text",
+        f"(EXTRACT(EPOCH FROM {e}.recorded_at) * 1000000)::bigint::text",
+        f"{e}.source_type",
+        f"{e}.source_ref",
+        f"COALESCE({e}.store_id::text, '')",
+        f"COALESCE({e}.notice_id::text, '')",
+        f"CASE WHEN {e}.by_guardian THEN '1' ELSE '0' END",
+        f"COALESCE({e}.external_id, '')",
+        f"{e}.evidence",
+        f"{e}.seq::text",
+    ]
+    return sep.join(parts)
+
+
+def _verify_postgres() -> VerificationResult:
+    events = ConsentEvent._meta.db_table
+    scan = f"""
+        SELECT COUNT(*) AS events,
+               COUNT(*) FILTER (WHERE first_in_chain) AS chains,
+               MIN(ARRAY[member_id, seq]) FILTER (WHERE problem IS NOT NULL) AS first_bad
+        FROM (
+          SELECT e.member_id, e.seq, LAG(e.seq) OVER w IS NULL AS first_in_chain,
+                 CASE
+                   WHEN e.seq <> COALESCE(LAG(e.seq) OVER w, 0) + 1 THEN 'gap'
+                   WHEN e.prev_hash <> COALESCE(LAG(e.hash) OVER w, %(genesis)s) THEN 'link'
+                   WHEN e.hash <> encode(sha256(convert_to(e.prev_hash || {_content_sql("e")}, 'UTF8')), 'hex')
+                     THEN 'hash'
+                 END AS problem
+          FROM {events} e
+          WINDOW w AS (PARTITION BY e.member_id ORDER BY e.seq)
+        ) checked
+    """  # noqa: S608 - table name and fixed SQL only
+    checkpoint = Checkpoint.objects.order_by("-pk").first()
+    checkpoint_id = checkpoint.pk if checkpoint else None
+    with connection.cursor() as cursor:
+        cursor.execute(scan, {"genesis": GENESIS, "format": FORMAT})
+        count, chains, first_bad = cursor.fetchone()
+    if first_bad is not None:
+        # Name the problem exactly as the streaming check would, from the chain's start.
+        member_id, seq = first_bad
+        return _describe_chain_problem(member_id, seq, count, chains, checkpoint_id)
+    if checkpoint is None:
+        return VerificationResult(True, count, chains, None)
+    problem = _checkpoint_problem_postgres(checkpoint)
+    if problem:
+        return VerificationResult(False, count, chains, checkpoint_id, problem, None)
+    return VerificationResult(True, count, chains, checkpoint_id)
+
+
+def _describe_chain_problem(member_id: int, seq: int, count: int, chains: int, checkpoint_id: int | None):
+    prev_seq, prev_hash = 0, GENESIS
+    fields = ("pk", "prev_hash", "hash", *HASHED_FIELDS)
+    for row in ConsentEvent.objects.filter(member_id=member_id, seq__lte=seq).order_by("seq").values_list(*fields):
+        event_id, stored_prev, stored_hash, *values = row
+        message = _link_problem(event_id, member_id, values[1], prev_seq, stored_prev, prev_hash, stored_hash, values)
+        if message:
+            return VerificationResult(False, count, chains, checkpoint_id, message, event_id)
+        prev_seq, prev_hash = values[1], stored_hash
+    return VerificationResult(
+        False, count, chains, checkpoint_id, f"member {member_id}: chain broken at seq {seq}", None
+    )
+
+
+def _link_problem(event_id, member_id, seq, prev_seq, stored_prev, prev_hash, stored_hash, values) -> str:
+    if seq != prev_seq + 1:
+        return f"event {event_id} (member {member_id}): seq {seq} follows {prev_seq}, an event is missing"
+    if stored_prev != prev_hash:
+        return f"event {event_id} (member {member_id}, seq {seq}): does not link to the event before it"
+    if chain_hash(stored_prev, content_of(tuple(values))) != stored_hash:
+        return f"event {event_id} (member {member_id}, seq {seq}): content does not match its hash"
+    return ""
+
+
+def _checkpoint_problem_postgres(checkpoint: Checkpoint) -> str:
+    events, heads = ConsentEvent._meta.db_table, CheckpointHead._meta.db_table
+    sql = f"""
+        SELECT x.member_id, x.seq, e.id, e.hash = x.hash,
+               (SELECT MAX(seq) FROM {events} m WHERE m.member_id = x.member_id)
+        FROM {heads} x
+        JOIN (SELECT member_id, MAX(checkpoint_id) AS cp FROM {heads}
+              WHERE checkpoint_id <= %s GROUP BY member_id) latest
+          ON latest.member_id = x.member_id AND latest.cp = x.checkpoint_id
+        LEFT JOIN {events} e ON e.member_id = x.member_id AND e.seq = x.seq
+        WHERE e.id IS NULL OR e.hash <> x.hash
+        ORDER BY x.member_id
+        LIMIT 1
+    """  # noqa: S608 - table names only
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [checkpoint.pk])
+        row = cursor.fetchone()
+    if row is not None:
+        member_id, seq, event_id, _, last_seq = row
+        if last_seq is None:
+            return f"member {member_id}: chain missing, checkpoint {checkpoint.pk} fixed it at seq {seq}"
+        if event_id is None:
+            return (
+                f"member {member_id}: chain ends at seq {last_seq} but checkpoint {checkpoint.pk} fixed it at "
+                f"seq {seq}: events were deleted from its end"
+            )
+        return f"event {event_id}: differs from the head fixed by checkpoint {checkpoint.pk}"
+    root = MerkleBuilder()
+    for member_id, seq, hash_ in _heads_as_of(checkpoint):
+        root.add(head_leaf(member_id, seq, hash_))
+    if root.root() != checkpoint.merkle_root:
+        return f"checkpoint {checkpoint.pk}: Merkle root does not match the chain heads"
+    return ""
+
+
+def _verify_streaming(*, batch: int) -> VerificationResult:
+    checkpoint = Checkpoint.objects.order_by("-pk").first()
+    expected_heads = _heads_as_of(checkpoint) if checkpoint else iter(())
+    next_expected = next(expected_heads, None)
+    checked = chains = 0
+    current_member: int | None = None
+    prev_hash = GENESIS
+    prev_seq = 0
+    root = MerkleBuilder()
+    # Heads per chain at the checkpoint's last event, to recompute the Merkle root.
+    checkpoint_head: tuple[int, int, str] | None = None
+
+    def fail(message: str, event_id: int | None) -> VerificationResult:
+        return VerificationResult(False, checked, chains, checkpoint.pk if checkpoint else None, message, event_id)
+
+    def close_chain(member_id: int, last_seq: int) -> str | None:
+        nonlocal next_expected, checkpoint_head
+        if checkpoint_head is not None:
+            root.add(head_leaf(*checkpoint_head))
+            checkpoint_head = None
+        if next_expected is not None and next_expected[0] < member_id:
+            return f"member {next_expected[0]}: chain missing, checkpoint {checkpoint.pk} fixed it at seq {next_expected[1]}"
+        if next_expected is not None and next_expected[0] == member_id:
+            if last_seq < next_expected[1]:
+                return (
+                    f"member {member_id}: chain ends at seq {last_seq} but checkpoint {checkpoint.pk} fixed it at "
+                    f"seq {next_expected[1]}: events were deleted from its end"
+                )
+            next_expected = next(expected_heads, None)
+        return None
+
+    for row in _stream_events(batch):
+        event_id, stored_prev, stored_hash, *fields = row
+        member_id, seq = fields[0], fields[1]
+        if member_id != current_member:
+            if current_member is not None:
+                problem = close_chain(current_member, prev_seq)
+                if problem:
+                    return fail(problem, None)
+            current_member, prev_hash, prev_seq = member_id, GENESIS, 0
+            chains += 1
+        problem = _link_problem(event_id, member_id, seq, prev_seq, stored_prev, prev_hash, stored_hash, fields)
+        if problem:
+            return fail(problem, event_id)
+        at_fixed_head = next_expected is not None and next_expected[0] == member_id and next_expected[1] == seq
+        if at_fixed_head and next_expected[2] != stored_hash:
+            return fail(f"event {event_id}: differs from the head fixed by checkpoint {checkpoint.pk}", event_id)
+        if checkpoint is not None and event_id <= checkpoint.last_event_id:
+            checkpoint_head = (member_id, seq, stored_hash)
+        prev_hash, prev_seq = stored_hash, seq
+        checked += 1
+    if current_member is not None:
+        problem = close_chain(current_member, prev_seq)
+        if problem:
+            return fail(problem, None)
+    if next_expected is not None:
+        return fail(
+            f"member {next_expected[0]}: chain missing, checkpoint {checkpoint.pk} fixed it at seq {next_expected[1]}",
+            None,
+        )
+    if checkpoint is not None and root.root() != checkpoint.merkle_root:
+        return fail(f"checkpoint {checkpoint.pk}: Merkle root does not match the chain heads", None)
+    return VerificationResult(True, checked, chains, checkpoint.pk if checkpoint else None)
