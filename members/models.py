@@ -46,6 +46,7 @@ class Brand(models.Model):
     legal_name = models.CharField(_("legal name"), max_length=200, blank=True)
     privacy_email = models.EmailField(_("privacy contact e-mail"), blank=True)
     address = models.CharField(_("address"), max_length=300, blank=True)
+
     class Jurisdiction(models.TextChoices):
         CN = "CN", _("China (PIPL)")
         EU = "EU", _("European Union (GDPR)")

@@ -59,7 +59,10 @@ def test_suppressions_are_normalised_and_idempotent(brand):
     first = services.add_suppression(channel="sms", value="138 0013 8000", reason="complaint")
     again = services.add_suppression(channel="sms", value="+86-138-0013-8000", reason="complaint")
     assert first.pk == again.pk and first.value == "+8613800138000"
-    assert services.add_suppression(channel="email", value=" A@Example.com ", reason="bounce", brand=brand).value == "a@example.com"
+    assert (
+        services.add_suppression(channel="email", value=" A@Example.com ", reason="bounce", brand=brand).value
+        == "a@example.com"
+    )
     with pytest.raises(services.ConsentError) as info:
         services.add_suppression(channel="sms", value="123", reason="manual")
     assert info.value.field == "value"
