@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Case, Q, When
 from django.utils import timezone
 
 from cdp import audit
@@ -70,21 +70,17 @@ def resolve_purpose(brand: Brand, purpose: Purpose | str) -> Purpose:
 def current_notice(brand: Brand, purpose: Purpose, locale: str = "") -> Notice | None:
     """The notice a person is shown for this purpose now: the newest purpose notice in
     their language (else any language), else the newest member agreement or policy."""
-    candidates = Notice.objects.filter(brand=brand).filter(
-        Q(kind=Notice.Kind.PURPOSE_NOTICE, purpose=purpose) | Q(purpose__isnull=True)
+    return (
+        Notice.objects.filter(brand=brand)
+        .filter(Q(kind=Notice.Kind.PURPOSE_NOTICE, purpose=purpose) | Q(purpose__isnull=True))
+        .annotate(
+            is_purpose=Case(When(kind=Notice.Kind.PURPOSE_NOTICE, then=1), default=0),
+            same_locale=Case(When(locale=locale, then=1), default=0),
+            is_agreement=Case(When(kind=Notice.Kind.MEMBER_AGREEMENT, then=1), default=0),
+        )
+        .order_by("-is_purpose", "-same_locale", "-is_agreement", "-version", "-published_at")
+        .first()
     )
-    ranked = sorted(
-        candidates,
-        key=lambda n: (
-            n.kind == Notice.Kind.PURPOSE_NOTICE,
-            n.locale == locale,
-            n.kind == Notice.Kind.MEMBER_AGREEMENT,
-            n.version,
-            n.published_at,
-        ),
-        reverse=True,
-    )
-    return ranked[0] if ranked else None
 
 
 def _validate(
@@ -175,15 +171,6 @@ def record_consent(
         # No look-up first: the unique (brand, external_id) constraint answers "seen before"
         # for the price of the insert, and the except clause below fetches the stored event.
         external_id = str(external_id).strip()[:200] or None
-    if action == Action.CONFIRMED:
-        # Only a person answering an open request confirms; nobody may skip double opt-in.
-        current = (
-            ConsentState.objects.filter(member_id=member.pk, brand=brand, purpose=purpose, channel=channel)
-            .values_list("action", flat=True)
-            .first()
-        )
-        if current not in (Action.REQUESTED, Action.CONFIRMED):
-            raise ConsentError("action", "a confirmation needs an open double opt-in request ('requested') first")
     event = ConsentEvent(
         member_id=member.pk,
         brand_id=brand.pk,
@@ -202,7 +189,11 @@ def record_consent(
     )
     event._evidence_text = evidence_text  # encoded once, hashed and stored as is
     try:
-        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        if action == Action.CONFIRMED:
+            with transaction.atomic():
+                _check_open_request(member, brand, purpose, channel)
+                changed = ledger.append(event)
+        elif connection.vendor == "postgresql" and not connection.in_atomic_block:
             # One statement, so its own transaction: no BEGIN/COMMIT round trips.
             changed = ledger.append(event)
         else:
@@ -217,6 +208,19 @@ def record_consent(
                 return Recorded(existing, created=False, state_changed=False)
         raise
     return Recorded(event, created=True, state_changed=changed)
+
+
+def _check_open_request(member: Member, brand: Brand, purpose: Purpose, channel: str) -> None:
+    """Only a person answering an open request confirms; nobody may skip double opt-in.
+    The member row lock makes two concurrent confirmations take turns."""
+    Member.objects.select_for_update().filter(pk=member.pk).first()
+    current = (
+        ConsentState.objects.filter(member_id=member.pk, brand=brand, purpose=purpose, channel=channel)
+        .values_list("action", flat=True)
+        .first()
+    )
+    if current not in (Action.REQUESTED, Action.CONFIRMED):
+        raise ConsentError("action", "a confirmation needs an open double opt-in request ('requested') first")
 
 
 # --- Projection rebuilds ---------------------------------------------------------------
