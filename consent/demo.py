@@ -62,6 +62,24 @@ def _notices(brand: Brand, purposes: dict[str, Purpose], now: dt.datetime) -> di
 def seed_consent(*, people: list[Any], seed: int = 42) -> dict[str, Any]:
     rng = random.Random(seed + 1)
     now = timezone.now()
+    # Demo people are not real: mail them no consent receipts (connected again below).
+    from . import mail
+    from . import signals as consent_signals
+
+    receipts_on = consent_signals.consent_changed.disconnect(dispatch_uid="consent.mail.receipts")
+    try:
+        _seed(people, rng, now)
+    finally:
+        if receipts_on:
+            mail.connect()
+    by_purpose = Counter(
+        f"{code}/{channel or '-'}:{action}"
+        for code, channel, action in ConsentEvent.objects.values_list("purpose__code", "channel", "action")
+    )
+    return {"events": ConsentEvent.objects.count(), "by_purpose": dict(sorted(by_purpose.items()))}
+
+
+def _seed(people: list[Any], rng: random.Random, now: dt.datetime) -> None:
     with audit.acting_as(audit.Actor(type="system", label="seed_demo")), transaction.atomic():
         catalogue: dict[int, tuple[dict[str, Purpose], dict[str, list[Notice]]]] = {}
         for brand in Brand.objects.all():
@@ -80,11 +98,6 @@ def seed_consent(*, people: list[Any], seed: int = 42) -> dict[str, Any]:
         for person in people:
             store, _, values = person.records[0]
             _person_consent(person, store, values["joined_at"], catalogue[store.brand_id], rng, now)
-    by_purpose = Counter(
-        f"{code}/{channel or '-'}:{action}"
-        for code, channel, action in ConsentEvent.objects.values_list("purpose__code", "channel", "action")
-    )
-    return {"events": ConsentEvent.objects.count(), "by_purpose": dict(sorted(by_purpose.items()))}
 
 
 def _person_consent(person, store, joined: dt.datetime, catalogue, rng: random.Random, now: dt.datetime) -> None:

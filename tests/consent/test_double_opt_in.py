@@ -12,12 +12,28 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.test import Client
+from django.utils import translation
 
 from consent import optin, services, tokens
 from consent.models import Action, ConsentEvent, ConsentState
 from consent.queries import can_contact
 from consent.services import ConsentError
 from tests.factories import MemberFactory
+
+
+def member_language(text: str, language: str = "zh-hans") -> str:
+    """Pages after a person's choice speak the member's language (the fixture's is zh-hans)."""
+    with translation.override(language):
+        return translation.gettext(text)
+
+
+@pytest.fixture(autouse=True)
+def _english(client):
+    """These tests read the English wording; test_translations.py covers the others."""
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    with translation.override("en"):
+        yield
+
 
 LINK_RE = re.compile(r"https?://\S+/privacy/confirm/[^/\s\"<]+/")
 
@@ -145,7 +161,7 @@ def test_get_shows_the_page_and_changes_nothing(client, confirm_path, requested,
 def test_post_confirms(client, confirm_path, requested, mail_subscriber, brand, marketing_purpose):
     response = client.post(confirm_path, HTTP_USER_AGENT="Mozilla/5.0 test", REMOTE_ADDR="198.51.100.7")
     assert response.status_code == 200
-    assert "Subscription confirmed" in response.content.decode()
+    assert member_language("Subscription confirmed") in response.content.decode()
     confirmed = email_state(mail_subscriber, marketing_purpose).event
     assert confirmed.action == Action.CONFIRMED
     assert confirmed.source_type == "double_opt_in"
@@ -166,7 +182,7 @@ def test_confirming_twice_is_idempotent(client, confirm_path, requested):
     assert ConsentEvent.objects.count() == count
     assert ConsentEvent.objects.filter(action=Action.CONFIRMED).count() == 1
     # A later GET says it is done rather than asking again.
-    assert "Subscription confirmed" in client.get(confirm_path).content.decode()
+    assert member_language("Subscription confirmed") in client.get(confirm_path).content.decode()
 
 
 def test_confirm_service_twice_returns_the_same_confirmation(requested):

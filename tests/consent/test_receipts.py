@@ -13,11 +13,21 @@ from django.conf import settings
 from django.contrib import admin
 from django.core import mail
 from django.urls import include, path, reverse
+from django.utils import translation
 
 from consent import receipts, services
 from consent.models import Notice, Purpose
 from consent.receipts import receipt_urls
 from tests.factories import MemberFactory
+
+
+@pytest.fixture(autouse=True)
+def _english(client):
+    """These tests read the English wording; test_translations.py covers the others."""
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    with translation.override("en"):
+        yield
+
 
 # The admin with the receipt views mounted the way ConsentEventAdmin.get_urls mounts them,
 # so these tests do not depend on that integration being in place.
@@ -214,7 +224,9 @@ def test_receipt_mail_has_html_and_the_json_file(
     ((name, content, content_type),) = message.attachments
     assert name == f"consent-receipt-{event.pk}.json"
     assert content_type == "application/json"
-    assert json.loads(content) == receipts.receipt_for(receipts.load_event(event.pk))
+    with translation.override(mail_subscriber.locale):  # mails speak the member's language
+        expected = receipts.receipt_for(receipts.load_event(event.pk))
+    assert json.loads(content) == expected
     assert json.loads(content)["consentReceiptID"] in html
     # Withdrawing is one link away, in the receipt of the grant itself.
     assert re.search(r"/privacy/unsubscribe/[^/\s\"]+/", html)
