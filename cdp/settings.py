@@ -148,7 +148,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # The consent ledger's hot statement is prepared on the server; PgBouncer in transaction
 # pooling mode before 1.21 cannot keep prepared statements: set 0 there.
 DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", default=True)
-IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

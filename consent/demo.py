@@ -95,15 +95,19 @@ def _seed(people: list[Any], rng: random.Random, now: dt.datetime) -> None:
                 for code, name, channels, marketing, separate in PURPOSES
             }
             catalogue[brand.pk] = (purposes, _notices(brand, purposes, now))
+        # One query for everyone rather than one per person.
+        members = Member.objects.in_bulk([person.member_id for person in people])
         for person in people:
             store, _, values = person.records[0]
-            _person_consent(person, store, values["joined_at"], catalogue[store.brand_id], rng, now)
+            member = members[person.member_id]
+            _person_consent(person, member, store, values["joined_at"], catalogue[store.brand_id], rng, now)
 
 
-def _person_consent(person, store, joined: dt.datetime, catalogue, rng: random.Random, now: dt.datetime) -> None:
+def _person_consent(
+    person, member, store, joined: dt.datetime, catalogue, rng: random.Random, now: dt.datetime
+) -> None:
     purposes, notices = catalogue
     brand = store.brand
-    member = Member.objects.get(pk=person.member_id)
     minor = (now.date() - person.birth_date).days < 14 * 365
 
     def notice_for(code: str, when: dt.datetime) -> Notice:

@@ -153,7 +153,8 @@ def _resolve(record: StoreRecord) -> Resolution:
             changes={"store": record.store.code, "fields": result.changed_fields, "identities_added": len(missing)},
         )
     if result.merges:
-        refresh_member_metrics(member_ids=[survivor.pk])
+        # The absorbed members' orders moved: their totals must drop too, not wait a night.
+        refresh_member_metrics(member_ids=[survivor.pk, *(event.absorbed_id for event in result.merges)])
     return result
 
 

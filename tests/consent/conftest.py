@@ -4,6 +4,7 @@ add new ones, do not change existing ones."""
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 
 from consent import services
 from consent.models import Notice, Purpose
@@ -90,3 +91,20 @@ def consent_receipts():
     yield
     if not already:
         consent_signals.consent_changed.disconnect(dispatch_uid="consent.mail.receipts")
+
+
+# --- Language of pages under test ------------------------------------------------------
+
+
+def member_language(text: str, language: str = "zh-hans") -> str:
+    """Pages after a person's choice speak the member's language (``mail_subscriber``'s is zh-hans)."""
+    with translation.override(language):
+        return translation.gettext(text)
+
+
+@pytest.fixture
+def english(client):
+    """For tests that read the English wording; test_translations.py covers the others."""
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    with translation.override("en"):
+        yield

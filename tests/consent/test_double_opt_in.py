@@ -12,27 +12,18 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.test import Client
-from django.utils import translation
 
 from consent import optin, services, tokens
 from consent.models import Action, ConsentEvent, ConsentState
 from consent.queries import can_contact
 from consent.services import ConsentError
+from tests.consent.conftest import member_language
 from tests.factories import MemberFactory
 
 
-def member_language(text: str, language: str = "zh-hans") -> str:
-    """Pages after a person's choice speak the member's language (the fixture's is zh-hans)."""
-    with translation.override(language):
-        return translation.gettext(text)
-
-
 @pytest.fixture(autouse=True)
-def _english(client):
+def _english(english):
     """These tests read the English wording; test_translations.py covers the others."""
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    with translation.override("en"):
-        yield
 
 
 LINK_RE = re.compile(r"https?://\S+/privacy/confirm/[^/\s\"<]+/")

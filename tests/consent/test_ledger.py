@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from consent import ledger, services
-from consent.models import ConsentEvent, ConsentState, LedgerVerification, Notice, Purpose
+from consent.models import ConsentEvent, ConsentState, LedgerVerification, Notice
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,14 +22,8 @@ NOW = timezone.now()
 
 
 @pytest.fixture
-def marketing(brand):
-    purpose = Purpose.objects.create(
-        brand=brand, code="marketing", name="营销信息", channels=["sms", "email"], is_marketing=True
-    )
-    services.publish_notice(
-        brand=brand, kind=Notice.Kind.PURPOSE_NOTICE, purpose=purpose, locale="zh-hans", title="营销告知", body="v1"
-    )
-    return purpose
+def marketing(marketing_purpose):
+    return marketing_purpose
 
 
 def grant(member, brand, *, action="granted", channel="sms", minutes_ago=0, **kw):

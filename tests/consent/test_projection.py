@@ -172,15 +172,27 @@ def test_grant_without_any_notice_is_rejected(brand):
     assert info.value.field == "notice"
 
 
-def test_merge_folds_both_members_consent_and_unmerge_splits_it(brand, tmall, jd):
-    purpose = Purpose.objects.create(brand=brand, code="marketing", name="M", channels=["sms", "email"])
-    services.publish_notice(brand=brand, kind="purpose_notice", purpose=purpose, locale="zh-hans", title="t", body="b")
+@pytest.fixture
+def two_members(tmall, jd, marketing_purpose):
+    """Two members of one person, not linked yet: an older one by phone, a younger by e-mail."""
     older = member_services.resolve_store_record(
         StoreRecord.clean(store=tmall, store_member_id="T1", phone="13800138000")
     ).member
     younger = member_services.resolve_store_record(
         StoreRecord.clean(store=jd, store_member_id="J1", email="w@example.com")
     ).member
+    return older, younger
+
+
+def link(store):
+    """A record carrying both contact points: merges the two members."""
+    return member_services.resolve_store_record(
+        StoreRecord.clean(store=store, store_member_id="T2", phone="13800138000", email="w@example.com")
+    )
+
+
+def test_merge_folds_both_members_consent_and_unmerge_splits_it(brand, tmall, two_members):
+    older, younger = two_members
     services.record_consent(
         member=older,
         brand=brand,
@@ -199,9 +211,7 @@ def test_merge_folds_both_members_consent_and_unmerge_splits_it(brand, tmall, jd
         source_type="store",
         occurred_at=BASE + dt.timedelta(days=1),
     )
-    event = member_services.resolve_store_record(
-        StoreRecord.clean(store=tmall, store_member_id="T2", phone="13800138000", email="w@example.com")
-    ).merges[0]
+    event = link(tmall).merges[0]
     # One person now: the newer choice (withdrawn, made at the JD store) wins.
     [state] = ConsentState.objects.all()
     assert (state.member_id, state.action) == (older.pk, "withdrawn")
@@ -211,18 +221,9 @@ def test_merge_folds_both_members_consent_and_unmerge_splits_it(brand, tmall, jd
     assert states == {older.pk: "granted", younger.pk: "withdrawn"}
 
 
-def test_events_for_a_merged_member_go_to_the_survivor(brand, tmall, jd):
-    purpose = Purpose.objects.create(brand=brand, code="marketing", name="M", channels=["sms"])
-    services.publish_notice(brand=brand, kind="purpose_notice", purpose=purpose, locale="zh-hans", title="t", body="b")
-    older = member_services.resolve_store_record(
-        StoreRecord.clean(store=tmall, store_member_id="T1", phone="13800138000")
-    ).member
-    younger = member_services.resolve_store_record(
-        StoreRecord.clean(store=jd, store_member_id="J1", email="w@example.com")
-    ).member
-    member_services.resolve_store_record(
-        StoreRecord.clean(store=tmall, store_member_id="T2", phone="13800138000", email="w@example.com")
-    )
+def test_events_for_a_merged_member_go_to_the_survivor(brand, tmall, two_members):
+    older, younger = two_members
+    link(tmall)
     younger.refresh_from_db()
     recorded = services.record_consent(
         member=younger, brand=brand, purpose="marketing", channel="sms", action="granted", source_type="store"

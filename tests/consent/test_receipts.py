@@ -22,11 +22,8 @@ from tests.factories import MemberFactory
 
 
 @pytest.fixture(autouse=True)
-def _english(client):
+def _english(english):
     """These tests read the English wording; test_translations.py covers the others."""
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    with translation.override("en"):
-        yield
 
 
 # The admin with the receipt views mounted the way ConsentEventAdmin.get_urls mounts them,

@@ -14,26 +14,17 @@ from django.conf import settings
 from django.core import mail
 from django.core.mail import EmailMessage
 from django.test import Client
-from django.utils import translation
 
 from consent import optin, services, tokens
 from consent.models import Action, ConsentEvent, ConsentState, Purpose
 from consent.queries import can_contact
 from members.masking import mask_email
-
-
-def member_language(text: str, language: str = "zh-hans") -> str:
-    """Pages after a person's choice speak the member's language (the fixture's is zh-hans)."""
-    with translation.override(language):
-        return translation.gettext(text)
+from tests.consent.conftest import member_language
 
 
 @pytest.fixture(autouse=True)
-def _english(client):
+def _english(english):
     """These tests read the English wording; test_translations.py covers the others."""
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    with translation.override("en"):
-        yield
 
 
 @pytest.fixture(autouse=True)

@@ -131,6 +131,7 @@ def test_record_linking_two_members_merges_into_the_oldest(tmall, jd, wechat):
     assert younger.status == "merged" and younger.merged_into_id == older.pk
     assert older.city == "杭州"  # a gap filled from the absorbed profile
     assert older.order_count == 1  # aggregates follow the moved orders
+    assert younger.order_count == 0  # and the absorbed member's drop at once
     assert older.memberships.count() == 3
     assert AuditLog.objects.filter(action="member.merged", object_id=str(older.pk)).exists()
 
