@@ -539,7 +539,9 @@ def _last_order_q(ctx: Context, op: str, value: Any) -> Q:
 
 def _node_q(node: dict[str, Any], ctx: Context) -> Q:
     if "all" in node:
-        q = Q()
+        # An explicit "true", not Q(): Django negates an empty Q() to an empty Q(), which
+        # would make {"not": {"all": []}} match everyone instead of nobody.
+        q = Q(pk__isnull=False) if not node["all"] else Q()
         for child in node["all"]:
             q &= _node_q(child, ctx)
         return q

@@ -13,8 +13,8 @@ from cdp.models import AuditLog
 from consent import services as consent_services
 from consent.models import Preference
 from segments import services
-from segments.models import ContactLog, ContactPolicy, Segment, SegmentBuild, SegmentMember
 from segments.demo import EXAMPLE_RULES
+from segments.models import ContactLog, ContactPolicy, Segment, SegmentBuild, SegmentMember
 
 from .conftest import build, grant, make_segment, shopper
 

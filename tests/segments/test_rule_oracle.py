@@ -294,3 +294,13 @@ def test_compiled_rules_agree_with_python(brand, people, rules):
         actual = set(matching_members(rules, ctx).values_list("pk", flat=True))
         transaction.set_rollback(True)
     assert actual == expected, rules
+
+
+def test_not_of_everyone_is_nobody(brand, tmall):
+    """Found by the property above: Django negates an empty ``Q()`` to everyone."""
+    from .conftest import shopper
+
+    shopper(tmall)
+    ctx = Context.for_brand(brand.pk)
+    assert matching_members({"all": []}, ctx).count() == 1
+    assert matching_members({"not": {"all": []}}, ctx).count() == 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from segments.rules import RuleError, validate
 from segments.demo import EXAMPLE_RULES
+from segments.rules import RuleError, validate
 
 
 def problems(rules) -> list[str]:
