@@ -15,7 +15,8 @@ from consent.queries import consent_q, reachable_q
 from members.models import Brand, Identity, IdentityKind, Member, Store
 from members.queries import CaptureRate, capture_rate
 
-from .models import ContactLog, SegmentExport, SegmentMember, default_max_per_week
+from .models import ContactLog, Segment, SegmentExport, SegmentMember, default_max_per_week
+from .rules import Context, compile_rules
 
 CAP_WINDOW = dt.timedelta(days=7)
 EXPORT_CONTEXT = "segment_export"
@@ -38,6 +39,25 @@ def under_cap_q(brand_id: int, now: dt.datetime | None = None) -> Q:
     )
     wants_none = Preference.objects.filter(brand_id=brand_id, max_per_week=0).values("member_id")
     return ~Q(pk__in=over) & ~Q(pk__in=wants_none)
+
+
+def funnel_conditions(segment: Segment, rules: dict[str, Any], now: dt.datetime) -> list[tuple[str, Q]]:
+    """The funnel's steps as cumulative conditions on Member, in order (DESIGN.md):
+    matched by rules → with consent (``consent_q``, the set-based ``can_contact``) → under the
+    frequency cap → reachable on the channel (contact point, not suppressed)."""
+    ctx = Context.for_brand(segment.brand_id, now)
+    matched = compile_rules(rules, ctx)
+    consented = matched & consent_q(segment.brand_id, segment.purpose, segment.channel)
+    under_cap = consented & under_cap_q(segment.brand_id, now)
+    reachable = under_cap & reachable_q(segment.brand_id, segment.channel)
+    return [("matched", matched), ("consented", consented), ("under_cap", under_cap), ("reachable", reachable)]
+
+
+def dry_run_counts(segment: Segment, rules: dict[str, Any] | None = None) -> dict[str, int]:
+    """The funnel a build would have now, counted in one query and written nowhere (the
+    editor's live count). Raises ``RuleError`` for invalid rules."""
+    steps = funnel_conditions(segment, segment.rules if rules is None else rules, timezone.now())
+    return Member.objects.aggregate(**{name: Count("pk", filter=q) for name, q in steps})
 
 
 def snapshot_members(build_id: int) -> QuerySet[Member]:

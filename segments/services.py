@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
 from cdp import audit
@@ -28,8 +28,8 @@ from members.models import Brand, Member
 
 from . import signals
 from .models import ContactLog, Segment, SegmentBuild, SegmentExport, SegmentMember
-from .queries import EXPORT_CONTEXT, snapshot_members, under_cap_q
-from .rules import Context, RuleError, compile_rules, validate
+from .queries import EXPORT_CONTEXT, funnel_conditions, snapshot_members, under_cap_q
+from .rules import RuleError, validate
 
 log = logging.getLogger(__name__)
 
@@ -163,16 +163,6 @@ def _insert_select(model: type[Any], constants: dict[str, Any], queryset: QueryS
     with connection.cursor() as cursor:
         cursor.execute(sql, [*values, *inner_params])
         return cursor.rowcount
-
-
-def funnel_conditions(segment: Segment, rules: dict[str, Any], now: dt.datetime) -> list[tuple[str, Q]]:
-    """The funnel's steps as cumulative conditions on Member, in order."""
-    ctx = Context.for_brand(segment.brand_id, now)
-    matched = compile_rules(rules, ctx)
-    consented = matched & consent_q(segment.brand_id, segment.purpose, segment.channel)
-    under_cap = consented & under_cap_q(segment.brand_id, now)
-    reachable = under_cap & reachable_q(segment.brand_id, segment.channel)
-    return [("matched", matched), ("consented", consented), ("under_cap", under_cap), ("reachable", reachable)]
 
 
 def run_build(build_id: int) -> SegmentBuild | None:
