@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.db import models
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from . import audit
-from .models import AuditLog
+from .api_keys import issue_api_key, revoke_api_key
+from .models import ApiKey, ApiKeyScope, AuditLog
 
 
 class AuditedAdminMixin:
@@ -50,3 +53,67 @@ class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = False
     show_full_result_count = False
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=ApiKeyScope.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "brand", "store", "scopes", "expires_at"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        store, brand = data.get("store"), data.get("brand")
+        if store is not None and brand is not None and store.brand_id != brand.pk:
+            self.add_error("store", "This store belongs to another brand.")
+        return data
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are issued here and shown once, in the message after saving; afterwards only
+    their prefix is visible. A key is never edited: revoke it and issue a new one."""
+
+    form = ApiKeyForm
+    list_display = ["name", "prefix", "brand", "store", "scope_list", "expires_at", "revoked_at", "last_used_at"]
+    list_filter = ["brand", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix"]
+    readonly_fields = ["prefix", "last_used_at", "created_at", "created_by", "revoked_at"]
+    actions = ["revoke"]
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj: ApiKey) -> str:
+        return ", ".join(obj.scopes)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None:  # an issued key's brand, store and scopes are fixed
+            return [*self.readonly_fields, "name", "brand", "store", "scopes", "expires_at"]
+        return self.readonly_fields
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: the audit log keeps naming the key
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            return
+        _key, raw = issue_api_key(obj, created_by=request.user.get_username())
+        messages.warning(
+            request,
+            format_html(
+                "The new API key is <code style='user-select:all'>{}</code>. Copy it now: it is stored only as a "
+                "hash and will not be shown again.",
+                raw,
+            ),
+        )
+
+    @admin.action(description="Revoke the selected keys", permissions=["view"])
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        if not request.user.has_perm("cdp.change_apikey"):
+            messages.error(request, "You may not revoke API keys.")
+            return
+        count = sum(revoke_api_key(key) for key in queryset)
+        messages.success(request, f"Revoked {count} key(s).")

@@ -46,3 +46,56 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+
+class ApiKeyScope(models.TextChoices):
+    MEMBERS_READ = "members:read", _("Read members")
+    MEMBERS_WRITE = "members:write", _("Create and update members")
+    CONSENT_READ = "consent:read", _("Check consent, read preferences")
+    CONSENT_WRITE = "consent:write", _("Record consent events, change preferences")
+    ORDERS_WRITE = "orders:write", _("Record orders")
+    SEGMENTS_READ = "segments:read", _("List segments, build them, read their members")
+    WEBHOOKS_MANAGE = "webhooks:manage", _("Manage webhook subscriptions")
+
+
+class ApiKey(models.Model):
+    """A key for one system (a store, a platform connector) to call the REST API.
+
+    Only the SHA-256 of the key is stored: the full key is shown once, when it is made
+    (``cdp.api_keys.issue_api_key``). The visible prefix lets people tell keys apart in
+    the admin and in logs without revealing them. A key acts for exactly one brand and,
+    when ``store`` is set, for that store only.
+    """
+
+    name = models.CharField(_("name"), max_length=100, help_text=_("Who uses it, e.g. 'Tmall connector'."))
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True, editable=False)
+    brand = models.ForeignKey(
+        "members.Brand", verbose_name=_("brand"), on_delete=models.PROTECT, related_name="api_keys"
+    )
+    store = models.ForeignKey(
+        "members.Store",
+        verbose_name=_("store"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="api_keys",
+        help_text=_("Leave empty for a key that may act for every store of the brand."),
+    )
+    scopes = models.JSONField(_("scopes"), default=list)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    created_by = models.CharField(_("created by"), max_length=150, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "members",
     "consent",
     "segments",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -259,18 +260,49 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 
 # --- REST API --------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # Systems call the API with keys (cdp.api.auth); nobody reaches it with a session.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["cdp.api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["cdp.api.auth.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["cdp.api.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["cdp.api.parsers.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "cdp.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# Requests per API key and period ("600/min", "50/s"; 0/min turns the limit off).
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "1200/min")
+# Largest request body (a batch of 1,000 consent events is about 300 KB).
+API_MAX_REQUEST_BYTES = env_int("API_MAX_REQUEST_BYTES", 2 * 1024 * 1024)
+# Largest batch of consent events or orders in one request.
+API_MAX_BATCH = env_int("API_MAX_BATCH", 1000)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Consent-first CDP API",
-    "DESCRIPTION": "Members, consent, orders and segments for stores and platforms.",
+    "DESCRIPTION": (
+        "Members, consent, orders, segments and webhooks for stores and platforms. Authenticate with "
+        "`Authorization: Bearer <API key>`; errors are RFC 9457 problem details (application/problem+json)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "cdp.api.errors.problem_media_type_hook",
+    ],
+    "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI from the installed sidecar package, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+# Webhooks: delivery attempts before a delivery is dead-lettered, the first retry delay
+# (doubling each time), and the receiver's time limit per attempt.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
+# Receivers on private addresses (10.x, 127.x, …) are refused unless this is on.
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=DEBUG or TESTING)
 
 # --- Domain ----------------------------------------------------------------------------
 # Phones without a country code are read as numbers of this region.

@@ -15,6 +15,10 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("privacy/", include("consent.urls")),
+    path("api/v1/", include("members.api")),
+    path("api/v1/", include("consent.api")),
+    path("api/v1/", include("segments.api")),
+    path("api/v1/", include("webhooks.api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

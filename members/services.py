@@ -400,6 +400,72 @@ def record_order(
     return order, created
 
 
+@dataclass(frozen=True)
+class OrderRecord:
+    store: Store
+    external_id: str
+    amount: Decimal
+    placed_at: dt.datetime
+    store_member_id: str | None = None
+    currency: str = "CNY"
+    categories: Sequence[str] = ()
+
+
+@transaction.atomic
+def record_orders(records: Sequence[OrderRecord]) -> list[tuple[Order, bool]]:
+    """Record a batch of orders, each once per (store, order id), in a few set-based
+    statements; returns ``(order, created)`` per distinct order, in input order.
+
+    The buyer is the owner of ``store_member_id`` at that store, or nobody (a guest).
+    A repeat (in this batch, an earlier one, or a concurrent writer's) stores nothing.
+    """
+    unique: dict[tuple[int, str], OrderRecord] = {}
+    for record in records:
+        unique.setdefault((record.store.pk, record.external_id), record)
+    if not unique:
+        return []
+    member_keys = {
+        store_member_value(r.store.pk, r.store_member_id): key for key, r in unique.items() if r.store_member_id
+    }
+    buyers = {
+        member_keys[value]: member_id
+        for value, member_id in Identity.objects.filter(
+            kind=IdentityKind.STORE_MEMBER, value__in=list(member_keys)
+        ).values_list("value", "member_id")
+    }
+    # One timestamp for the batch: rows carrying it are the ones this call inserted.
+    now = timezone.now()
+    Order.objects.bulk_create(
+        [
+            Order(
+                store=r.store,
+                external_id=r.external_id,
+                member_id=buyers.get(key),
+                amount=r.amount,
+                currency=r.currency,
+                placed_at=r.placed_at,
+                categories=list(r.categories),
+                created_at=now,
+            )
+            for key, r in unique.items()
+        ],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+    by_store: dict[int, list[str]] = {}
+    for store_id, external_id in unique:
+        by_store.setdefault(store_id, []).append(external_id)
+    q = Q()
+    for store_id, ids in by_store.items():
+        q |= Q(store_id=store_id, external_id__in=ids)
+    stored = {(o.store_id, o.external_id): o for o in Order.objects.filter(q).select_related("store")}
+    result = [(stored[key], stored[key].created_at == now) for key in unique]
+    new_buyers = sorted({o.member_id for o, created in result if created and o.member_id})
+    if new_buyers:
+        transaction.on_commit(lambda: _schedule_metrics(new_buyers))
+    return result
+
+
 def refresh_member_metrics(*, member_ids: Sequence[int] | None = None, now: dt.datetime | None = None) -> int:
     """Recompute order aggregates and lifecycle stages; see ``members.metrics``."""
     from .metrics import refresh_member_metrics as refresh

@@ -1,0 +1,87 @@
+"""API keys: issue, look up, revoke. Only a key's SHA-256 is stored; the key itself is
+shown once, when it is issued."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import audit
+from .models import ApiKey, ApiKeyScope
+
+KEY_PREFIX = "cdp"
+# How stale ``last_used_at`` may get: recording every use would cost a write per request.
+LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
+
+
+class ApiKeyError(ValueError):
+    pass
+
+
+def hash_key(raw: str) -> str:
+    # The key carries 256 bits of randomness, so a fast hash is enough: nothing to brute-force.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def clean_scopes(scopes: Iterable[str]) -> list[str]:
+    cleaned = list(dict.fromkeys(s.strip() for s in scopes if s.strip()))
+    unknown = [s for s in cleaned if s not in ApiKeyScope.values]
+    if unknown:
+        raise ApiKeyError(f"unknown scope {unknown[0]!r} (scopes: {', '.join(ApiKeyScope.values)})")
+    if not cleaned:
+        raise ApiKeyError("a key needs at least one scope")
+    return cleaned
+
+
+def new_key_material() -> tuple[str, str, str]:
+    """(full key, visible prefix, hash)."""
+    prefix = secrets.token_hex(4)
+    raw = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    return raw, f"{KEY_PREFIX}_{prefix}", hash_key(raw)
+
+
+@transaction.atomic
+def issue_api_key(key: ApiKey, *, created_by: str = "") -> tuple[ApiKey, str]:
+    """Save a new key (``key`` carries name, brand, store, scopes, expiry) and return it
+    with the full key, which is never stored and cannot be shown again."""
+    if key.pk is not None:
+        raise ApiKeyError("this key exists already; issue a new one instead")
+    if key.store_id is not None and key.store.brand_id != key.brand_id:
+        raise ApiKeyError("the store belongs to another brand")
+    key.scopes = clean_scopes(key.scopes)
+    raw, key.prefix, key.key_hash = new_key_material()
+    key.created_by = created_by[:150]
+    key.save()
+    audit.record("api_key.issued", key, changes={"scopes": key.scopes, "store": key.store_id})
+    return key, raw
+
+
+@transaction.atomic
+def revoke_api_key(key: ApiKey) -> bool:
+    revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if revoked:
+        audit.record("api_key.revoked", key)
+    return bool(revoked)
+
+
+def key_for(raw: str) -> ApiKey | None:
+    """The usable key behind ``raw``, or None (unknown, revoked or expired). One query."""
+    if not raw.startswith(f"{KEY_PREFIX}_") or len(raw) > 100:
+        return None
+    key = ApiKey.objects.select_related("brand", "store").filter(key_hash=hash_key(raw)).first()
+    if key is None or key.revoked_at is not None:
+        return None
+    now = timezone.now()
+    if key.expires_at is not None and key.expires_at <= now:
+        return None
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        # Conditional, so concurrent requests of one key write it once per interval.
+        stale = now - LAST_USED_RESOLUTION
+        ApiKey.objects.filter(pk=key.pk).exclude(last_used_at__gt=stale).update(last_used_at=now)
+        key.last_used_at = now
+    return key

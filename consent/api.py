@@ -1,0 +1,394 @@
+"""REST endpoints of the consent domain: record consent events (one or a batch), check
+whether a person may be contacted, read and change preferences.
+
+The check is the hot endpoint: one query finds the purpose and the person together, then
+``can_contact`` decides in at most three. A batch resolves its people, purposes and notices
+in a few set-based queries and appends each event with the ledger's one prepared statement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from cdp.api.errors import problems
+from cdp.api.views import ApiView
+from cdp.models import ApiKey, ApiKeyScope
+from members.api import _validated, lookup_identity, member_for_key, store_for
+from members.identities import RecordError, normalize_email, normalize_phone, normalize_unionid
+from members.models import Identity, IdentityKind, Member, StoreMembership
+
+from . import services
+from .models import NO_CHANNEL, Action, Channel, Notice, Preference, Purpose, SourceType
+from .queries import can_contact
+
+CHANNEL_CHOICES = [NO_CHANNEL, *Channel.values]
+
+
+def _in_brand(brand_id: int, member_ref: str = "pk") -> Exists:
+    return Exists(StoreMembership.objects.filter(member=OuterRef(member_ref), store__brand_id=brand_id))
+
+
+# --- Consent check ---------------------------------------------------------------------------
+
+
+class CheckOutput(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    reason = serializers.ChoiceField(
+        choices=[
+            "allowed", "no_consent", "withdrawn", "pending_confirmation", "minor", "unreachable", "erased",
+            "suppressed",
+        ],  # fmt: skip
+        help_text="Why: `no_consent` also when the brand knows nobody with this identifier.",
+    )
+    as_of = serializers.DateTimeField(allow_null=True, help_text="When the deciding consent event happened.")
+    member = serializers.IntegerField(allow_null=True, help_text="The member the identifier belongs to, if any.")
+
+
+class ConsentCheckView(ApiView):
+    required_scope = ApiKeyScope.CONSENT_READ
+
+    @extend_schema(
+        operation_id="consent_check",
+        summary="May the brand contact this person for a purpose on a channel?",
+        description="Identify the person by exactly one of `member`, `phone`, `email`, `unionid`. Default deny: "
+        "no consent event means `allowed: false`. E-mail marketing needs a confirmed double opt-in.",
+        parameters=[
+            OpenApiParameter("purpose", str, required=True, description="Purpose code, e.g. `marketing`."),
+            OpenApiParameter("channel", str, enum=CHANNEL_CHOICES, description="Empty for purposes without channel."),
+            OpenApiParameter("member", int, description="Member id."),
+            OpenApiParameter("phone", str),
+            OpenApiParameter("email", str),
+            OpenApiParameter("unionid", str),
+        ],
+        responses={200: CheckOutput, **problems(400)},
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        code = params.get("purpose", "")
+        channel = params.get("channel", NO_CHANNEL)
+        if not code:
+            raise ValidationError({"purpose": ["This parameter is required."]})
+        if channel not in CHANNEL_CHOICES:
+            raise ValidationError({"channel": [f"{channel!r} is not one of {', '.join(Channel.values)}."]})
+        brand_id = self.key.brand_id
+        if params.get("member"):
+            if any(params.get(name) for name in ("phone", "email", "unionid")):
+                raise ValidationError({"": ["Give exactly one of member, phone, email or unionid."]})
+            try:
+                member_pk = int(params["member"])
+            except ValueError:
+                raise ValidationError({"member": ["Must be a member id (a whole number)."]}) from None
+            if not 0 < member_pk < 2**63:
+                raise ValidationError({"member": ["Must be a member id (a whole number)."]})
+            person = (
+                Member.objects.filter(pk=member_pk)
+                .annotate(canonical=Coalesce("merged_into_id", "pk"))
+                .filter(_in_brand(brand_id, "canonical"))
+                .values("canonical")[:1]
+            )
+        else:
+            kind, value = lookup_identity(
+                phone=params.get("phone", ""), email=params.get("email", ""), unionid=params.get("unionid", "")
+            )
+            person = (
+                Identity.objects.filter(kind=kind, value=value)
+                .filter(_in_brand(brand_id, "member_id"))
+                .values("member_id")[:1]
+            )
+        # One query answers both "which purpose" and "which person".
+        row = (
+            Purpose.objects.filter(brand_id=brand_id, code=code, is_active=True)
+            .annotate(person=Subquery(person))
+            .values("pk", "is_marketing", "channels", "person")
+            .first()
+        )
+        if row is None:
+            raise ValidationError({"purpose": [f"The brand has no purpose {code!r}."]})
+        purpose = Purpose(pk=row["pk"], brand_id=brand_id, is_marketing=row["is_marketing"], channels=row["channels"])
+        if not purpose.allows_channel(channel):
+            raise ValidationError({"channel": [f"Purpose {code!r} does not use channel {channel!r}."]})
+        if row["person"] is None:
+            body = {"allowed": False, "reason": "no_consent", "as_of": None, "member": None}
+        else:
+            decision = can_contact(row["person"], brand_id, purpose, channel)
+            body = {
+                "allowed": decision.allowed,
+                "reason": decision.reason,
+                "as_of": decision.as_of,
+                "member": row["person"],
+            }
+        return Response(CheckOutput(body).data)
+
+
+# --- Consent events ------------------------------------------------------------------------------
+
+
+class ConsentEventInput(serializers.Serializer):
+    external_id = serializers.CharField(
+        max_length=200, help_text="The source system's id of this event: sending it again stores nothing new."
+    )
+    member = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="Member id.")
+    phone = serializers.CharField(required=False, max_length=40)
+    email = serializers.CharField(required=False, max_length=254)
+    unionid = serializers.CharField(required=False, max_length=64)
+    purpose = serializers.CharField(max_length=50, help_text="Purpose code.")
+    channel = serializers.ChoiceField(choices=CHANNEL_CHOICES, required=False, default=NO_CHANNEL, allow_blank=True)
+    action = serializers.ChoiceField(choices=Action.values)
+    occurred_at = serializers.DateTimeField(help_text="When the person acted, at the source (with a time zone).")
+    store = serializers.CharField(
+        required=False, allow_blank=True, max_length=50, help_text="Store code; defaults to the key's store."
+    )
+    notice = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, help_text="Id of the notice shown; default the current one."
+    )
+    evidence = serializers.DictField(required=False, help_text="IP, user agent, checkbox text…")
+    by_guardian = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = [name for name in ("member", "phone", "email", "unionid") if attrs.get(name)]
+        if len(given) != 1:
+            raise ValidationError("Identify the person with exactly one of member, phone, email or unionid.")
+        try:
+            if attrs.get("phone"):
+                attrs["phone"] = normalize_phone(attrs["phone"])
+            elif attrs.get("email"):
+                attrs["email"] = normalize_email(attrs["email"])
+            elif attrs.get("unionid"):
+                attrs["unionid"] = normalize_unionid(attrs["unionid"])
+        except RecordError as exc:
+            raise ValidationError({given[0]: [exc.message]}) from None
+        return attrs
+
+
+class ConsentEventBatchInput(serializers.Serializer):
+    events = ConsentEventInput(many=True, allow_empty=False, max_length=settings.API_MAX_BATCH)
+
+
+class ConsentEventResult(serializers.Serializer):
+    external_id = serializers.CharField()
+    id = serializers.IntegerField(help_text="Ledger event id.")
+    member = serializers.IntegerField()
+    created = serializers.BooleanField(help_text="False: this external id was recorded before.")
+    state_changed = serializers.BooleanField(help_text="False for a late event older than the current choice.")
+
+
+class ConsentEventBatchOutput(serializers.Serializer):
+    created = serializers.IntegerField()
+    existing = serializers.IntegerField()
+    results = ConsentEventResult(many=True)
+
+
+_IDENTIFIER_KIND = {"phone": IdentityKind.PHONE, "email": IdentityKind.EMAIL, "unionid": IdentityKind.WECHAT_UNIONID}
+
+
+def _resolve_people(key: ApiKey, items: list[dict[str, Any]]) -> list[Member]:
+    """The brand's member behind each item, in two queries for the whole batch; 400 naming
+    every item whose person the brand does not know."""
+    brand_id = key.brand_id
+    wanted: dict[str, set[str]] = {}
+    ids: set[int] = set()
+    for item in items:
+        if item.get("member"):
+            ids.add(item["member"])
+        for name, kind in _IDENTIFIER_KIND.items():
+            if item.get(name):
+                wanted.setdefault(kind, set()).add(item[name])
+    by_identity: dict[tuple[str, str], int] = {}
+    if wanted:
+        identities = Identity.objects.none()
+        for kind, values in wanted.items():
+            identities = identities | Identity.objects.filter(kind=kind, value__in=values)
+        by_identity = {
+            (kind, value): member_id
+            for kind, value, member_id in identities.filter(_in_brand(brand_id, "member_id")).values_list(
+                "kind", "value", "member_id"
+            )
+        }
+    canonical: dict[int, int] = {}
+    if ids:
+        canonical = dict(
+            Member.objects.filter(pk__in=ids)
+            .annotate(canonical=Coalesce("merged_into_id", "pk"))
+            .filter(_in_brand(brand_id, "canonical"))
+            .values_list("pk", "canonical")
+        )
+    errors: dict[str, Any] = {}
+    refs: list[int] = []
+    for index, item in enumerate(items):
+        if item.get("member"):
+            ref = canonical.get(item["member"])
+            name = "member"
+        else:
+            name = next(n for n in _IDENTIFIER_KIND if item.get(n))
+            ref = by_identity.get((_IDENTIFIER_KIND[name], item[name]))
+        if ref is None:
+            errors[f"{index}"] = {name: ["The brand has no member with this identifier."]}
+        refs.append(ref or 0)
+    if errors:
+        raise ValidationError({"events": errors})
+    members = Member.objects.only("pk", "status", "merged_into_id", "locale", "birth_date").in_bulk(set(refs))
+    return [members[ref] for ref in refs]
+
+
+class ConsentEventsView(ApiView):
+    required_scope = ApiKeyScope.CONSENT_WRITE
+
+    @extend_schema(
+        operation_id="consent_events_record",
+        summary="Record one consent event or a batch",
+        description=f"Send one event object or `{{\"events\": [...]}}` (up to {settings.API_MAX_BATCH}). Idempotent "
+        "on `external_id` (per brand). `occurred_at` is when the person acted at the source: an event older than "
+        "the person's current choice is kept in the ledger but does not change the state. The person must be "
+        "known to the brand (create them with `POST /api/v1/members/`). A batch is stored whole or not at all.",
+        request=PolymorphicProxySerializer(
+            component_name="ConsentEventsRequest",
+            serializers=[ConsentEventInput, ConsentEventBatchInput],
+            resource_type_field_name=None,
+        ),
+        responses={201: ConsentEventBatchOutput, 200: ConsentEventBatchOutput, **problems(400, 413)},
+    )
+    def post(self, request: Request) -> Response:
+        if isinstance(request.data, dict) and "events" in request.data:
+            items = _validated(ConsentEventBatchInput, request.data)["events"]
+        else:
+            items = [_validated(ConsentEventInput, request.data)]
+        key = self.key
+        brand = key.brand
+        members = _resolve_people(key, items)
+        purposes = {p.code: p for p in Purpose.objects.filter(brand=brand, code__in={i["purpose"] for i in items})}
+        notice_ids = {i["notice"] for i in items if i.get("notice")}
+        notices = Notice.objects.filter(brand=brand).in_bulk(notice_ids) if notice_ids else {}
+        stores = {code: store_for(key, code) if code or key.store else None for code in {i.get("store", "") for i in items}}
+        errors: dict[str, Any] = {}
+        for index, item in enumerate(items):
+            if item["purpose"] not in purposes or not purposes[item["purpose"]].is_active:
+                errors[str(index)] = {"purpose": [f"The brand has no purpose {item['purpose']!r}."]}
+            elif item.get("notice") and item["notice"] not in notices:
+                errors[str(index)] = {"notice": ["The brand has no such notice."]}
+        if errors:
+            raise ValidationError({"events": errors})
+        # The notice shown, when the source does not say: the current one per purpose and
+        # language, looked up once per pair instead of once per event.
+        current: dict[tuple[int, str], Notice | None] = {}
+        for item, member in zip(items, members, strict=True):
+            if not item.get("notice"):
+                pair = (purposes[item["purpose"]].pk, member.locale)
+                if pair not in current:
+                    current[pair] = services.current_notice(brand, purposes[item["purpose"]], member.locale)
+        results = []
+        with transaction.atomic():
+            for index, (item, member) in enumerate(zip(items, members, strict=True)):
+                purpose = purposes[item["purpose"]]
+                try:
+                    recorded = services.record_consent(
+                        member=member,
+                        brand=brand,
+                        purpose=purpose,
+                        action=item["action"],
+                        channel=item["channel"],
+                        occurred_at=item["occurred_at"],
+                        source_type=SourceType.API_KEY,
+                        source_ref=key.prefix,
+                        store=stores[item.get("store", "")],
+                        notice=notices[item["notice"]] if item.get("notice") else current[(purpose.pk, member.locale)],
+                        evidence=item.get("evidence"),
+                        by_guardian=item["by_guardian"],
+                        external_id=item["external_id"],
+                    )
+                except services.ConsentError as exc:
+                    raise ValidationError({"events": {str(index): {exc.field: [exc.message]}}}) from None
+                results.append(
+                    {
+                        "external_id": item["external_id"],
+                        "id": recorded.event.pk,
+                        "member": recorded.event.member_id,
+                        "created": recorded.created,
+                        "state_changed": recorded.state_changed,
+                    }
+                )
+        created = sum(1 for r in results if r["created"])
+        body = {"created": created, "existing": len(results) - created, "results": results}
+        return Response(
+            ConsentEventBatchOutput(body).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+# --- Preferences -----------------------------------------------------------------------------------
+
+
+class PreferenceSerializer(serializers.Serializer):
+    channels = serializers.ListField(
+        child=serializers.ChoiceField(choices=Channel.values), required=False, max_length=10
+    )
+    max_per_week = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=50)
+    quiet_start = serializers.TimeField(required=False, allow_null=True)
+    quiet_end = serializers.TimeField(required=False, allow_null=True)
+    topics = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=50)
+    promotion_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=Preference.PromotionType.values), required=False, max_length=10
+    )
+    language = serializers.ChoiceField(
+        choices=["", *dict(settings.LANGUAGES)], required=False, allow_blank=True
+    )
+
+
+class PreferenceOutput(PreferenceSerializer):
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+_EMPTY_PREFERENCE = {
+    "channels": [], "max_per_week": None, "quiet_start": None, "quiet_end": None, "topics": [],
+    "promotion_types": [], "language": "", "updated_at": None,
+}  # fmt: skip
+
+
+class PreferencesView(ApiView):
+    required_scopes = {"GET": ApiKeyScope.CONSENT_READ, "PUT": ApiKeyScope.CONSENT_WRITE}
+
+    @extend_schema(
+        operation_id="preferences_retrieve",
+        summary="A member's preferences for the key's brand",
+        responses={200: PreferenceOutput, **problems(404)},
+    )
+    def get(self, request: Request, member_id: int) -> Response:
+        member = member_for_key(self.key, member_id)
+        preference = Preference.objects.filter(member=member, brand_id=self.key.brand_id).first()
+        return Response(PreferenceOutput(preference).data if preference else _EMPTY_PREFERENCE)
+
+    @extend_schema(
+        operation_id="preferences_update",
+        summary="Change a member's preferences",
+        description="Fields left out stay as they are; every change is kept as history.",
+        request=PreferenceSerializer,
+        responses={200: PreferenceOutput, **problems(400, 404)},
+    )
+    def put(self, request: Request, member_id: int) -> Response:
+        member = member_for_key(self.key, member_id)
+        changes = _validated(PreferenceSerializer, request.data)
+        try:
+            preference = services.update_preferences(
+                member=member, brand=self.key.brand, source_type=SourceType.API_KEY, source_ref=self.key.prefix,
+                **changes,
+            )  # fmt: skip
+        except services.ConsentError as exc:
+            raise ValidationError({exc.field: [exc.message]}) from None
+        return Response(PreferenceOutput(preference).data)
+
+
+urlpatterns = [
+    path("consent/check", ConsentCheckView.as_view(), name="api-consent-check"),
+    path("consent-events/", ConsentEventsView.as_view(), name="api-consent-events"),
+    path("members/<int:member_id>/preferences/", PreferencesView.as_view(), name="api-preferences"),
+]
+
