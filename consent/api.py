@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Exists, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import path
@@ -46,7 +45,13 @@ class CheckOutput(serializers.Serializer):
     allowed = serializers.BooleanField()
     reason = serializers.ChoiceField(
         choices=[
-            "allowed", "no_consent", "withdrawn", "pending_confirmation", "minor", "unreachable", "erased",
+            "allowed",
+            "no_consent",
+            "withdrawn",
+            "pending_confirmation",
+            "minor",
+            "unreachable",
+            "erased",
             "suppressed",
         ],  # fmt: skip
         help_text="Why: `no_consent` also when the brand knows nobody with this identifier.",
@@ -247,7 +252,7 @@ class ConsentEventsView(ApiView):
     @extend_schema(
         operation_id="consent_events_record",
         summary="Record one consent event or a batch",
-        description=f"Send one event object or `{{\"events\": [...]}}` (up to {settings.API_MAX_BATCH}). Idempotent "
+        description=f'Send one event object or `{{"events": [...]}}` (up to {settings.API_MAX_BATCH}). Idempotent '
         "on `external_id` (per brand). `occurred_at` is when the person acted at the source: an event older than "
         "the person's current choice is kept in the ledger but does not change the state. The person must be "
         "known to the brand (create them with `POST /api/v1/members/`). A batch is stored whole or not at all.",
@@ -269,7 +274,9 @@ class ConsentEventsView(ApiView):
         purposes = {p.code: p for p in Purpose.objects.filter(brand=brand, code__in={i["purpose"] for i in items})}
         notice_ids = {i["notice"] for i in items if i.get("notice")}
         notices = Notice.objects.filter(brand=brand).in_bulk(notice_ids) if notice_ids else {}
-        stores = {code: store_for(key, code) if code or key.store else None for code in {i.get("store", "") for i in items}}
+        stores = {
+            code: store_for(key, code) if code or key.store else None for code in {i.get("store", "") for i in items}
+        }
         errors: dict[str, Any] = {}
         for index, item in enumerate(items):
             if item["purpose"] not in purposes or not purposes[item["purpose"]].is_active:
@@ -278,45 +285,37 @@ class ConsentEventsView(ApiView):
                 errors[str(index)] = {"notice": ["The brand has no such notice."]}
         if errors:
             raise ValidationError({"events": errors})
-        # The notice shown, when the source does not say: the current one per purpose and
-        # language, looked up once per pair instead of once per event.
-        current: dict[tuple[int, str], Notice | None] = {}
-        for item, member in zip(items, members, strict=True):
-            if not item.get("notice"):
-                pair = (purposes[item["purpose"]].pk, member.locale)
-                if pair not in current:
-                    current[pair] = services.current_notice(brand, purposes[item["purpose"]], member.locale)
-        results = []
-        with transaction.atomic():
-            for index, (item, member) in enumerate(zip(items, members, strict=True)):
-                purpose = purposes[item["purpose"]]
-                try:
-                    recorded = services.record_consent(
-                        member=member,
-                        brand=brand,
-                        purpose=purpose,
-                        action=item["action"],
-                        channel=item["channel"],
-                        occurred_at=item["occurred_at"],
-                        source_type=SourceType.API_KEY,
-                        source_ref=key.prefix,
-                        store=stores[item.get("store", "")],
-                        notice=notices[item["notice"]] if item.get("notice") else current[(purpose.pk, member.locale)],
-                        evidence=item.get("evidence"),
-                        by_guardian=item["by_guardian"],
-                        external_id=item["external_id"],
-                    )
-                except services.ConsentError as exc:
-                    raise ValidationError({"events": {str(index): {exc.field: [exc.message]}}}) from None
-                results.append(
-                    {
-                        "external_id": item["external_id"],
-                        "id": recorded.event.pk,
-                        "member": recorded.event.member_id,
-                        "created": recorded.created,
-                        "state_changed": recorded.state_changed,
-                    }
-                )
+        inputs = [
+            services.ConsentInput(
+                member=member,
+                purpose=purposes[item["purpose"]],
+                action=item["action"],
+                channel=item["channel"],
+                occurred_at=item["occurred_at"],
+                store=stores[item.get("store", "")],
+                notice=notices[item["notice"]] if item.get("notice") else None,
+                evidence=item.get("evidence"),
+                by_guardian=item["by_guardian"],
+                external_id=item["external_id"],
+            )
+            for item, member in zip(items, members, strict=True)
+        ]
+        try:
+            recorded = services.record_consents(
+                inputs, brand=brand, source_type=SourceType.API_KEY, source_ref=key.prefix
+            )
+        except services.BatchConsentError as exc:
+            raise ValidationError({"events": {str(exc.index): {exc.field: [exc.message]}}}) from None
+        results = [
+            {
+                "external_id": item["external_id"],
+                "id": r.event.pk,
+                "member": r.event.member_id,
+                "created": r.created,
+                "state_changed": r.state_changed,
+            }
+            for item, r in zip(items, recorded, strict=True)
+        ]
         created = sum(1 for r in results if r["created"])
         body = {"created": created, "existing": len(results) - created, "results": results}
         return Response(
@@ -338,9 +337,7 @@ class PreferenceSerializer(serializers.Serializer):
     promotion_types = serializers.ListField(
         child=serializers.ChoiceField(choices=Preference.PromotionType.values), required=False, max_length=10
     )
-    language = serializers.ChoiceField(
-        choices=["", *dict(settings.LANGUAGES)], required=False, allow_blank=True
-    )
+    language = serializers.ChoiceField(choices=["", *dict(settings.LANGUAGES)], required=False, allow_blank=True)
 
 
 class PreferenceOutput(PreferenceSerializer):
@@ -391,4 +388,3 @@ urlpatterns = [
     path("consent-events/", ConsentEventsView.as_view(), name="api-consent-events"),
     path("members/<int:member_id>/preferences/", PreferencesView.as_view(), name="api-preferences"),
 ]
-

@@ -12,7 +12,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
@@ -27,7 +28,6 @@ from cdp.models import ApiKey, ApiKeyScope
 from . import services
 from .identities import RecordError, StoreRecord, normalize_email, normalize_phone, normalize_unionid
 from .models import Identity, IdentityKind, Member, Store, StoreMembership
-from .queries import canonical_member
 
 # --- Access helpers: every view reaches members and stores through these ------------------
 
@@ -60,16 +60,20 @@ def brand_members(key: ApiKey) -> QuerySet[Member]:
 
 def member_for_key(key: ApiKey, member_id: Any) -> Member:
     """The member ``member_id`` (or the one it was merged into) if it belongs to the key's
-    brand; 404 otherwise, the same answer as for an id that does not exist."""
+    brand, with its memberships at the brand's stores; 404 otherwise, the same answer as
+    for an id that does not exist. Two queries."""
     try:
         pk = int(member_id)
     except (TypeError, ValueError):
         raise NotFound("No such member.") from None
-    member = Member.objects.filter(pk=pk).select_related("merged_into").first()
+    canonical = Member.objects.filter(pk=pk).values(ref=Coalesce("merged_into_id", "pk"))
+    member = (
+        with_brand_memberships(brand_members(key), key.brand_id)
+        .filter(pk=Subquery(canonical))
+        .exclude(status=Member.Status.ERASED)
+        .first()
+    )
     if member is None:
-        raise NotFound("No such member.")
-    member = canonical_member(member)
-    if member.status == Member.Status.ERASED or not brand_members(key).filter(pk=member.pk).exists():
         raise NotFound("No such member.")
     return member
 
@@ -249,7 +253,7 @@ class MemberDetailView(ApiView):
     )
     def get(self, request: Request, member_id: int) -> Response:
         member = member_for_key(self.key, member_id)
-        return Response(MemberOutput(with_memberships(member, self.key.brand_id)).data)
+        return Response(MemberOutput(member).data)
 
 
 # --- Orders ------------------------------------------------------------------------------------
@@ -294,7 +298,7 @@ class OrdersView(ApiView):
     @extend_schema(
         operation_id="orders_record",
         summary="Record one order or a batch",
-        description=f"Send one order object or `{{\"orders\": [...]}}` (up to {settings.API_MAX_BATCH}). Idempotent on "
+        description=f'Send one order object or `{{"orders": [...]}}` (up to {settings.API_MAX_BATCH}). Idempotent on '
         "(store, order id): an order sent again is not stored twice. A batch is stored whole or not at all.",
         request=PolymorphicProxySerializer(
             component_name="OrdersRequest", serializers=[OrderInput, OrderBatchInput], resource_type_field_name=None
@@ -337,4 +341,3 @@ urlpatterns = [
     path("members/<int:member_id>/", MemberDetailView.as_view(), name="api-member"),
     path("orders/", OrdersView.as_view(), name="api-orders"),
 ]
-
