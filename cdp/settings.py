@@ -199,6 +199,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consent.tasks.create_checkpoint",
         "schedule": env_int("CONSENT_CHECKPOINT_INTERVAL", 600),
     },
+    "webhooks-retry-due": {"task": "webhooks.tasks.retry_due", "schedule": 60},
 }
 
 # --- Auth ------------------------------------------------------------------------------

@@ -7,3 +7,6 @@ from django.dispatch import Signal
 member_merged = Signal()
 # kwargs: event (MergeEvent, now undone)
 member_unmerged = Signal()
+# kwargs: member_id (int), brand_ids (list of int: brands the person was a member of).
+# Sent inside the erasure transaction by whoever erases a member (data-subject requests).
+member_erased = Signal()

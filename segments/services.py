@@ -305,3 +305,29 @@ def record_contacts(
     ]
     ContactLog.objects.bulk_create(rows, batch_size=2000)
     return len(rows)
+
+
+API_READ_CONTEXT = "api_segment_read"
+
+
+def record_segment_read(
+    segment: Segment, *, channel: str, member_ids: list[int], reader: str, now: dt.datetime | None = None
+) -> int:
+    """Log that these members of ``segment`` left the system through the API (one
+    DataUsage row each, one INSERT, so no transaction of its own): the person sees it in
+    the privacy center."""
+    now = now or timezone.now()
+    rows = [
+        DataUsage(
+            member_id=pk,
+            brand_id=segment.brand_id,
+            purpose_id=segment.purpose_id,
+            channel=channel,
+            context_type=API_READ_CONTEXT,
+            context_ref=f"{segment.slug} ({reader})"[:200],
+            occurred_at=now,
+        )
+        for pk in member_ids
+    ]
+    DataUsage.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)

@@ -1,2 +1,53 @@
+"""Turn domain signals into webhook events. Receivers only queue a task (after commit);
+the task builds the payload and the deliveries. A brand without subscribers for an event
+costs nothing beyond a cached look-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from consent.signals import consent_changed
+from members.signals import member_erased, member_merged
+from segments.signals import segment_built
+
+from .models import EventType
+from .services import subscribed_events
+
+
+def _queue(event_type: str, ref: int, extra: dict[str, Any] | None = None) -> None:
+    from .tasks import publish_event
+
+    transaction.on_commit(lambda: publish_event.delay(event_type, ref, extra or {}))
+
+
+def on_consent_changed(sender: Any, event: Any, **kwargs: Any) -> None:
+    # Sent after commit already: on_commit outside a transaction runs at once.
+    if EventType.CONSENT_CHANGED in subscribed_events(event.brand_id):
+        _queue(EventType.CONSENT_CHANGED, event.pk)
+
+
+def on_member_merged(sender: Any, event: Any, **kwargs: Any) -> None:
+    _queue(EventType.MEMBER_MERGED, event.pk)
+
+
+def on_member_erased(sender: Any, member_id: int, brand_ids: list[int] | None = None, **kwargs: Any) -> None:
+    if brand_ids is None:
+        from .payloads import member_brands
+
+        brand_ids = member_brands(member_id)
+    if any(EventType.MEMBER_ERASED in subscribed_events(pk) for pk in brand_ids):
+        _queue(EventType.MEMBER_ERASED, member_id, {"brand_ids": list(brand_ids)})
+
+
+def on_segment_built(sender: Any, build: Any, **kwargs: Any) -> None:
+    if EventType.SEGMENT_BUILT in subscribed_events(build.segment.brand_id):
+        _queue(EventType.SEGMENT_BUILT, build.pk)
+
+
 def connect() -> None:
-    pass
+    consent_changed.connect(on_consent_changed, dispatch_uid="webhooks.consent_changed")
+    member_merged.connect(on_member_merged, dispatch_uid="webhooks.member_merged")
+    member_erased.connect(on_member_erased, dispatch_uid="webhooks.member_erased")
+    segment_built.connect(on_segment_built, dispatch_uid="webhooks.segment_built")

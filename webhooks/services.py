@@ -1,0 +1,295 @@
+"""Webhook writes: subscribe, unsubscribe, publish an event, deliver, redeliver."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from cdp import audit
+from members.models import Brand
+
+from .models import Delivery, EventType, MemberSequence, Subscription
+from .signing import SIGNATURE_HEADER, sign
+
+log = logging.getLogger(__name__)
+
+
+class WebhookError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+# --- Subscriptions ------------------------------------------------------------------------
+
+
+def check_url(url: str) -> None:
+    """http(s) only, and no private, loopback or link-local receivers unless allowed: a
+    subscription must not turn the platform into a scanner of its own network."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookError("url", "must be an http:// or https:// URL")
+    if settings.WEBHOOK_ALLOW_PRIVATE_URLS:
+        return
+    if parts.scheme != "https":
+        raise WebhookError("url", "must use https://")
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except OSError:
+        raise WebhookError("url", f"the host {parts.hostname!r} does not resolve") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise WebhookError("url", f"{parts.hostname!r} resolves to a non-public address")
+
+
+@transaction.atomic
+def create_subscription(
+    *, brand: Brand, url: str, events: list[str], description: str = "", created_by: str = ""
+) -> tuple[Subscription, str]:
+    """Subscribe ``url`` to ``events`` of ``brand``; returns the subscription and its
+    signing secret (shown to the subscriber once)."""
+    events = list(dict.fromkeys(events))
+    unknown = [e for e in events if e not in EventType.values]
+    if unknown or not events:
+        raise WebhookError("events", f"choose from {', '.join(EventType.values)}")
+    check_url(url)
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    subscription = Subscription.objects.create(
+        brand=brand, url=url, events=events, secret=secret, description=description[:200], created_by=created_by[:150]
+    )
+    audit.record("webhook.subscribed", subscription, changes={"url": url, "events": events})
+    transaction.on_commit(lambda: forget_subscribers(brand.pk))
+    return subscription, secret
+
+
+@transaction.atomic
+def delete_subscription(subscription: Subscription) -> None:
+    """Stop deliveries to a subscription; its delivery log stays."""
+    Subscription.objects.filter(pk=subscription.pk).update(is_active=False, deleted_at=timezone.now())
+    Delivery.objects.filter(
+        subscription=subscription, status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING]
+    ).update(status=Delivery.Status.DEAD, last_error="Subscription deleted.")
+    audit.record("webhook.unsubscribed", subscription)
+    transaction.on_commit(lambda: forget_subscribers(subscription.brand_id))
+
+
+# Which event types a brand has subscribers for, per process, for a few seconds: every
+# consent event asks, and a batch of 1,000 must not ask the database 1,000 times. A new
+# subscription is seen at once in the process that made it, within seconds elsewhere.
+_SUBSCRIBERS_TTL = 5.0
+_subscribers: dict[int, tuple[float, frozenset[str]]] = {}
+
+
+def subscribed_events(brand_id: int) -> frozenset[str]:
+    now = time.monotonic()
+    cached = _subscribers.get(brand_id)
+    if cached and cached[0] > now:
+        return cached[1]
+    events: set[str] = set()
+    for names in Subscription.objects.filter(brand_id=brand_id, is_active=True).values_list("events", flat=True):
+        events.update(names)
+    _subscribers[brand_id] = (now + _SUBSCRIBERS_TTL, frozenset(events))
+    return frozenset(events)
+
+
+def forget_subscribers(brand_id: int | None = None) -> None:
+    if brand_id is None:
+        _subscribers.clear()
+    else:
+        _subscribers.pop(brand_id, None)
+
+
+# --- Publishing ---------------------------------------------------------------------------------
+
+
+def next_sequence(member_id: int) -> int:
+    """The member's next webhook sequence number. The upsert locks the member's row until
+    the caller commits, so numbers follow the order in which publishers commit."""
+    table = MemberSequence._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {table} (member_id, seq) VALUES (%s, 1)
+                ON CONFLICT (member_id) DO UPDATE SET seq = {table}.seq + 1 RETURNING seq""",  # noqa: S608
+            [member_id],
+        )
+        return cursor.fetchone()[0]
+
+
+def publish(
+    event_type: str,
+    *,
+    brand_ids: list[int],
+    data: dict[str, Any] | None = None,
+    data_for: Any = None,
+    member_id: int | None = None,
+) -> list[Delivery]:
+    """One delivery per active subscription of these brands to ``event_type``, sent after
+    commit. ``data_for(brand_id)`` builds brand-specific data (each brand sees only its
+    own stores), else ``data`` is used. Must run inside the caller's transaction."""
+    subscriptions = [
+        s
+        for s in Subscription.objects.filter(brand_id__in=brand_ids, is_active=True).select_related("brand")
+        if event_type in s.events
+    ]
+    if not subscriptions:
+        return []
+    sequence = next_sequence(member_id) if member_id is not None else None
+    now = timezone.now()
+    bodies: dict[int, tuple[uuid.UUID, str]] = {}
+    deliveries = []
+    for subscription in subscriptions:
+        if subscription.brand_id not in bodies:
+            event_id = uuid.uuid4()
+            payload = {
+                "id": str(event_id),
+                "type": event_type,
+                "created_at": now.isoformat(),
+                "brand": subscription.brand.code,
+                "member": member_id,
+                "sequence": sequence,
+                "data": data_for(subscription.brand_id) if data_for else data,
+            }
+            bodies[subscription.brand_id] = (event_id, json.dumps(payload, ensure_ascii=False, default=str))
+        event_id, body = bodies[subscription.brand_id]
+        deliveries.append(
+            Delivery(
+                subscription=subscription,
+                event_type=event_type,
+                event_id=event_id,
+                member_id=member_id,
+                sequence=sequence,
+                body=body,
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+    Delivery.objects.bulk_create(deliveries)
+    if deliveries[0].pk is None:  # backends that do not return ids from bulk_create
+        deliveries = list(Delivery.objects.filter(created_at=now, event_type=event_type, member_id=member_id))
+    ids = [d.pk for d in deliveries]
+    transaction.on_commit(lambda: _send_later(ids))
+    return deliveries
+
+
+def _send_later(ids: list[int], countdown: float | None = None) -> None:
+    from .tasks import deliver
+
+    for pk in ids:
+        if countdown:
+            deliver.apply_async((pk,), countdown=countdown)
+        else:
+            deliver.delay(pk)
+
+
+# --- Delivering --------------------------------------------------------------------------------
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """Delay before attempt ``attempts + 1``: base, 2×base, 4×base… at most six hours."""
+    return dt.timedelta(seconds=min(settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), 6 * 3600))
+
+
+def _claim(delivery_id: int) -> bool:
+    now = timezone.now()
+    # A delivery stuck in "sending" longer than a request may take lost its worker.
+    stale = now - dt.timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + 60)
+    claimable = Q(status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING], next_attempt_at__lte=now) | Q(
+        status=Delivery.Status.SENDING, last_attempt_at__lt=stale
+    )
+    return bool(
+        Delivery.objects.filter(claimable, pk=delivery_id, subscription__is_active=True).update(
+            status=Delivery.Status.SENDING, last_attempt_at=now, next_attempt_at=now
+        )
+    )
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+    check_url(url)  # again at send time: DNS may have changed since the subscription
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - http(s) checked
+    try:
+        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"[:1000]
+
+
+def deliver(delivery_id: int) -> float | None:
+    """Send one delivery if it is due; returns seconds until the retry it scheduled, if
+    any. Idempotent: a delivery already sent, dead, or being sent is left alone."""
+    if not _claim(delivery_id):
+        return None
+    delivery = Delivery.objects.select_related("subscription").get(pk=delivery_id)
+    subscription = delivery.subscription
+    body = delivery.body.encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "cdp-webhooks/1",
+        "X-CDP-Event": delivery.event_type,
+        "X-CDP-Event-Id": str(delivery.event_id),
+        "X-CDP-Delivery": str(delivery.pk),
+        SIGNATURE_HEADER: sign(subscription.secret, int(time.time()), body),
+    }
+    try:
+        status, error = _post(subscription.url, body, headers)
+    except WebhookError as exc:
+        status, error = None, exc.message
+    now = timezone.now()
+    attempts = delivery.attempts + 1
+    if status is not None and 200 <= status < 300:
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=Delivery.Status.SUCCEEDED, attempts=attempts, last_status_code=status, last_error="",
+            delivered_at=now,
+        )  # fmt: skip
+        return None
+    if attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=Delivery.Status.DEAD,
+            attempts=attempts,
+            last_status_code=status,
+            last_error=error or f"HTTP {status}",
+        )
+        log.warning("webhook delivery %s dead after %s attempts: %s", delivery.pk, attempts, error or status)
+        return None
+    delay = backoff(attempts)
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.RETRYING, attempts=attempts, last_status_code=status,
+        last_error=error or f"HTTP {status}", next_attempt_at=now + delay,
+    )  # fmt: skip
+    return delay.total_seconds()
+
+
+@transaction.atomic
+def redeliver(deliveries: Any) -> int:
+    """Send these deliveries again now (staff's "redeliver" action), with a fresh set of
+    attempts; the body is the same, the signature's timestamp new."""
+    ids = list(
+        Delivery.objects.filter(pk__in=[d.pk for d in deliveries], subscription__is_active=True)
+        .exclude(status=Delivery.Status.SENDING)
+        .values_list("pk", flat=True)
+    )
+    Delivery.objects.filter(pk__in=ids).update(
+        status=Delivery.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), last_error=""
+    )
+    for pk in ids:
+        audit.record("webhook.redelivered", Delivery(pk=pk))
+    transaction.on_commit(lambda: _send_later(ids))
+    return len(ids)
