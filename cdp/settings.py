@@ -292,6 +292,10 @@ SPECTACULAR_SETTINGS = {
         "cdp.api.errors.problem_media_type_hook",
     ],
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelEnum": "consent.models.Channel",
+        "ChannelOrNoneEnum": "consent.api.CHANNEL_CHOICES",
+    },
     # Swagger UI from the installed sidecar package, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

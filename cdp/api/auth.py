@@ -80,4 +80,5 @@ class HasScope(BasePermission):
 
 def required_scope(view: Any, method: str) -> str | None:
     scopes = getattr(view, "required_scopes", None) or {}
-    return scopes.get(method.upper(), getattr(view, "required_scope", None))
+    scope = scopes.get(method.upper(), getattr(view, "required_scope", None))
+    return str(scope) if scope else None
