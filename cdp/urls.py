@@ -27,3 +27,6 @@ if settings.DEBUG:
     from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 
     urlpatterns += staticfiles_urlpatterns()
+
+handler404 = "cdp.api.errors.not_found"
+handler500 = "cdp.api.errors.server_error"

@@ -154,3 +154,33 @@ def problem_media_type_hook(result: dict[str, Any], generator: Any, request: Any
                             "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
                         }
     return result
+
+
+# --- Django-level errors under /api/ ---------------------------------------------------------
+
+
+def _django_problem(request: Any, status_code: int, detail: str) -> Any:
+    from django.http import JsonResponse
+
+    slug, title = _TITLES.get(status_code, ("error", "Error."))
+    body = {"type": PROBLEM_BASE + slug, "title": title, "status": status_code, "detail": detail,
+            "instance": request.path}  # fmt: skip
+    return JsonResponse(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def not_found(request: Any, exception: Exception) -> Any:
+    """404 for URLs no view matched (``/api/v1/members/abc/``): problem details under
+    ``/api/``, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return _django_problem(request, 404, "No such resource.")
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def server_error(request: Any) -> Any:
+    if request.path.startswith("/api/"):
+        return _django_problem(request, 500, "Something went wrong on our side; it has been logged.")
+    from django.views.defaults import server_error as default
+
+    return default(request)

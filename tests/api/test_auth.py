@@ -131,3 +131,19 @@ def test_audit_rows_name_the_key(api, api_key, tmall):
     assert response.status_code == 201, response.json()
     row = AuditLog.objects.get(action="member.created")
     assert row.actor_type == "api_key" and api_key.prefix in row.actor_label
+
+
+def test_unknown_api_urls_are_problem_details(api):
+    response = api.get("/api/v1/members/abc/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["status"] == 404
+
+
+def test_schema_and_docs_are_served(client):
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200
+    text = schema.content.decode()
+    for path in ("/api/v1/consent/check", "/api/v1/consent-events/", "/api/v1/webhooks/", "application/problem+json"):
+        assert path in text
+    assert client.get("/api/docs/").status_code == 200
