@@ -79,26 +79,38 @@ def _state_reason(action: str | None, channel: str) -> str:
 
 
 def can_contact(
-    member: Member | int, brand: Brand | int, purpose: Purpose, channel: str = NO_CHANNEL
+    member: Member | int | None,
+    brand: Brand | int,
+    purpose: Purpose,
+    channel: str = NO_CHANNEL,
+    *,
+    identity: tuple[str, str] | None = None,
 ) -> ContactDecision:
     """May ``brand`` use this person's data for ``purpose`` on ``channel``, and if not, why.
 
     At most three queries: the member (with reachability), the state, the suppression list.
+    With ``member=None`` and ``identity=(kind, value)`` the person is whoever owns that
+    (normalised) identity, found by the same first query (the API's check by phone).
     """
-    member_id = member if isinstance(member, int) else member.pk
     brand_id = brand if isinstance(brand, int) else brand.pk
+    if member is None:
+        if identity is None:
+            raise TypeError("can_contact needs a member or an identity")
+        people = Member.objects.filter(identities__kind=identity[0], identities__value=identity[1])
+    else:
+        people = Member.objects.filter(pk=member if isinstance(member, int) else member.pk)
     annotations = {
         f"has_{kind}": Exists(Identity.objects.filter(member=OuterRef("pk"), kind=kind))
         for kind in _REACH_IDENTITY.get(channel, [])
     }
     row = (
-        Member.objects.filter(pk=member_id)
-        .annotate(**annotations)
+        people.annotate(**annotations)
         .values("pk", "status", "merged_into_id", "birth_date", "phone", "email", *annotations)
         .first()
     )
     if row is None:
         return ContactDecision(False, Reason.NO_CONSENT)
+    member_id = row["pk"]
     if row["merged_into_id"] is not None:
         return can_contact(row["merged_into_id"], brand_id, purpose, channel)
     if row["status"] == Member.Status.ERASED:

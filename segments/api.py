@@ -20,7 +20,8 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from cdp.api.errors import Conflict, problems
+from cdp.api.errors import problems
+from cdp.api.exceptions import Conflict
 from cdp.api.views import ApiView
 from cdp.models import ApiKey, ApiKeyScope
 from consent.models import NO_CHANNEL, Channel

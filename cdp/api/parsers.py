@@ -10,7 +10,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from .errors import RequestTooLarge
+from .exceptions import RequestTooLarge
 
 
 class LimitedJSONParser(JSONParser):

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from cdp import audit
 from cdp.models import ApiKey
 
-from .errors import RequestTooLarge
+from .exceptions import RequestTooLarge
 
 
 def api_key_actor(key: ApiKey, ip: str | None) -> audit.Actor:

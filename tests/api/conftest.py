@@ -30,9 +30,13 @@ def client_for(raw: str) -> APIClient:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttle_counters():
+def _fresh_caches():
+    from consent import api as consent_api
+
     cache.clear()
+    consent_api._purposes.clear()
     yield
+    consent_api._purposes.clear()
 
 
 @pytest.fixture
