@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from members.models import Brand, Identity, IdentityKind, Member
@@ -88,9 +89,10 @@ def can_contact(
 ) -> ContactDecision:
     """May ``brand`` use this person's data for ``purpose`` on ``channel``, and if not, why.
 
-    At most three queries: the member (with reachability), the state, the suppression list.
-    With ``member=None`` and ``identity=(kind, value)`` the person is whoever owns that
-    (normalised) identity, found by the same first query (the API's check by phone).
+    One query (two for a merged member: the second asks about the survivor): the member
+    with its consent state, reachability and suppression as annotations, so the API's hot
+    check costs one round trip. With ``member=None`` and ``identity=(kind, value)`` the
+    person is whoever owns that (normalised) identity, found by the same query.
     """
     brand_id = brand if isinstance(brand, int) else brand.pk
     if member is None:
@@ -99,10 +101,22 @@ def can_contact(
         people = Member.objects.filter(identities__kind=identity[0], identities__value=identity[1])
     else:
         people = Member.objects.filter(pk=member if isinstance(member, int) else member.pk)
-    annotations = {
+    annotations: dict[str, Any] = {
         f"has_{kind}": Exists(Identity.objects.filter(member=OuterRef("pk"), kind=kind))
         for kind in _REACH_IDENTITY.get(channel, [])
     }
+    state = ConsentState.objects.filter(member=OuterRef("pk"), brand_id=brand_id, purpose=purpose, channel=channel)
+    annotations["state_action"] = Subquery(state.values("action")[:1])
+    annotations["state_at"] = Subquery(state.values("occurred_at")[:1])
+    annotations["state_guardian"] = Subquery(state.values("by_guardian")[:1])
+    if channel in _SUPPRESSION_CHANNELS:
+        annotations["suppressed"] = Exists(
+            Suppression.objects.filter(
+                Q(brand_id=brand_id) | Q(brand__isnull=True),
+                channel__in=_SUPPRESSION_CHANNELS[channel],
+                value=OuterRef(_REACH_FIELD[channel]),
+            )
+        )
     row = (
         people.annotate(**annotations)
         .values("pk", "status", "merged_into_id", "birth_date", "phone", "email", *annotations)
@@ -110,34 +124,23 @@ def can_contact(
     )
     if row is None:
         return ContactDecision(False, Reason.NO_CONSENT)
-    member_id = row["pk"]
     if row["merged_into_id"] is not None:
         return can_contact(row["merged_into_id"], brand_id, purpose, channel)
     if row["status"] == Member.Status.ERASED:
         return ContactDecision(False, Reason.ERASED)
 
-    state = (
-        ConsentState.objects.filter(member_id=member_id, brand_id=brand_id, purpose=purpose, channel=channel)
-        .values("action", "occurred_at", "by_guardian")
-        .first()
-    )
-    reason = _state_reason(state["action"] if state else None, channel)
-    as_of = state["occurred_at"] if state else None
+    reason = _state_reason(row["state_action"], channel)
+    as_of = row["state_at"]
     if reason != Reason.ALLOWED:
         return ContactDecision(False, reason, as_of)
-    if purpose.is_marketing and row["birth_date"] and row["birth_date"] > minor_cutoff() and not state["by_guardian"]:
+    if purpose.is_marketing and row["birth_date"] and row["birth_date"] > minor_cutoff() and not row["state_guardian"]:
         return ContactDecision(False, Reason.MINOR, as_of)
     if channel in _REACH_FIELD and not row[_REACH_FIELD[channel]]:
         return ContactDecision(False, Reason.UNREACHABLE, as_of)
-    if channel in _REACH_IDENTITY and not any(row[name] for name in annotations):
+    if channel in _REACH_IDENTITY and not any(row[f"has_{kind}"] for kind in _REACH_IDENTITY[channel]):
         return ContactDecision(False, Reason.UNREACHABLE, as_of)
-    if channel in _SUPPRESSION_CHANNELS:
-        value = row[_REACH_FIELD[channel]]
-        suppressed = Suppression.objects.filter(
-            Q(brand_id=brand_id) | Q(brand__isnull=True), channel__in=_SUPPRESSION_CHANNELS[channel], value=value
-        ).exists()
-        if suppressed:
-            return ContactDecision(False, Reason.SUPPRESSED, as_of)
+    if row.get("suppressed"):
+        return ContactDecision(False, Reason.SUPPRESSED, as_of)
     return ContactDecision(True, Reason.ALLOWED, as_of)
 
 
