@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -192,7 +193,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "refresh-member-metrics-nightly": {
         "task": "members.tasks.refresh_member_metrics",
-        "schedule": 24 * 60 * 60,
+        # 03:30 local time, before marketers look at the day's segments.
+        "schedule": crontab(hour=3, minute=30),
     },
     "consent-ledger-checkpoint": {
         "task": "consent.tasks.create_checkpoint",
