@@ -291,6 +291,13 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # How often the ledger's chain heads are fixed in a checkpoint (seconds).
 CONSENT_CHECKPOINT_INTERVAL = env_int("CONSENT_CHECKPOINT_INTERVAL", 600)
 
+# Member file imports (README "Importing member files"). Uploads bigger than this run as a
+# Celery job; a line longer than this makes the whole file unreadable; rows per chunk
+# (one transaction each) on the PostgreSQL fast path.
+IMPORT_ASYNC_THRESHOLD_BYTES = env_int("IMPORT_ASYNC_THRESHOLD_BYTES", 5 * 1024 * 1024)
+IMPORT_MAX_LINE_BYTES = env_int("IMPORT_MAX_LINE_BYTES", 1024 * 1024)
+IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 20000)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
