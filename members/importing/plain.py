@@ -3,6 +3,8 @@ Streams (a chunk of rows at a time) and is the reference the fast path is checke
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import transaction
 
 from consent.models import ConsentEvent
@@ -11,6 +13,7 @@ from consent.services import ConsentError, record_consent
 from ..identities import RecordError
 from ..services import resolve_store_record
 from .context import ImportContext
+from .report import ImportResult
 from .rows import ParsedRow
 
 
@@ -25,11 +28,19 @@ def existing_external_ids(ctx: ImportContext, ids: list[str]) -> set[str]:
     return found
 
 
-def process_rows(ctx: ImportContext, rows: list[ParsedRow]) -> None:
+def process_rows(
+    ctx: ImportContext,
+    rows: list[ParsedRow],
+    *,
+    result: ImportResult | None = None,
+    reject: Callable[[int, str, str], None] | None = None,
+) -> None:
     """Write ``rows`` (validated, in file order), one savepoint each: a row that fails
-    leaves nothing behind and is reported; the others go in."""
+    leaves nothing behind and is reported; the others go in. ``result`` and ``reject``
+    default to the import's own (the fast path passes its chunk's)."""
     seen = existing_external_ids(ctx, [row.external_id(c) for row in rows for c in row.consents])
-    result = ctx.result
+    result = result or ctx.result
+    reject = reject or ctx.errors.reject
     with transaction.atomic():
         for row in rows:
             column = ""
@@ -58,7 +69,7 @@ def process_rows(ctx: ImportContext, rows: list[ParsedRow]) -> None:
                         )
                         events += recorded.created
             except (RecordError, ConsentError) as exc:
-                ctx.errors.reject(row.number, column or exc.field, exc.message)
+                reject(row.number, column or exc.field, exc.message)
                 continue
             for choice in row.consents:
                 seen.add(row.external_id(choice))

@@ -118,7 +118,7 @@ class RowValidator:
     """Validates rows of one file for one store. Build once per import."""
 
     def __init__(self, *, store: Store, header: Header, observed_at: dt.datetime, strict_width: bool) -> None:
-        from consent.models import Purpose  # consent builds on members; only the importer needs it
+        from consent.models import Notice, Purpose  # consent builds on members; only the importer needs it
 
         self.store = store
         self.header = header
@@ -141,6 +141,11 @@ class RowValidator:
                 problem = f"purpose {code!r} does not use channel {channel or '(none)'!r} (uses {allowed})"
             ref = PurposeRef(purpose.pk, purpose.code) if purpose else None
             self.consent_columns.append((index, name, ref, channel, problem))
+        # A grant needs a notice the person was shown (record_consent's rule): the purpose's
+        # own notice or a brand-wide one (member agreement, privacy policy).
+        notices = Notice.objects.filter(brand_id=store.brand_id)
+        self.brand_wide_notice = notices.filter(purpose__isnull=True).exists()
+        self.purpose_notices = set(notices.filter(purpose__isnull=False).values_list("purpose_id", flat=True))
         self.skew = dt.timedelta(seconds=settings.CONSENT_MAX_CLOCK_SKEW_SECONDS)
 
     def member_id_of(self, cells: list[str]) -> str:
@@ -199,6 +204,10 @@ class RowValidator:
                 continue
             if problem or purpose is None:
                 raise RowProblem(name, problem, text)
+            if answer and not self.brand_wide_notice and purpose.id not in self.purpose_notices:
+                raise RowProblem(
+                    name, f"brand {self.store.brand.code!r} has published no notice for {purpose.code!r}", text
+                )
             row.consents.append(ConsentChoice(purpose=purpose, channel=channel, granted=answer, column=name))
         if row.consents:
             occurred_at = joined_at
