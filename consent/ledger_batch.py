@@ -55,7 +55,8 @@ def _append_many_postgres(events: Sequence[ConsentEvent]) -> int:
         # The head rows are the per-member writer lock of ``ledger.append``: taking them in
         # id order serialises us with single appends and never deadlocks with another batch.
         cursor.execute(
-            f"SELECT member_id, seq, hash FROM {heads_table} WHERE member_id = ANY(%s) ORDER BY member_id FOR UPDATE",  # noqa: S608
+            f"""SELECT h.member_id, h.seq, h.hash FROM {heads_table} h JOIN unnest(%s::bigint[]) AS m(id)
+                ON h.member_id = m.id ORDER BY h.member_id FOR UPDATE OF h""",  # noqa: S608
             [member_ids],
         )
         heads = {member_id: (seq, hash_) for member_id, seq, hash_ in cursor.fetchall()}
@@ -66,12 +67,16 @@ def _append_many_postgres(events: Sequence[ConsentEvent]) -> int:
         ids = sorted(row[0] for row in cursor.fetchall())
         states_key = {(e.member_id, e.brand_id, e.purpose_id, e.channel) for e in events}
         brand_ids = sorted({e.brand_id for e in events})
-        cursor.execute(
-            f"SELECT member_id, brand_id, purpose_id, channel, occurred_at FROM {states_table} "  # noqa: S608
-            "WHERE member_id = ANY(%s) AND brand_id = ANY(%s)",
-            [member_ids, brand_ids],
-        )
-        states = {tuple(row[:4]): row[4] for row in cursor.fetchall() if tuple(row[:4]) in states_key}
+        states = {}
+        for brand_id in brand_ids:
+            # A join on the member ids, so the planner walks the unique (member, brand, …)
+            # index even when its statistics predate a big import.
+            cursor.execute(
+                f"""SELECT s.member_id, s.brand_id, s.purpose_id, s.channel, s.occurred_at FROM {states_table} s
+                    JOIN unnest(%s::bigint[]) AS m(id) ON s.member_id = m.id WHERE s.brand_id = %s""",  # noqa: S608
+                [member_ids, brand_id],
+            )
+            states.update({tuple(row[:4]): row[4] for row in cursor.fetchall() if tuple(row[:4]) in states_key})
 
         changed: dict[tuple, ConsentEvent] = {}
         last_prev: dict[int, str] = {}

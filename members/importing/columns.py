@@ -183,6 +183,7 @@ def parse_datetime(text: str) -> dt.datetime:
             parsed = dt.datetime.fromisoformat(value)
         except ValueError:
             raise ValueProblem(f"{text!r} is not a date and time (YYYY-MM-DD HH:MM:SS)") from None
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed)
+    if parsed.tzinfo is None:
+        # zoneinfo zones: attaching is make_aware (no DST gaps in Asia/Shanghai to fold).
+        parsed = parsed.replace(tzinfo=timezone.get_current_timezone())
     return parsed

@@ -22,7 +22,7 @@ from django.utils import timezone
 from cdp import audit
 
 from ..models import ImportJob, Store
-from .readers import FileProblem, sha256_of
+from .readers import FileInfo, FileProblem, sha256_of
 from .report import ImportResult
 from .service import Progress, import_member_file
 
@@ -45,18 +45,40 @@ def import_from_command(
         return import_member_file(
             path, store=store, dry_run=True, encoding=encoding, progress=progress, errors_to=errors_to
         )
-    job = ImportJob.objects.create(
-        store=store,
-        original_name=path.name[:255],
-        size=path.stat().st_size if path.is_file() else 0,
-        encoding=encoding or "",
-        created_by=audit.current_actor().label,
-        status=ImportJob.Status.RUNNING,
-        started_at=timezone.now(),
-        heartbeat_at=timezone.now(),
-        attempts=1,
-    )
-    return _run(job, path, encoding=encoding, progress=progress, errors_to=errors_to)
+
+    started: list[ImportJob] = []
+
+    def start_job(info: FileInfo, rows: int) -> ImportJob:
+        job = ImportJob.objects.create(
+            store=store,
+            original_name=path.name[:255],
+            size=info.size,
+            sha256=info.sha256,
+            encoding=info.encoding or "xlsx",
+            rows_total=rows,
+            created_by=audit.current_actor().label,
+            status=ImportJob.Status.RUNNING,
+            started_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+            attempts=1,
+        )
+        started.append(job)
+        return job
+
+    try:
+        result = import_member_file(
+            path, store=store, encoding=encoding, progress=progress, errors_to=errors_to, start_job=start_job
+        )
+    except Exception as exc:
+        if started:
+            ImportJob.objects.filter(pk=started[0].pk).update(
+                status=ImportJob.Status.FAILED,
+                message=f"{type(exc).__name__}: {exc}"[:2000],
+                finished_at=timezone.now(),
+            )
+        raise
+    _finish(started[0], result, errors_csv=None)
+    return result
 
 
 def _run(
@@ -85,6 +107,11 @@ def _run(
         raise
     if errors_to is not None:
         errors_to.write(buffer.getvalue())
+    _finish(job, result, errors_csv=buffer.getvalue())
+    return result
+
+
+def _finish(job: ImportJob, result: ImportResult, *, errors_csv: str | None) -> None:
     job.refresh_from_db()
     job.status = ImportJob.Status.DONE
     job.finished_at = timezone.now()
@@ -93,12 +120,9 @@ def _run(
     job.rows_total = job.rows_done = result.rows
     for name in ("created", "updated", "merged", "rejected", "consent_events", "seconds"):
         setattr(job, name, getattr(result, name))
-    if result.rejected:
-        job.errors_file.save(
-            f"import-{job.pk}-rejected.csv", ContentFile(buffer.getvalue().encode("utf-8")), save=False
-        )
+    if result.rejected and errors_csv:
+        job.errors_file.save(f"import-{job.pk}-rejected.csv", ContentFile(errors_csv.encode("utf-8")), save=False)
     job.save()
-    return result
 
 
 def create_job(*, store: Store, upload: File, encoding: str = "") -> ImportJob:

@@ -114,13 +114,17 @@ def import_member_file(
     progress: Progress | None = None,
     fast: bool | None = None,
     errors_to: IO[str] | None = None,
+    start_job: Callable[[FileInfo, int], ImportJob] | None = None,
 ) -> ImportResult:
     """Import one member file into ``store``; raise ``FileProblem`` if it cannot be read
     (then nothing was written). Rows with problems are rejected and reported; the rest go
-    in. Importing the same file again changes nothing."""
+    in. Importing the same file again changes nothing. ``start_job`` makes the job row
+    once the file proved readable (the command's imports)."""
     started = time.monotonic()
     info = inspect(Path(path), encoding=encoding)
     found = scan(info)
+    if start_job is not None and not dry_run:
+        job = start_job(info, found.rows)
     result = ImportResult(rows=found.rows, sha256=info.sha256, encoding=info.encoding or "xlsx", dry_run=dry_run)
     fast = use_fast_path() if fast is None else fast
     result.path = "fast" if fast else "plain"
