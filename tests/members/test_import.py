@@ -14,7 +14,7 @@ from cdp.models import AuditLog
 from consent.models import ConsentEvent, ConsentState
 from members.models import Identity, ImportJob, Member, MergeEvent, StoreMembership
 
-from .import_helpers import HEADER, Out, purposes, row, run_import, write_csv  # noqa: F401 - fixture
+from .import_helpers import HEADER, Out, row, run_import, write_csv
 
 pytestmark = pytest.mark.django_db
 
