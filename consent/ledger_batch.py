@@ -38,7 +38,8 @@ def _evidence_text(event: ConsentEvent) -> str:
 @transaction.atomic
 def append_many(events: Sequence[ConsentEvent]) -> int:
     """Append ``events`` (unsaved, validated by the caller, external ids not yet stored)
-    to their members' chains; returns how many ConsentState rows changed."""
+    to their members' chains; returns how many of them moved ConsentState (as the sum of
+    ``ledger.append``'s answers would)."""
     if not events:
         return 0
     if connection.vendor != "postgresql":
@@ -80,6 +81,7 @@ def _append_many_postgres(events: Sequence[ConsentEvent]) -> int:
 
         changed: dict[tuple, ConsentEvent] = {}
         last_prev: dict[int, str] = {}
+        moved = 0
         for event, pk in zip(events, ids, strict=True):
             if event.recorded_at is None:
                 event.recorded_at = recorded_at
@@ -93,6 +95,7 @@ def _append_many_postgres(events: Sequence[ConsentEvent]) -> int:
             if current is None or current <= event.occurred_at:
                 states[key] = event.occurred_at
                 changed[key] = event
+                moved += 1
             event._state.adding = False
             event._state.db = connection.alias
 
@@ -141,4 +144,4 @@ def _append_many_postgres(events: Sequence[ConsentEvent]) -> int:
                     [e.by_guardian for e in rows],
                 ],
             )
-        return len(changed)
+        return moved
