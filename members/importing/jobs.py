@@ -175,3 +175,13 @@ def run_job(job_id: int) -> ImportResult | None:
             return _run(job, Path(job.file.path), encoding=job.encoding or None)
         except FileProblem:
             return None
+
+
+def discard(job: ImportJob, *, reason: str) -> None:
+    """An upload that cannot be imported: drop the file, keep the job row as the record."""
+    if job.file:
+        job.file.delete(save=False)
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.FAILED, message=reason[:2000], finished_at=timezone.now(), file=""
+    )
+    audit.record("members.import_failed", job, changes={"reason": reason})
