@@ -32,8 +32,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from cdp import audit
-from consent.ledger_batch import append_many
-from consent.models import ConsentEvent
+from consent.ledger_batch import NewEvent, append_many, copy_into
+from consent.models import canonical_json
 
 from ..models import Identity, Member, StoreMembership
 from . import plain
@@ -118,7 +118,8 @@ def _process(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, re
                     "observed": observed,
                     "profile": dict(zip(PROFILE, profile, strict=True)),
                 }
-            if _owners(cursor, all_keys) != owners:
+            owned = sorted(owners)
+            if _owners(cursor, owned) != owners:
                 raise _Retry  # identities moved between our read and the lock
 
     # --- 2. Replay the chunk over a union-find ------------------------------------------
@@ -263,7 +264,8 @@ def _process(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, re
 
     # --- 4. Write ---------------------------------------------------------------------------
     _write(ctx, now, new_people, member_updates, identities, new_memberships, membership_updates, audit_rows)
-    result.consent_events += _append_consent(ctx, rows, persons, now, rejected)
+    created_ids = {id(person) for person in new_people}
+    result.consent_events += _append_consent(ctx, rows, persons, created_ids, now)
 
     if fallback_rows:
         fallback_rows.sort()
@@ -319,7 +321,6 @@ def _write(
     audit_rows: list[tuple[_Person, str, dict[str, Any]]],
 ) -> None:
     store = ctx.store
-    actor = audit.current_actor()
     with connection.cursor() as cursor:
         raw = cursor.cursor
         if new_people:
@@ -329,16 +330,17 @@ def _write(
             )
             for person, (pk,) in zip(new_people, sorted(cursor.fetchall()), strict=True):
                 person.member_id = pk
-            with raw.copy(f"COPY {Member._meta.db_table} ({', '.join(MEMBER_COLUMNS)}) FROM STDIN") as copy:
-                for p in new_people:
-                    pr = p.profile
-                    copy.write_row(
-                        (
-                            p.member_id, Member.Status.ACTIVE, pr["name"], pr["gender"], pr["birth_date"],
-                            pr["province"], pr["city"], pr["locale"], pr["phone"], pr["email"],
-                            json.dumps(p.attributes, ensure_ascii=False), p.observed_at, 0, 0, "prospect", now, now,
-                        )
-                    )  # fmt: skip
+            copy_into(
+                raw,
+                Member._meta.db_table,
+                MEMBER_COLUMNS,
+                (
+                    (p.member_id, Member.Status.ACTIVE, p.profile["name"], p.profile["gender"], p.profile["birth_date"],
+                     p.profile["province"], p.profile["city"], p.profile["locale"], p.profile["phone"],
+                     p.profile["email"], _json(p.attributes), p.observed_at, 0, 0, "prospect", now, now)
+                    for p in new_people
+                ),
+            )  # fmt: skip
         if member_updates:
             cursor.execute(
                 f"""UPDATE {Member._meta.db_table} m SET name = v.name, gender = v.gender, birth_date = v.birth_date,
@@ -352,26 +354,28 @@ def _write(
                     now,
                     [p.member_id for p in member_updates],
                     *([p.profile[name] for p in member_updates] for name in PROFILE),
-                    [json.dumps(p.attributes, ensure_ascii=False) for p in member_updates],
+                    [_json(p.attributes) for p in member_updates],
                     [p.observed_at for p in member_updates],
                 ],
             )
         if identities:
-            with raw.copy(
-                f"COPY {Identity._meta.db_table} (member_id, kind, value, store_id, created_at) FROM STDIN"
-            ) as copy:
-                for person, kind, value in identities:
-                    copy.write_row((person.member_id, kind, value, store.pk, now))
+            copy_into(
+                raw,
+                Identity._meta.db_table,
+                ("member_id", "kind", "value", "store_id", "created_at"),
+                ((person.member_id, kind, value, store.pk, now) for person, kind, value in identities),
+            )
         if new_memberships:
-            with raw.copy(
-                f"COPY {StoreMembership._meta.db_table} (member_id, store_id, store_member_id, joined_at, tier, "
-                "points, created_at, updated_at) FROM STDIN"
-            ) as copy:
-                for person, row in new_memberships:
-                    r = row.record
-                    copy.write_row(
-                        (person.member_id, store.pk, r.store_member_id, r.joined_at, r.tier, r.points or 0, now, now)
-                    )
+            copy_into(
+                raw,
+                StoreMembership._meta.db_table,
+                ("member_id", "store_id", "store_member_id", "joined_at", "tier", "points", "created_at", "updated_at"),
+                (
+                    (person.member_id, store.pk, row.record.store_member_id, row.record.joined_at, row.record.tier,
+                     row.record.points or 0, now, now)
+                    for person, row in new_memberships
+                ),
+            )  # fmt: skip
         if membership_updates:
             cursor.execute(
                 f"""UPDATE {StoreMembership._meta.db_table} s SET member_id = v.member_id, joined_at = v.joined_at,
@@ -389,59 +393,64 @@ def _write(
                 ],
             )
         if audit_rows:
-            from cdp.models import AuditLog
+            # One audit row per chunk naming every member it created or changed (a row per
+            # member, as resolve_store_record writes, would be a million rows per file).
+            created = [person.member_id for person, action, _ in audit_rows if action == "member.created"]
+            updated = sorted({person.member_id for person, action, _ in audit_rows if action == "member.updated"})
+            audit.record(
+                "members.import_chunk",
+                store,
+                changes={"source": ctx.source_ref, "created": created, "updated": updated},
+            )
 
-            with raw.copy(
-                f"COPY {AuditLog._meta.db_table} (created_at, actor_type, actor_user_id, actor_label, action, "
-                "object_type, object_id, object_repr, changes, ip_address) FROM STDIN"
-            ) as copy:
-                for person, action, changes in audit_rows:
-                    name = person.profile.get("name") or ""
-                    label = f"#{person.member_id} {name}".strip() if name else f"#{person.member_id}"
-                    copy.write_row(
-                        (
-                            now, actor.type, actor.user_id, actor.label, action, "members.member",
-                            str(person.member_id), label[:200], json.dumps(changes, ensure_ascii=False), actor.ip,
-                        )
-                    )  # fmt: skip
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=False) if value else "{}"
 
 
 def _append_consent(
-    ctx: ImportContext, rows: list[ParsedRow], persons: dict[Any, _Person], now: dt.datetime, rejected: list
+    ctx: ImportContext, rows: list[ParsedRow], persons: dict[Any, _Person], created: set[int], now: dt.datetime
 ) -> int:
-    by_row: dict[int, _Person] = {}
+    wanted = []
     for person in persons.values():
         for index in person.rows:
-            by_row[index] = person
-    wanted = [(index, rows[index], choice) for index in sorted(by_row) for choice in rows[index].consents]
+            for choice in rows[index].consents:
+                wanted.append((index, person, choice))
     if not wanted:
         return 0
-    seen = plain.existing_external_ids(ctx, [row.external_id(choice) for _, row, choice in wanted])
+    wanted.sort(key=lambda item: item[0])  # file order, then column order (sort is stable)
+    # A person new in this chunk has no events yet: look up only the others' external ids.
+    seen = plain.existing_external_ids(
+        ctx, [rows[i].external_id(choice) for i, person, choice in wanted if id(person) not in created]
+    )
     events = []
-    brand_id = ctx.store.brand_id
-    for index, row, choice in wanted:
+    brand_id, store_id, source_ref = ctx.store.brand_id, ctx.store.pk, ctx.source_ref[:200]
+    evidence: dict[int, str] = {}
+    for index, person, choice in wanted:
+        row = rows[index]
         external_id = row.external_id(choice)
         if external_id in seen:
             continue
         seen.add(external_id)
-        person = by_row[index]
         notice = ctx.notice_for(choice.purpose.id, person.locale)
-        event = ConsentEvent(
-            member_id=person.member_id,
-            brand_id=brand_id,
-            purpose_id=choice.purpose.id,
-            channel=choice.channel,
-            action=choice.action,
-            occurred_at=row.occurred_at,
-            recorded_at=now,
-            source_type="import_job",
-            source_ref=ctx.source_ref[:200],
-            store_id=ctx.store.pk,
-            notice_id=notice.pk if notice else None,
-            evidence=ctx.evidence(row),
-            by_guardian=False,
-            external_id=external_id,
+        if index not in evidence:
+            evidence[index] = canonical_json(ctx.evidence(row))
+        events.append(
+            NewEvent(
+                member_id=person.member_id,
+                brand_id=brand_id,
+                purpose_id=choice.purpose.id,
+                channel=choice.channel,
+                action=choice.action,
+                occurred_at=row.occurred_at,
+                recorded_at=now,
+                source_type="import_job",
+                source_ref=source_ref,
+                store_id=store_id,
+                notice_id=notice.pk if notice else None,
+                evidence=evidence[index],
+                external_id=external_id,
+            )
         )
-        events.append(event)
     append_many(events)
     return len(events)

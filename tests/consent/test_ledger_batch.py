@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from consent import ledger
-from consent.ledger_batch import append_many
+from consent.ledger_batch import NewEvent, append_many
 from consent.models import ConsentEvent, ConsentState
 from consent.services import record_consent
 from tests.factories import MemberFactory
@@ -27,10 +27,11 @@ class _Out:
 
 
 def _event(member, brand, purpose, action, minutes_ago, external_id):
-    return ConsentEvent(
+    return NewEvent(
         member_id=member.pk, brand_id=brand.pk, purpose_id=purpose.pk, channel="sms", action=action,
         occurred_at=NOW - dt.timedelta(minutes=minutes_ago), recorded_at=NOW, source_type="import_job",
-        source_ref="import-job:1", evidence={"file_sha256": "ab", "row": 2}, external_id=external_id,
+        source_ref="import-job:1", store_id=None, notice_id=None, evidence='{"file_sha256":"ab","row":2}',
+        external_id=external_id,
     )  # fmt: skip
 
 
