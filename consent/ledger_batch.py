@@ -92,10 +92,20 @@ def _append_one(new: NewEvent) -> bool:
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_SPECIAL = frozenset("\\\t\n\r")
+
+
+def esc(value: str | None) -> str:
+    """A text value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if _SPECIAL.isdisjoint(value):
+        return value
+    return value.translate(_ESCAPES)
 
 
 def copy_text(value: object) -> str:
-    """One value in COPY's text format (faster than adapting each value in psycopg)."""
+    """Any value in COPY's text format (faster than psycopg adapting each value)."""
     if value is None:
         return "\\N"
     if value is True:
@@ -103,23 +113,39 @@ def copy_text(value: object) -> str:
     if value is False:
         return "f"
     if isinstance(value, str):
-        return value.translate(_ESCAPES)
+        return esc(value)
     if isinstance(value, dt.date):  # dates and aware datetimes
         return value.isoformat()
     return str(value)
 
 
-def copy_into(cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """COPY ``rows`` into ``table``, written as text in blocks."""
+def copy_lines(cursor, table: str, columns: Sequence[str], lines: Iterable[str]) -> None:
+    """COPY pre-formatted text lines (values escaped with ``esc``/``copy_text``)."""
     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         block: list[str] = []
-        for row in rows:
-            block.append("\t".join([copy_text(v) for v in row]))
+        for line in lines:
+            block.append(line)
             if len(block) >= 5000:
                 copy.write("\n".join(block) + "\n")
                 block = []
         if block:
             copy.write("\n".join(block) + "\n")
+
+
+def copy_into(cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """COPY ``rows`` into ``table``."""
+    copy_lines(cursor, table, columns, ("\t".join([copy_text(v) for v in row]) for row in rows))
+
+
+def id_list(ids: Iterable[int]) -> str:
+    """Integers as one text parameter (``string_to_array(%s, ',')::bigint[]``): binding a
+    Python list costs a conversion per element."""
+    return ",".join(map(str, ids))
+
+
+def temp_table(cursor, name: str, definition: str) -> None:
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({definition})")
+    cursor.execute(f"TRUNCATE {name}")
 
 
 def _append_many_postgres(events: Sequence[NewEvent]) -> int:
@@ -129,10 +155,12 @@ def _append_many_postgres(events: Sequence[NewEvent]) -> int:
     with connection.cursor() as cursor:
         # The head rows are the per-member writer lock of ``ledger.append``: taking them in
         # id order serialises us with single appends and never deadlocks with another batch.
+        members_text = id_list(member_ids)
         cursor.execute(
-            f"""SELECT h.member_id, h.seq, h.hash FROM {heads_table} h JOIN unnest(%s::bigint[]) AS m(id)
+            f"""SELECT h.member_id, h.seq, h.hash FROM {heads_table} h
+                JOIN unnest(string_to_array(%s, ',')::bigint[]) AS m(id)
                 ON h.member_id = m.id ORDER BY h.member_id FOR UPDATE OF h""",  # noqa: S608
-            [member_ids],
+            [members_text],
         )
         heads = {member_id: (seq, hash_) for member_id, seq, hash_ in cursor.fetchall()}
         cursor.execute(
@@ -147,8 +175,9 @@ def _append_many_postgres(events: Sequence[NewEvent]) -> int:
             # index even when its statistics predate a big import.
             cursor.execute(
                 f"""SELECT s.member_id, s.brand_id, s.purpose_id, s.channel, s.occurred_at FROM {states_table} s
-                    JOIN unnest(%s::bigint[]) AS m(id) ON s.member_id = m.id WHERE s.brand_id = %s""",  # noqa: S608
-                [member_ids, brand_id],
+                    JOIN unnest(string_to_array(%s, ',')::bigint[]) AS m(id) ON s.member_id = m.id
+                    WHERE s.brand_id = %s""",  # noqa: S608
+                [members_text, brand_id],
             )
             states.update({tuple(row[:4]): row[4] for row in cursor.fetchall() if tuple(row[:4]) in states_key})
 
@@ -168,45 +197,57 @@ def _append_many_postgres(events: Sequence[NewEvent]) -> int:
                 changed[key] = event
                 moved += 1
 
-        copy_into(
-            cursor.cursor,
-            events_table,
-            EVENT_COLUMNS,
-            (
-                (e.pk, e.member_id, e.brand_id, e.purpose_id, e.channel, e.action, e.occurred_at, e.recorded_at,
-                 e.source_type, e.source_ref, e.store_id, e.notice_id, e.evidence, e.by_guardian, e.external_id,
-                 e.seq, e.prev_hash, e.hash)
-                for e in events
-            ),
-        )  # fmt: skip
-        touched = sorted(last_prev)
+        raw = cursor.cursor
+        recorded = {}
+        lines = []
+        for e in events:
+            if e.recorded_at not in recorded:
+                recorded[e.recorded_at] = e.recorded_at.isoformat()
+            lines.append(
+                f"{e.pk}\t{e.member_id}\t{e.brand_id}\t{e.purpose_id}\t{e.channel}\t{e.action}\t"
+                f"{e.occurred_at.isoformat()}\t{recorded[e.recorded_at]}\t{esc(e.source_type)}\t{esc(e.source_ref)}\t"
+                f"{copy_text(e.store_id)}\t{copy_text(e.notice_id)}\t{esc(e.evidence)}\t{copy_text(e.by_guardian)}\t"
+                f"{esc(e.external_id)}\t{e.seq}\t{e.prev_hash}\t{e.hash}"
+            )
+        copy_lines(raw, events_table, EVENT_COLUMNS, lines)
+        temp_table(cursor, "_import_heads", "member_id bigint, seq integer, prev_hash text, hash text")
+        copy_lines(
+            raw,
+            "_import_heads",
+            ("member_id", "seq", "prev_hash", "hash"),
+            (f"{m}\t{heads[m][0]}\t{last_prev[m]}\t{heads[m][1]}" for m in sorted(last_prev)),
+        )
         cursor.execute(
             f"""INSERT INTO {heads_table} AS h (member_id, seq, prev_hash, hash)
-                SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::text[])
+                SELECT member_id, seq, prev_hash, hash FROM _import_heads
                 ON CONFLICT (member_id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash,
-                  hash = excluded.hash""",  # noqa: S608
-            [touched, [heads[m][0] for m in touched], [last_prev[m] for m in touched], [heads[m][1] for m in touched]],
+                  hash = excluded.hash"""  # noqa: S608
         )
         if changed:
-            rows = list(changed.values())
+            temp_table(
+                cursor,
+                "_import_states",
+                "member_id bigint, brand_id bigint, purpose_id bigint, channel text, action text, "
+                "occurred_at timestamptz, event_id bigint, by_guardian boolean",
+            )
+            copy_lines(
+                raw,
+                "_import_states",
+                ("member_id", "brand_id", "purpose_id", "channel", "action", "occurred_at", "event_id", "by_guardian"),
+                (
+                    f"{e.member_id}\t{e.brand_id}\t{e.purpose_id}\t{e.channel}\t{e.action}\t"
+                    f"{e.occurred_at.isoformat()}\t{e.pk}\t{copy_text(e.by_guardian)}"
+                    for e in changed.values()
+                ),
+            )
             cursor.execute(
                 f"""INSERT INTO {states_table} AS s (member_id, brand_id, purpose_id, channel, action, occurred_at,
                       event_id, by_guardian)
-                    SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],
-                                         %s::timestamptz[], %s::bigint[], %s::boolean[])
+                    SELECT member_id, brand_id, purpose_id, channel, action, occurred_at, event_id, by_guardian
+                    FROM _import_states
                     ON CONFLICT (member_id, brand_id, purpose_id, channel) DO UPDATE SET
                       action = excluded.action, occurred_at = excluded.occurred_at,
                       event_id = excluded.event_id, by_guardian = excluded.by_guardian
-                    WHERE s.occurred_at <= excluded.occurred_at""",  # noqa: S608
-                [
-                    [e.member_id for e in rows],
-                    [e.brand_id for e in rows],
-                    [e.purpose_id for e in rows],
-                    [e.channel for e in rows],
-                    [e.action for e in rows],
-                    [e.occurred_at for e in rows],
-                    [e.pk for e in rows],
-                    [e.by_guardian for e in rows],
-                ],
+                    WHERE s.occurred_at <= excluded.occurred_at"""  # noqa: S608
             )
         return moved

@@ -32,7 +32,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from cdp import audit
-from consent.ledger_batch import NewEvent, append_many, copy_into
+from consent.ledger_batch import NewEvent, append_many, copy_lines, copy_text, esc, temp_table
 from consent.models import canonical_json
 
 from ..models import Identity, Member, StoreMembership
@@ -86,10 +86,15 @@ def process_rows(ctx: ImportContext, rows: list[ParsedRow]) -> None:
 
 
 def _owners(cursor: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    if not keys:
+        return {}
+    # Two text parameters split in SQL: binding lists costs a conversion per element.
+    # The validator refuses cells with the separator (\x1f) in them.
     cursor.execute(
         f"""SELECT i.kind, i.value, i.member_id FROM {Identity._meta.db_table} i
-            JOIN unnest(%s::text[], %s::text[]) AS k(kind, value) ON i.kind = k.kind AND i.value = k.value""",  # noqa: S608
-        [[k for k, _ in keys], [v for _, v in keys]],
+            JOIN unnest(string_to_array(%s, E'\\x1f'), string_to_array(%s, E'\\x1f')) AS k(kind, value)
+              ON i.kind = k.kind AND i.value = k.value""",  # noqa: S608
+        ["\x1f".join(k for k, _ in keys), "\x1f".join(v for _, v in keys)],
     )
     return {(kind, value): member_id for kind, value, member_id in cursor.fetchall()}
 
@@ -323,6 +328,7 @@ def _write(
     store = ctx.store
     with connection.cursor() as cursor:
         raw = cursor.cursor
+        now_text = now.isoformat()
         if new_people:
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
@@ -330,52 +336,50 @@ def _write(
             )
             for person, (pk,) in zip(new_people, sorted(cursor.fetchall()), strict=True):
                 person.member_id = pk
-            copy_into(
-                raw,
-                Member._meta.db_table,
-                MEMBER_COLUMNS,
-                (
-                    (p.member_id, Member.Status.ACTIVE, p.profile["name"], p.profile["gender"], p.profile["birth_date"],
-                     p.profile["province"], p.profile["city"], p.profile["locale"], p.profile["phone"],
-                     p.profile["email"], _json(p.attributes), p.observed_at, 0, 0, "prospect", now, now)
-                    for p in new_people
-                ),
-            )  # fmt: skip
+            copy_lines(raw, Member._meta.db_table, MEMBER_COLUMNS, (_member_line(p, now_text) for p in new_people))
         if member_updates:
+            temp_table(
+                cursor,
+                "_import_members",
+                "id bigint, name text, gender text, birth_date date, province text, city text, locale text, "
+                "phone text, email text, attributes jsonb, observed timestamptz",
+            )
+            copy_lines(
+                raw,
+                "_import_members",
+                ("id", *PROFILE[:-2], "phone", "email", "attributes", "observed"),
+                (_member_line(p, now_text, update=True) for p in member_updates),
+            )
             cursor.execute(
                 f"""UPDATE {Member._meta.db_table} m SET name = v.name, gender = v.gender, birth_date = v.birth_date,
                       province = v.province, city = v.city, locale = v.locale, phone = v.phone, email = v.email,
-                      attributes = v.attributes::jsonb, profile_observed_at = v.observed, updated_at = %s
-                    FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::date[], %s::text[], %s::text[], %s::text[],
-                                %s::text[], %s::text[], %s::text[], %s::timestamptz[])
-                      AS v(id, name, gender, birth_date, province, city, locale, phone, email, attributes, observed)
-                    WHERE m.id = v.id""",  # noqa: S608
-                [
-                    now,
-                    [p.member_id for p in member_updates],
-                    *([p.profile[name] for p in member_updates] for name in PROFILE),
-                    [_json(p.attributes) for p in member_updates],
-                    [p.observed_at for p in member_updates],
-                ],
+                      attributes = v.attributes, profile_observed_at = v.observed, updated_at = %s
+                    FROM _import_members v WHERE m.id = v.id""",  # noqa: S608
+                [now],
             )
+        store_id = str(store.pk)
         if identities:
-            copy_into(
+            copy_lines(
                 raw,
                 Identity._meta.db_table,
                 ("member_id", "kind", "value", "store_id", "created_at"),
-                ((person.member_id, kind, value, store.pk, now) for person, kind, value in identities),
+                (
+                    f"{person.member_id}\t{kind}\t{esc(value)}\t{store_id}\t{now_text}"
+                    for person, kind, value in identities
+                ),
             )
         if new_memberships:
-            copy_into(
+            copy_lines(
                 raw,
                 StoreMembership._meta.db_table,
                 ("member_id", "store_id", "store_member_id", "joined_at", "tier", "points", "created_at", "updated_at"),
                 (
-                    (person.member_id, store.pk, row.record.store_member_id, row.record.joined_at, row.record.tier,
-                     row.record.points or 0, now, now)
+                    f"{person.member_id}\t{store_id}\t{esc(row.record.store_member_id)}\t"
+                    f"{copy_text(row.record.joined_at)}\t{esc(row.record.tier)}\t{row.record.points or 0}\t"
+                    f"{now_text}\t{now_text}"
                     for person, row in new_memberships
                 ),
-            )  # fmt: skip
+            )
         if membership_updates:
             cursor.execute(
                 f"""UPDATE {StoreMembership._meta.db_table} s SET member_id = v.member_id, joined_at = v.joined_at,
@@ -402,6 +406,20 @@ def _write(
                 store,
                 changes={"source": ctx.source_ref, "created": created, "updated": updated},
             )
+
+
+def _member_line(p: _Person, now_text: str, *, update: bool = False) -> str:
+    pr = p.profile
+    observed = copy_text(p.observed_at)
+    values = (
+        f"{p.member_id}\t{esc(pr['name'])}\t{pr['gender']}\t{copy_text(pr['birth_date'])}\t{esc(pr['province'])}\t"
+        f"{esc(pr['city'])}\t{esc(pr['locale'])}\t{esc(pr['phone'])}\t{esc(pr['email'])}\t{esc(_json(p.attributes))}"
+    )
+    if update:
+        return f"{values}\t{observed}"
+    # MEMBER_COLUMNS order: id, status, then the profile.
+    head, rest = values.split("\t", 1)
+    return f"{head}\tactive\t{rest}\t{observed}\t0\t0\tprospect\t{now_text}\t{now_text}"
 
 
 def _json(value: dict[str, Any]) -> str:

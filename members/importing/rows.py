@@ -166,9 +166,11 @@ class RowValidator:
         if self.strict_width and len(cells) != self.width:
             raise RowProblem("", f"the row has {len(cells)} values but the header has {self.width} columns")
         for index, cell in enumerate(cells):
-            if "\x00" in cell:  # PostgreSQL text cannot hold NUL: say so instead of failing the chunk
+            # PostgreSQL text cannot hold NUL, and the fast path uses \x1f as a separator:
+            # say so for the row instead of failing its chunk.
+            if "\x00" in cell or "\x1f" in cell:
                 name = self.header.names[index] if index < self.width else ""
-                raise RowProblem(name, "contains a NUL character", cell.replace("\x00", "")[:50])
+                raise RowProblem(name, "contains a control character (NUL or US)", cell.replace("\x00", "")[:50])
         get = self._get
         values: dict[str, Any] = {"store_member_id": get(cells, "member_id"), "observed_at": self.observed_at}
         for name in ("email", "wechat_unionid", "name", "gender", "province", "city", "tier", "points"):
