@@ -304,6 +304,13 @@ CONTACT_DEFAULT_MAX_PER_WEEK = env_int("CONTACT_DEFAULT_MAX_PER_WEEK", 3)
 # Snapshots (member lists) of this many recent builds per segment are kept for exports.
 SEGMENT_KEEP_SNAPSHOTS = env_int("SEGMENT_KEEP_SNAPSHOTS", 3)
 
+# Member file imports (README "Importing member files"). Uploads bigger than this run as a
+# Celery job; a line longer than this makes the whole file unreadable; rows per chunk
+# (one transaction each) on the PostgreSQL fast path.
+IMPORT_ASYNC_THRESHOLD_BYTES = env_int("IMPORT_ASYNC_THRESHOLD_BYTES", 5 * 1024 * 1024)
+IMPORT_MAX_LINE_BYTES = env_int("IMPORT_MAX_LINE_BYTES", 1024 * 1024)
+IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 20000)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

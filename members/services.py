@@ -100,7 +100,9 @@ def _resolve(record: StoreRecord) -> Resolution:
     member_ids = sorted(set(owners.values()))
 
     if not member_ids:
-        member = Member.objects.create(**_profile_values(record), profile_observed_at=record.observed_at)
+        member = Member.objects.create(
+            **_profile_values(record), attributes=dict(record.attributes), profile_observed_at=record.observed_at
+        )
         Identity.objects.bulk_create([Identity(member=member, kind=k, value=v, store=record.store) for k, v in keys])
         # Nobody owned this store member id, so the membership is new too.
         _create_membership(member, record)
