@@ -103,7 +103,7 @@ def test_deletion_erases_keeps_the_ledger_and_mails_a_final_receipt(
     account.refresh_from_db()
     assert account.closed_at is not None and not account.user.is_active
     assert signed_in.get("/privacy/").status_code == 302
-    assert any(m.subject and m.to == ["xiaohua@example.com"] and "#%d" % request.pk in m.body for m in mail.outbox)
+    assert any(m.subject and m.to == ["xiaohua@example.com"] and f"#{request.pk}" in m.body for m in mail.outbox)
 
 
 def test_erasure_task_is_idempotent(shopper, django_capture_on_commit_callbacks):

@@ -42,9 +42,9 @@ def test_overview_shows_brand_store_tier_and_profile(signed_in, shopper, brand):
 def test_consents_show_switches_with_notice_and_separate_section(signed_in, purposes):
     page = signed_in.get("/privacy/consents/").content.decode()
     assert "营销告知" in page and "第三方告知" in page
-    sms_switch = page.split('id="p-%d-sms"' % purposes["marketing"].pk)[1].split("</form>")[0]
+    sms_switch = page.split(f'id="p-{purposes["marketing"].pk}-sms"')[1].split("</form>")[0]
     assert 'aria-checked="true"' in sms_switch  # the store recorded a grant
-    sharing = page.split('id="p-%d-none"' % purposes["sharing"].pk)[1].split("</form>")[0]
+    sharing = page.split(f'id="p-{purposes["sharing"].pk}-none"')[1].split("</form>")[0]
     assert 'aria-checked="false"' in sharing  # separate consent: never pre-ticked
     assert 'name="value" value="on"' in sharing
 
@@ -157,7 +157,7 @@ def test_correction_request(signed_in, shopper):
     assert response.status_code == 302
     request = DataSubjectRequest.objects.get(member=shopper, kind="correction")
     assert request.status == "received" and (request.due_at - request.received_at).days == 15
-    assert "#%d" % request.pk in signed_in.get("/privacy/data/").content.decode()
+    assert f"#{request.pk}" in signed_in.get("/privacy/data/").content.decode()
 
 
 def test_change_without_csrf_token_is_refused(account, purposes):
