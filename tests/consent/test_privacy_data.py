@@ -148,3 +148,12 @@ def test_closed_account_cannot_sign_in_again(client, account, shopper):
     PrivacyAccount.objects.filter(pk=account.pk).update(closed_at="2026-01-01T00:00:00Z")
     client.force_login(account.user, backend="django.contrib.auth.backends.ModelBackend")
     assert client.get("/privacy/").status_code == 302
+
+
+def test_requests_are_listed_for_the_privacy_officer(client, shopper, superuser):
+    done = rights.request_correction(member=shopper, account=None, details="城市错了")
+    client.force_login(superuser)
+    response = client.get("/admin/consent/datasubjectrequest/")
+    assert response.status_code == 200
+    assert f"/admin/consent/datasubjectrequest/{done.pk}/change/" in response.content.decode()
+    assert client.get(f"/admin/consent/datasubjectrequest/{done.pk}/change/").status_code == 200
