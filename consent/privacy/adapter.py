@@ -67,6 +67,14 @@ class PrivacyAccountAdapter(DefaultAccountAdapter):
         rights.claim_verified_contacts(user)
         return super().post_login(request, user, **kwargs)
 
+    def add_message(
+        self, request: HttpRequest, level: int, message_template: str | None = None, *args: Any, **kwargs: Any
+    ) -> None:
+        # "Signed in as p-5a34…" names the generated username, which means nothing to anyone.
+        if message_template == "account/messages/logged_in.txt":
+            return
+        super().add_message(request, level, message_template, *args, **kwargs)
+
     # --- Phone numbers (allauth's phone interface) ---
 
     def phone_form_field(self, **kwargs: Any) -> Any:

@@ -21,7 +21,7 @@ CODE_RE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rate_limits_and_sms():
+def fresh_rate_limits_and_sms():
     cache.clear()  # allauth's rate limits live in the cache
     sms.outbox.clear()
     yield
