@@ -15,6 +15,7 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from django import forms
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext
@@ -111,8 +112,16 @@ class PrivacyAccountAdapter(DefaultAccountAdapter):
         return account.phone, account.phone_verified
 
     def set_phone_verified(self, user: Any, phone: str) -> None:
-        PrivacyAccount.objects.filter(user=user, phone=phone).update(phone_verified=True)
-        rights.claim_contact(user=user, kind=IdentityKind.PHONE, value=phone)
+        """The code proved ``phone``: it becomes the account's phone (allauth's "change
+        phone" stores it only now) and the member holding it is claimed."""
+        with transaction.atomic():
+            # An account made on the fly for this number by someone who never entered the
+            # code proves nothing: it gives the number up.
+            PrivacyAccount.objects.filter(phone=phone, phone_verified=False).exclude(user=user).update(phone=None)
+            account = rights.account_for(user)
+            account.phone, account.phone_verified = phone, True
+            account.save(update_fields=["phone", "phone_verified"])
+            rights.claim_contact(user=user, kind=IdentityKind.PHONE, value=phone)
 
     def get_user_by_phone(self, phone: str) -> Any:
         account = (

@@ -25,7 +25,7 @@ from ..models import (
 )
 from .access import people_q
 
-HISTORY_LIMIT = 200
+HISTORY_LIMIT = 50
 
 
 def memberships(member: Member) -> list[StoreMembership]:
@@ -132,6 +132,39 @@ def events(member: Member, *, before: int | None = None, limit: int = HISTORY_LI
     if before:
         qs = qs.filter(pk__lt=before)
     return list(qs.order_by("-id")[:limit])
+
+
+def timeline(events_: list[ConsentEvent]) -> list[dict[str, Any]]:
+    """The history rows as plain text, built once: labels translated once per value, links
+    formatted from one reversed pattern. Rendering 50 rows this way costs a few ms."""
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from ..models import SourceType
+
+    actions = {value: str(label) for value, label in Action.choices}
+    channels = {value: str(label) for value, label in Channel.choices}
+    sources = {value: str(label) for value, label in SourceType.choices}
+    receipt = reverse("privacy:receipt", args=[0]).replace("/0/", "/{}/")
+    receipt_json = reverse("privacy:receipt_json", args=[0]).replace("/0/", "/{}/")
+    rows = []
+    for e in events_:
+        rows.append(
+            {
+                "id": e.pk,
+                "when": timezone.localtime(e.occurred_at),
+                "action": actions.get(e.action, e.action),
+                "brand": e.brand.name,
+                "purpose": e.purpose.name,
+                "channel": channels.get(e.channel, ""),
+                "source": sources.get(e.source_type, e.source_type),
+                "store": e.store.name if e.store_id else "",
+                "notice": e.notice,
+                "receipt_url": receipt.format(e.pk),
+                "json_url": receipt_json.format(e.pk),
+            }
+        )
+    return rows
 
 
 def usage(member: Member, limit: int = HISTORY_LIMIT) -> list[DataUsage]:

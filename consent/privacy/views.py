@@ -221,7 +221,7 @@ def history(request: HttpRequest) -> HttpResponse:
     before = request.GET.get("before", "")
     events = queries.events(member, before=int(before) if before.isdigit() else None)
     context = {
-        "events": events,
+        "events": queries.timeline(events),
         "usage": queries.usage(member),
         "more": events[-1].pk if len(events) == queries.HISTORY_LIMIT else None,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core import mail
 from django.test import Client
@@ -171,3 +173,19 @@ def test_change_without_csrf_token_is_refused(account, purposes):
         ("/privacy/data/correction/", {"details": "x"}),
     ]:
         assert client.post(path, data).status_code == 403, path
+
+
+def test_history_pages_through_older_choices(signed_in, shopper, brand, purposes, django_assert_max_num_queries):
+    from consent import services
+
+    for k in range(60):
+        services.record_consent(
+            member=shopper, brand=brand, purpose=purposes["marketing"], channel="sms",
+            action="withdrawn" if k % 2 else "granted", source_type="store",
+        )  # fmt: skip
+    with django_assert_max_num_queries(10):
+        page = signed_in.get("/privacy/history/").content.decode()
+    assert page.count("/receipt/") == 50
+    older = re.search(r'href="\?before=(\d+)"', page).group(1)
+    rest = signed_in.get(f"/privacy/history/?before={older}").content.decode()
+    assert rest.count("/receipt/") == 11  # 61 events in all

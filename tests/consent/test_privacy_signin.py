@@ -142,3 +142,33 @@ def test_verifying_a_second_address_of_another_member_merges_them(signed_in, acc
     assert other_shopper.merged_into_id == account.member_id or member.pk == other_shopper.pk
     account.refresh_from_db()
     assert account.member == member
+
+
+def test_adding_and_confirming_an_email_claims_its_member(signed_in, account, shopper, other_shopper):
+    response = signed_in.post("/privacy/accounts/email/", {"email": "other@example.com", "action_add": ""})
+    assert response.status_code == 302
+    other_shopper.refresh_from_db()
+    assert other_shopper.merged_into_id is None  # not before the code
+    response = signed_in.post("/privacy/accounts/confirm-email/", {"code": code_from(mail.outbox[-1].body)})
+    assert response.status_code == 302
+    shopper.refresh_from_db()
+    other_shopper.refresh_from_db()
+    # Both are this one person now: merged into the older record, the account follows.
+    survivor = shopper if other_shopper.merged_into_id == shopper.pk else other_shopper
+    account.refresh_from_db()
+    assert account.member == survivor
+    assert {shopper.status, other_shopper.status} == {"active", "merged"}
+
+
+def test_adding_and_verifying_a_phone_by_sms(signed_in, account):
+    account.member.identities.filter(kind="phone").delete()
+    from members.models import Identity
+
+    Identity.objects.create(member=account.member, kind="phone", value="+8613700137000")
+    response = signed_in.post("/privacy/accounts/phone/change/", {"phone": "137 0013 7000"})
+    assert response.status_code == 302
+    (text,) = sms.outbox
+    response = signed_in.post("/privacy/accounts/phone/verify/", {"code": code_from(text.text)})
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert (account.phone, account.phone_verified) == ("+8613700137000", True)
