@@ -129,3 +129,21 @@ def test_shopper_journey(page, live_server, shopper, brand, purposes):
     assert shopper.status == Member.Status.ERASED and shopper.phone == ""
     page.goto(live_server.url + "/privacy/")
     assert "/privacy/accounts/login/code/" in page.url  # signed out
+
+
+def test_other_pages_are_accessible(page, live_server, account):
+    """The pages the journey does not pass: password sign-in, an account without a
+    profile, and allauth's e-mail and phone management in the privacy center layout."""
+    visit(page, live_server, "/privacy/accounts/login/", "13-password-sign-in")
+    page.locator("#id_login").fill("xiaohua@example.com")
+    account.user.set_password("a long Passphrase 42")
+    account.user.save()
+    page.locator("#id_password").fill("a long Passphrase 42")
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_url(live_server.url + "/privacy/")
+    visit(page, live_server, "/privacy/accounts/email/", "14-sign-in-details")
+    visit(page, live_server, "/privacy/accounts/phone/change/", "15-phone")
+    account.member = None
+    account.save()
+    visit(page, live_server, "/privacy/", "16-not-linked")
+    assert page.get_by_role("heading", name="尚未关联资料").is_visible()
