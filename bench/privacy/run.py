@@ -175,20 +175,29 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--reuse", action="store_true", help="measure again on the database of an earlier run")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         sys.exit("set DATABASE_URL=postgres://… (the benchmark creates its own database next to it)")
-    _recreate_database(url)
-    _setup_django(_bench_url(url))
-    from django.core.management import call_command
+    if args.reuse:
+        _setup_django(_bench_url(url))
+        from consent.models import PrivacyAccount
+        from members.models import Member
 
-    call_command("migrate", verbosity=0)
-    started = time.perf_counter()
-    _fill(args.members)
-    print(f"filled {args.members:,} members in {time.perf_counter() - started:.0f} s")
-    heavy = _shopper(orders=5000, events=500, usage=200, index=args.members // 2)
-    typical = _shopper(orders=5, events=4, usage=2, index=args.members // 3)
+        heavy, typical = (a.user for a in PrivacyAccount.objects.select_related("user").order_by("id")[:2])
+        print(f"reusing {DB_NAME}: {Member.objects.count():,} members")
+    else:
+        _recreate_database(url)
+        _setup_django(_bench_url(url))
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        started = time.perf_counter()
+        _fill(args.members)
+        print(f"filled {args.members:,} members in {time.perf_counter() - started:.0f} s")
+        heavy = _shopper(orders=5000, events=500, usage=200, index=args.members // 2)
+        typical = _shopper(orders=5, events=4, usage=2, index=args.members // 3)
     for label, user in (("typical shopper", typical), ("heavy shopper (5,000 orders, 500 events)", heavy)):
         print(f"\n{label}: page  median ms  p95 ms  queries")
         for path, (median, p95, queries) in _measure(user, args.runs).items():

@@ -167,10 +167,24 @@ def timeline(events_: list[ConsentEvent]) -> list[dict[str, Any]]:
     return rows
 
 
-def usage(member: Member, limit: int = HISTORY_LIMIT) -> list[DataUsage]:
-    return list(
-        DataUsage.objects.filter(people_q(member)).select_related("brand", "purpose").order_by("-occurred_at")[:limit]
+def usage(member: Member, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
+    """The data usage log as plain rows (see ``timeline``)."""
+    channels = {value: str(label) for value, label in Channel.choices}
+    rows = (
+        DataUsage.objects.filter(people_q(member))
+        .order_by("-occurred_at", "-id")
+        .values("occurred_at", "brand__name", "purpose__name", "channel", "context_ref")[:limit]
     )
+    return [
+        {
+            "when": row["occurred_at"],
+            "brand": row["brand__name"],
+            "purpose": row["purpose__name"],
+            "channel": channels.get(row["channel"], ""),
+            "ref": row["context_ref"],
+        }
+        for row in rows
+    ]
 
 
 def own_event(member: Member, event_id: int) -> ConsentEvent | None:

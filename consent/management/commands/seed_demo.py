@@ -10,7 +10,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from consent.demo import seed_consent
+from consent.demo import privacy_center_hint, seed_consent
 from members.demo import seed_demo
 from members.models import Brand
 
@@ -46,3 +46,4 @@ class Command(BaseCommand):
         self.stdout.write(f"  identities: {summary['identities']}")
         self.stdout.write(f"  lifecycle:  {summary['lifecycle']}")
         self.stdout.write(f"  consent:    {consent['by_purpose']}")
+        self.stdout.write(privacy_center_hint())
