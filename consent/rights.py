@@ -246,8 +246,13 @@ def carry_out_deletion(request_id: int) -> Erasure:
     )
     # Identities of the person and of everyone merged into them.
     people = Q(member_id=member.pk) | Q(member__merged_into_id=member.pk)
+    identities = list(Identity.objects.filter(people).exclude(value__startswith=ERASED_PREFIX))
+    _forget_sign_in_contacts(
+        emails=[i.value for i in identities if i.kind == IdentityKind.EMAIL],
+        phones=[i.value for i in identities if i.kind == IdentityKind.PHONE],
+    )
     hashed = 0
-    for identity in Identity.objects.filter(people).exclude(value__startswith=ERASED_PREFIX):
+    for identity in identities:
         identity.value = erased_value(identity.kind, identity.value)
         identity.save(update_fields=["value"])
         hashed += 1
@@ -277,6 +282,17 @@ def carry_out_deletion(request_id: int) -> Erasure:
     if mail_to:
         transaction.on_commit(lambda: _mail_final_receipt(request.pk, mail_to, language))
     return Erasure(request, done_now=True)
+
+
+def _forget_sign_in_contacts(*, emails: list[str], phones: list[str]) -> None:
+    """Sign-in records holding the erased addresses in clear: also those of accounts made
+    when someone asked for a code and never entered it. Staff accounts are left alone."""
+    from allauth.account.models import EmailAddress
+
+    User = get_user_model()  # noqa: N806
+    EmailAddress.objects.filter(email__in=emails, user__is_staff=False).delete()
+    User.objects.filter(email__in=emails, is_staff=False).update(email="", is_active=False)
+    PrivacyAccount.objects.filter(phone__in=phones).update(phone=None, phone_verified=False)
 
 
 def _close_accounts(member: Member) -> int:

@@ -157,3 +157,14 @@ def test_requests_are_listed_for_the_privacy_officer(client, shopper, superuser)
     assert response.status_code == 200
     assert f"/admin/consent/datasubjectrequest/{done.pk}/change/" in response.content.decode()
     assert client.get(f"/admin/consent/datasubjectrequest/{done.pk}/change/").status_code == 200
+
+
+def test_erasure_also_forgets_unfinished_sign_ins_for_the_same_address(client, shopper):
+    from allauth.account.models import EmailAddress
+
+    client.post("/privacy/accounts/login/code/", {"email": "xiaohua@example.com"})  # never confirmed
+    client.post("/privacy/accounts/login/code/", {"phone": "13800138000"})
+    assert EmailAddress.objects.filter(email="xiaohua@example.com").exists()
+    rights.carry_out_deletion(DataSubjectRequest.objects.create(member=shopper, kind="deletion").pk)
+    assert not EmailAddress.objects.filter(email="xiaohua@example.com").exists()
+    assert not PrivacyAccount.objects.filter(phone="+8613800138000").exists()
