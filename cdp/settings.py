@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -90,6 +91,7 @@ INSTALLED_APPS = [
     "import_export",
     "allauth",
     "allauth.account",
+    "django_celery_beat",
     "cdp",
     "members",
     "consent",
@@ -187,11 +189,16 @@ CELERY_RESULT_EXPIRES = 60 * 60 * 24
 CELERY_TIMEZONE = env_str("TIME_ZONE", "Asia/Shanghai")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers an unacknowledged task after this; it must exceed the longest task.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 300)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# Beat reads its schedule from the database (django-celery-beat): segment refreshes are
+# edited in the admin; the entries below are installed there on start.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "refresh-member-metrics-nightly": {
         "task": "members.tasks.refresh_member_metrics",
-        "schedule": 24 * 60 * 60,
+        # 03:30 local time, before marketers look at the day's segments.
+        "schedule": crontab(hour=3, minute=30),
     },
     "consent-ledger-checkpoint": {
         "task": "consent.tasks.create_checkpoint",
@@ -342,6 +349,12 @@ MINOR_AGE = env_int("MINOR_AGE", 14)
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # How often the ledger's chain heads are fixed in a checkpoint (seconds).
 CONSENT_CHECKPOINT_INTERVAL = env_int("CONSENT_CHECKPOINT_INTERVAL", 600)
+
+# Segments (DESIGN.md "Segment rules"). Weekly message limit for members who set none
+# themselves and whose brand has no contact policy (0: no default limit).
+CONTACT_DEFAULT_MAX_PER_WEEK = env_int("CONTACT_DEFAULT_MAX_PER_WEEK", 3)
+# Snapshots (member lists) of this many recent builds per segment are kept for exports.
+SEGMENT_KEEP_SNAPSHOTS = env_int("SEGMENT_KEEP_SNAPSHOTS", 3)
 
 LOGGING = {
     "version": 1,

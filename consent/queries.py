@@ -129,24 +129,39 @@ def can_contact(
     return ContactDecision(True, Reason.ALLOWED, as_of)
 
 
-def contactable_members(brand: Brand | int, purpose: Purpose, channel: str = NO_CHANNEL) -> QuerySet[Member]:
-    """Every member ``can_contact`` allows, as one query (for segments and exports)."""
+def consent_q(brand: Brand | int, purpose: Purpose, channel: str = NO_CHANNEL) -> Q:
+    """Members whose consent allows ``purpose`` on ``channel`` (active, consent state that
+    allows it, guardian consent for minors in marketing): the consent half of ``can_contact``
+    as a condition on ``Member``, so segment funnels can count it separately."""
     brand_id = brand if isinstance(brand, int) else brand.pk
     states = ConsentState.objects.filter(
         member=OuterRef("pk"), brand_id=brand_id, purpose=purpose, channel=channel, action__in=allowed_actions(channel)
     )
-    qs = Member.objects.filter(status=Member.Status.ACTIVE).filter(Exists(states))
+    q = Q(status=Member.Status.ACTIVE) & Q(Exists(states))
     if purpose.is_marketing:
-        qs = qs.exclude(Q(birth_date__gt=minor_cutoff()) & ~Exists(states.filter(by_guardian=True)))
+        q &= ~(Q(birth_date__gt=minor_cutoff()) & ~Q(Exists(states.filter(by_guardian=True))))
+    return q
+
+
+def reachable_q(brand: Brand | int, channel: str = NO_CHANNEL) -> Q:
+    """Members who have a contact point for ``channel`` that is not on a suppression list:
+    the reachability half of ``can_contact``."""
+    brand_id = brand if isinstance(brand, int) else brand.pk
+    q = Q()
     if channel in _REACH_FIELD:
-        qs = qs.exclude(**{_REACH_FIELD[channel]: ""})
+        q &= ~Q(**{_REACH_FIELD[channel]: ""})
     if channel in _REACH_IDENTITY:
-        qs = qs.filter(Exists(Identity.objects.filter(member=OuterRef("pk"), kind__in=_REACH_IDENTITY[channel])))
+        q &= Q(Exists(Identity.objects.filter(member=OuterRef("pk"), kind__in=_REACH_IDENTITY[channel])))
     if channel in _SUPPRESSION_CHANNELS:
         suppressed = Suppression.objects.filter(
             Q(brand_id=brand_id) | Q(brand__isnull=True),
             channel__in=_SUPPRESSION_CHANNELS[channel],
             value=OuterRef(_REACH_FIELD[channel]),
         )
-        qs = qs.exclude(Exists(suppressed))
-    return qs
+        q &= ~Q(Exists(suppressed))
+    return q
+
+
+def contactable_members(brand: Brand | int, purpose: Purpose, channel: str = NO_CHANNEL) -> QuerySet[Member]:
+    """Every member ``can_contact`` allows, as one query (for segments and exports)."""
+    return Member.objects.filter(consent_q(brand, purpose, channel) & reachable_q(brand, channel))

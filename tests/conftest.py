@@ -92,3 +92,15 @@ def marketer(db):
 def privacy_officer(db):
     """Staff who may see full contact points."""
     return _staff_with("officer", [*MEMBER_PERMS, "view_pii", "view_auditlog"])
+
+
+@pytest.fixture
+def real_celery():
+    """Send tasks to the broker for the duration of a test, not in-process (tests/workers.py
+    starts the worker that runs them)."""
+    from cdp.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    yield app
+    app.conf.task_always_eager = previous

@@ -1,7 +1,7 @@
-"""Load demo data: brands, stores, people across platforms, orders and consent.
+"""Load demo data: brands, stores, people across platforms, orders, consent and segments.
 
-It lives in the consent app because it seeds both members and consent (apps may only
-import the ones below them: cdp ← members ← consent ← segments).
+It lives in the segments app, the top of the dependency chain, because it seeds every app
+below it too (cdp ← members ← consent ← segments).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from django.core.management.base import BaseCommand, CommandError
 from consent.demo import privacy_center_hint, seed_consent
 from members.demo import seed_demo
 from members.models import Brand
+from segments.demo import seed_segments
 
 
 class Command(BaseCommand):
-    help = "Create demo brands, stores, members (through identity resolution), orders and consent."
+    help = "Create demo brands, stores, members (through identity resolution), orders, consent and segments."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--members", type=int, default=5000, help="people to create (default 5000)")
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         summary = seed_demo(members=members, seed=seed)
         consent = seed_consent(people=summary.pop("people"), seed=seed)
+        segments = seed_segments(seed=seed)
         seconds = time.monotonic() - started
         self.stdout.write(
             self.style.SUCCESS(
@@ -46,4 +48,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  identities: {summary['identities']}")
         self.stdout.write(f"  lifecycle:  {summary['lifecycle']}")
         self.stdout.write(f"  consent:    {consent['by_purpose']}")
+        for name, funnel in segments.items():
+            steps = " → ".join(f"{count}" for count in funnel.values())
+            self.stdout.write(f"  segment {name}: {steps} (matched → consented → under cap → reachable → final)")
         self.stdout.write(privacy_center_hint())

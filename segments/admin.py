@@ -1,0 +1,334 @@
+"""Marketer admin for segments: list with the last funnel, an editor that validates rules and
+counts live, "build now", build history and exports. Every write goes through a service."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.text import slugify
+from django.utils.translation import gettext_lazy as _
+
+from cdp import audit
+from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
+from consent.csvutil import csv_response
+from consent.models import Purpose
+
+from . import services
+from .models import FUNNEL, ContactLog, ContactPolicy, Segment, SegmentBuild, SegmentExport
+from .queries import EXPORT_HEADER, dry_run_counts, export_rows
+from .rules import FIELDS, RuleError
+
+FUNNEL_LABELS = {
+    "matched": _("matched by rules"),
+    "consented": _("with consent"),
+    "under_cap": _("under frequency cap"),
+    "reachable": _("reachable"),
+    "final": _("final"),
+}
+
+
+def funnel_html(build: SegmentBuild | None) -> str:
+    if build is None or build.final is None:
+        return "—"
+    return format_html_join(
+        " → ", "<span title='{}'>{}</span>", ((FUNNEL_LABELS[n], f"{getattr(build, n):,}") for n in FUNNEL)
+    )
+
+
+class SegmentForm(forms.ModelForm):
+    rules = forms.JSONField(
+        label=_("Rules"),
+        widget=forms.Textarea(attrs={"rows": 14, "cols": 90, "class": "vLargeTextField", "spellcheck": "false"}),
+        help_text=_(
+            'JSON: {"all": [...]}, {"any": [...]}, {"not": {...}}, leaves {"field", "op", "value", "within_days"}.'
+        ),
+    )
+
+    class Meta:
+        model = Segment
+        fields = ["brand", "name", "slug", "description", "purpose", "channel", "rules", "limit", "schedule"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if "rules" in self.errors:
+            return data
+        problems = services.segment_problems(
+            brand=data.get("brand"),
+            purpose=data.get("purpose"),
+            channel=data.get("channel", ""),
+            rules=data.get("rules"),
+        )
+        for field, messages_ in problems.items():
+            for message in messages_:
+                self.add_error(field if field in self.fields else None, message)
+        return data
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    form = SegmentForm
+    list_display = ["name", "slug", "brand", "purpose", "channel", "schedule", "last_status", "funnel", "built_at"]
+    list_filter = ["brand", "channel", "schedule"]
+    search_fields = ["name", "slug", "description"]
+    list_select_related = ["brand", "purpose__brand", "current_build"]
+    prepopulated_fields = {"slug": ("name",)}
+    actions = ["build_selected"]
+    change_form_template = "admin/segments/segment/change_form.html"
+    readonly_fields = ["created_by", "created_at", "updated_at"]
+
+    @admin.display(description=_("last build"))
+    def last_status(self, obj: Segment) -> str:
+        return obj.current_build.get_status_display() if obj.current_build else _("never built")
+
+    @admin.display(description=_("funnel"))
+    def funnel(self, obj: Segment) -> str:
+        return funnel_html(obj.current_build)
+
+    @admin.display(description=_("built"))
+    def built_at(self, obj: Segment) -> Any:
+        return obj.current_build.finished_at if obj.current_build else None
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "purpose":
+            kwargs["queryset"] = Purpose.objects.filter(is_active=True).select_related("brand")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Segment, form: Any, change: bool) -> None:
+        if not obj.slug:
+            obj.slug = slugify(obj.name)[:80]
+        services.save_segment(obj, actor_label=request.user.get_username())
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [
+            path("count/", view(self.count_view), name="segments_segment_count"),
+            path("<int:pk>/build/", view(self.build_view), name="segments_segment_build"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        segment = self.get_object(request, object_id)
+        extra = {**(extra_context or {}), **self._editor_context(request)}
+        if segment is not None:
+            builds = list(SegmentBuild.objects.filter(segment=segment).order_by("-requested_at", "-id")[:20])
+            extra.update(
+                builds=builds,
+                current=segment.current_build,
+                current_funnel=funnel_html(segment.current_build),
+                can_build=request.user.has_perm("segments.build_segment"),
+            )
+        return super().change_view(request, object_id, form_url, extra)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> Any:
+        return super().add_view(request, form_url, {**(extra_context or {}), **self._editor_context(request)})
+
+    def _editor_context(self, request: HttpRequest) -> dict[str, Any]:
+        return {
+            "rule_fields": list(FIELDS.values()),
+            "rule_fields_data": [
+                {
+                    "name": f.name,
+                    "kind": f.kind,
+                    "ops": list(f.ops),
+                    "window": f.window,
+                    "choices": list(f.choices),
+                    "help": f.help,
+                }
+                for f in FIELDS.values()
+            ],  # fmt: skip
+            "count_url": reverse("admin:segments_segment_count"),
+            "funnel_labels": FUNNEL_LABELS,
+        }
+
+    def count_view(self, request: HttpRequest) -> HttpResponse:
+        """The editor's live count: the funnel for the rules in the form, written nowhere."""
+        if request.method != "POST":
+            return JsonResponse({"errors": ["POST the form to count."]}, status=405)
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            purpose = Purpose.objects.select_related("brand").get(pk=int(request.POST.get("purpose", "")))
+            rules = json.loads(request.POST.get("rules", ""))
+        except (ValueError, Purpose.DoesNotExist):
+            return JsonResponse(
+                {"errors": [str(_("Choose a purpose and write the rules as JSON to count."))]}, status=400
+            )
+        segment = Segment(brand=purpose.brand, purpose=purpose, channel=request.POST.get("channel", ""), rules=rules)
+        problems = services.segment_problems(brand=purpose.brand, purpose=purpose, channel=segment.channel, rules=rules)
+        if problems:
+            return JsonResponse({"errors": [m for found in problems.values() for m in found]}, status=400)
+        try:
+            counts = dry_run_counts(segment)
+        except RuleError as exc:  # pragma: no cover - segment_problems validated them
+            return JsonResponse({"errors": exc.messages}, status=400)
+        return JsonResponse({"counts": counts, "labels": {k: str(v) for k, v in FUNNEL_LABELS.items()}})
+
+    def build_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:segments_segment_change", args=[pk]))
+        if not request.user.has_perm("segments.build_segment"):
+            raise PermissionDenied
+        segment = get_object_or_404(Segment, pk=pk)
+        self._request_builds(request, [segment])
+        return HttpResponseRedirect(reverse("admin:segments_segment_change", args=[pk]))
+
+    @admin.action(description=_("Build the selected segments now"), permissions=["build"])
+    def build_selected(self, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
+        self._request_builds(request, list(queryset))
+
+    def has_build_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("segments.build_segment")
+
+    def _request_builds(self, request: HttpRequest, segments: list[Segment]) -> None:
+        for segment in segments:
+            try:
+                build, created = services.request_build(segment, actor_label=request.user.get_username())
+            except services.BuildError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            build.refresh_from_db()
+            if not created:
+                text = _("%(segment)s: build #%(build)s is already %(status)s.")
+                level = messages.WARNING
+            elif build.status == SegmentBuild.Status.SUCCEEDED:  # in-process tasks (demo)
+                text = _("%(segment)s: build #%(build)s finished.")
+                level = messages.SUCCESS
+            else:
+                text = _("%(segment)s: build #%(build)s is %(status)s; this page shows it when it is done.")
+                level = messages.INFO
+            params = {"segment": segment, "build": build.pk, "status": build.get_status_display().lower()}
+            self.message_user(request, text % params, level)
+
+
+class ExportForm(forms.Form):
+    kind = forms.ChoiceField(choices=SegmentExport.Kind.choices, initial=SegmentExport.Kind.SEND, label=_("Kind"))
+    campaign = forms.CharField(max_length=200, required=False, label=_("Campaign"))
+
+
+@admin.register(SegmentBuild)
+class SegmentBuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["__str__", "status", "funnel", "requested_at", "duration", "requested_by", "attempts"]
+    list_filter = ["status", "segment__brand"]
+    list_select_related = ["segment"]
+    search_fields = ["segment__name", "segment__slug"]
+    fields = ["segment", "status", "rules_shown", "requested_by", "requested_at", "started_at", "finished_at",
+              "attempts", *FUNNEL, "error"]  # fmt: skip
+    readonly_fields = fields
+    change_form_template = "admin/segments/segmentbuild/change_form.html"
+
+    @admin.display(description=_("funnel"))
+    def funnel(self, obj: SegmentBuild) -> str:
+        return funnel_html(obj)
+
+    @admin.display(description=_("seconds"))
+    def duration(self, obj: SegmentBuild) -> str:
+        return f"{obj.seconds:.2f}" if obj.seconds is not None else "—"
+
+    @admin.display(description=_("rules"))
+    def rules_shown(self, obj: SegmentBuild) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.rules, ensure_ascii=False, indent=2))
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("<int:pk>/export/", self.admin_site.admin_view(self.export_view), name="segments_segmentbuild_export"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        build = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if build is not None:
+            extra.update(
+                exports=list(build.exports.order_by("-created_at")[:20]),
+                export_form=ExportForm(),
+                can_export=request.user.has_perm("segments.export_segment")
+                and build.status == SegmentBuild.Status.SUCCEEDED,
+            )
+        return super().change_view(request, object_id, form_url, extra)
+
+    def export_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        return _export(self, request, pk)
+
+
+def _export(model_admin: SegmentBuildAdmin, request: HttpRequest, pk: int) -> HttpResponse:
+    if not request.user.has_perm("segments.export_segment"):
+        raise PermissionDenied
+    build = get_object_or_404(SegmentBuild, pk=pk)
+    form = ExportForm(request.POST)
+    back = reverse("admin:segments_segmentbuild_change", args=[pk])
+    if not form.is_valid():
+        model_admin.message_user(request, _("Choose a kind of export."), messages.ERROR)
+        return HttpResponseRedirect(back)
+    try:
+        export = services.export_build(
+            build, kind=form.cleaned_data["kind"], campaign=form.cleaned_data["campaign"],
+            actor_label=request.user.get_username(),
+        )  # fmt: skip
+    except (services.BuildError, ValidationError) as exc:
+        model_admin.message_user(request, str(exc), messages.ERROR)
+        return HttpResponseRedirect(back)
+    model_admin.message_user(
+        request,
+        _("Export #%(id)s: %(exported)s of %(in_build)s people (the others withdrew or can no longer be reached).")
+        % {"id": export.pk, "exported": f"{export.exported:,}", "in_build": f"{export.in_build:,}"},
+        messages.SUCCESS,
+    )
+    return HttpResponseRedirect(reverse("admin:segments_segmentexport_change", args=[export.pk]))
+
+
+@admin.register(SegmentExport)
+class SegmentExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["__str__", "kind", "campaign", "in_build", "exported", "created_by", "created_at", "download"]
+    list_filter = ["kind", "build__segment__brand"]
+    list_select_related = ["build__segment"]
+    fields = ["build", "kind", "campaign", "created_by", "created_at", "in_build", "exported", "download"]
+    readonly_fields = fields
+
+    @admin.display(description=_("file"))
+    def download(self, obj: SegmentExport) -> str:
+        url = reverse("admin:segments_segmentexport_csv", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("CSV"))
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("<int:pk>/csv/", self.admin_site.admin_view(self.csv_view), name="segments_segmentexport_csv"),
+            *super().get_urls(),
+        ]
+
+    def csv_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The people the export let out, with the contact point for its channel. Needs the
+        export permission (full contact points); every download is audited."""
+        if not request.user.has_perm("segments.export_segment"):
+            raise PermissionDenied
+        export = SegmentExport.objects.select_related("build__segment__brand").filter(pk=pk).first()
+        if export is None:
+            raise Http404
+        segment = export.build.segment
+        audit.record("segment.export_downloaded", export, changes={"rows": export.exported})
+        filename = f"{segment.brand.code}-{segment.slug}-export-{export.pk}.csv"
+        return csv_response(filename, EXPORT_HEADER, export_rows(export, segment.channel))
+
+
+@admin.register(ContactLog)
+class ContactLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["sent_at", "member_id", "brand", "purpose", "channel", "campaign", "export_id"]
+    list_filter = ["channel", "brand"]
+    search_fields = ["=member__id", "campaign"]
+    list_select_related = ["brand", "purpose"]
+    show_full_result_count = False
+
+
+@admin.register(ContactPolicy)
+class ContactPolicyAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    list_display = ["brand", "max_per_week"]

@@ -1,0 +1,307 @@
+"""Every write of the segments app: one verb per function, each its own transaction.
+
+A build is: claim the build row (a conditional UPDATE, so a redelivered task that finds it
+finished does nothing) → in one transaction, lock the segment row (two builds of one
+segment never overlap), count the funnel in one aggregate query, write the final members
+with one INSERT … SELECT, point ``Segment.current_build`` at the new build. A worker killed
+half-way rolls the transaction back: no half snapshot, the previous build stays current, and
+the redelivered task starts again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Count, F, QuerySet
+from django.utils import timezone
+
+from cdp import audit
+from consent.models import NO_CHANNEL, DataUsage, Purpose
+from consent.queries import consent_q, reachable_q
+from members.models import Brand, Member
+
+from . import signals
+from .models import ContactLog, Segment, SegmentBuild, SegmentExport, SegmentMember
+from .queries import EXPORT_CONTEXT, funnel_conditions, snapshot_members, under_cap_q
+from .rules import RuleError, validate
+
+log = logging.getLogger(__name__)
+
+ACTIVE = (SegmentBuild.Status.QUEUED, SegmentBuild.Status.RUNNING)
+
+
+class BuildError(Exception):
+    """A build that cannot run or an export that cannot be made, said plainly."""
+
+
+# --- Segments ---------------------------------------------------------------------------
+
+
+def segment_problems(*, brand: Brand | None, purpose: Purpose | None, channel: str, rules: Any) -> dict[str, list[str]]:
+    """What is wrong with a segment definition, per form field (empty when it is fine)."""
+    problems: dict[str, list[str]] = {}
+    if purpose is not None and brand is not None and purpose.brand_id != brand.pk:
+        problems["purpose"] = [f"{purpose} belongs to another brand."]
+    if purpose is not None:
+        if purpose.channels and channel not in purpose.channels:
+            allowed = ", ".join(purpose.channels)
+            problems["channel"] = [f"{purpose} is given per channel: choose one of {allowed}."]
+        elif not purpose.channels and channel != NO_CHANNEL:
+            problems["channel"] = [f"{purpose} is not about contacting people: leave the channel empty."]
+    try:
+        validate(rules)
+    except RuleError as exc:
+        problems["rules"] = exc.messages
+    return problems
+
+
+@transaction.atomic
+def save_segment(segment: Segment, *, actor_label: str = "") -> Segment:
+    """Create or change a segment after checking purpose, channel and rules; keep its beat
+    schedule in step."""
+    problems = segment_problems(
+        brand=segment.brand, purpose=segment.purpose, channel=segment.channel, rules=segment.rules
+    )
+    if problems:
+        raise ValidationError(problems)
+    created = segment.pk is None
+    if created and not segment.created_by:
+        segment.created_by = actor_label
+    segment.full_clean(exclude=["current_build"])
+    segment.save()
+    sync_schedule(segment)
+    audit.record(
+        "segment.created" if created else "segment.changed",
+        segment,
+        changes={"rules": segment.rules, "purpose": segment.purpose.code, "channel": segment.channel},
+    )
+    return segment
+
+
+def sync_schedule(segment: Segment) -> None:
+    """One django-celery-beat entry per scheduled segment, named after it."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    name = f"segment-build:{segment.pk}"
+    if not segment.schedule:
+        PeriodicTask.objects.filter(name=name).delete()
+        return
+    minute = str(segment.pk % 60)  # spread segments over the hour
+    if segment.schedule == Segment.Schedule.HOURLY:
+        crontab, _ = CrontabSchedule.objects.get_or_create(
+            minute=minute, hour="*", day_of_week="*", day_of_month="*", month_of_year="*", timezone=settings.TIME_ZONE
+        )
+    else:
+        crontab, _ = CrontabSchedule.objects.get_or_create(
+            minute=minute, hour="4", day_of_week="*", day_of_month="*", month_of_year="*", timezone=settings.TIME_ZONE
+        )
+    PeriodicTask.objects.update_or_create(
+        name=name,
+        defaults={
+            "task": "segments.tasks.scheduled_build",
+            "crontab": crontab,
+            "interval": None,
+            "kwargs": json.dumps({"segment_id": segment.pk}),
+            "enabled": True,
+            "description": f"Refresh segment {segment.brand.code}/{segment.slug} ({segment.get_schedule_display()})",
+        },
+    )
+
+
+# --- Builds ----------------------------------------------------------------------------
+
+
+def _abandoned_before() -> dt.datetime:
+    # A build still active after the longest a task may run plus the broker's redelivery
+    # delay has no worker left that will finish it.
+    return timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + settings.CELERY_VISIBILITY_TIMEOUT)
+
+
+@transaction.atomic
+def request_build(segment: Segment, *, actor_label: str = "", enqueue: bool = True) -> tuple[SegmentBuild, bool]:
+    """Queue a build of ``segment``; if one is already queued or running, return that one.
+
+    Returns ``(build, created)``. The task is sent after commit.
+    """
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    SegmentBuild.objects.filter(segment=segment, status__in=ACTIVE, requested_at__lt=_abandoned_before()).update(
+        status=SegmentBuild.Status.FAILED, finished_at=timezone.now(), error="Abandoned: no worker finished it."
+    )
+    active = SegmentBuild.objects.filter(segment=segment, status__in=ACTIVE).order_by("requested_at").first()
+    if active is not None:
+        return active, False
+    try:
+        validate(segment.rules)
+    except RuleError as exc:
+        raise BuildError(f"The rules of {segment} are not valid: {exc}") from exc
+    build = SegmentBuild.objects.create(segment=segment, rules=segment.rules, requested_by=actor_label)
+    audit.record("segment.build_requested", build)
+    if enqueue:
+        from .tasks import run_build_task
+
+        transaction.on_commit(lambda: run_build_task.delay(build.pk))
+    return build, True
+
+
+def _insert_select(model: type[Any], constants: dict[str, Any], queryset: QuerySet[Any]) -> int:
+    """``INSERT INTO model (constants…, member_id) SELECT constants…, member_ref FROM (queryset)``:
+    rows never pass through Python. ``queryset`` selects one column named ``member_ref``.
+    Constants are converted by their model fields, as the ORM would store them."""
+    inner_sql, inner_params = queryset.query.sql_with_params()
+    fields = [model._meta.get_field(name) for name in constants]
+    values = [field.get_db_prep_save(constants[field.name], connection) for field in fields]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in [*fields, model._meta.get_field("member")])
+    marks = "".join("%s, " for _ in values)
+    select = f"SELECT {marks}sub.member_ref FROM ({inner_sql}) AS sub"  # noqa: S608 - compiled SQL
+    sql = f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) {select}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, *inner_params])
+        return cursor.rowcount
+
+
+def run_build(build_id: int) -> SegmentBuild | None:
+    """Run a queued (or interrupted) build to completion. Safe to call twice: a finished
+    build is returned untouched. Returns None when the build no longer exists."""
+    claimed = SegmentBuild.objects.filter(pk=build_id, status__in=ACTIVE).update(
+        status=SegmentBuild.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return SegmentBuild.objects.filter(pk=build_id).first()
+    SegmentBuild.objects.filter(pk=build_id).update(attempts=F("attempts") + 1)
+    try:
+        return _build(build_id)
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, BuildError | RuleError) else f"{type(exc).__name__}: {exc}"
+        SegmentBuild.objects.filter(pk=build_id, status=SegmentBuild.Status.RUNNING).update(
+            status=SegmentBuild.Status.FAILED, finished_at=timezone.now(), error=message[:2000]
+        )
+        log.exception("segment build %s failed", build_id)
+        raise
+
+
+@transaction.atomic
+def _build(build_id: int) -> SegmentBuild:
+    build = SegmentBuild.objects.select_related("segment__purpose").get(pk=build_id)
+    # The segment row lock is the "one build at a time" lock; it goes away with the
+    # transaction, also when the worker holding it is killed.
+    segment = Segment.objects.select_for_update().select_related("purpose").get(pk=build.segment_id)
+    build = SegmentBuild.objects.select_for_update().get(pk=build_id)
+    if build.status != SegmentBuild.Status.RUNNING:  # finished by another worker meanwhile
+        return build
+    now = timezone.now()
+    steps = funnel_conditions(segment, build.rules, now)
+    counts = Member.objects.aggregate(**{name: Count("pk", filter=q) for name, q in steps})
+    final = Member.objects.filter(steps[-1][1]).order_by("pk").values(member_ref=F("pk"))
+    if segment.limit:
+        final = final[: segment.limit]
+    # A retried build may find rows of its own earlier attempt only if that attempt
+    # committed, which it cannot have without finishing; clear anyway to stay idempotent.
+    SegmentMember.objects.filter(build_id=build.pk).delete()
+    written = _insert_select(SegmentMember, {"build": build.pk}, final)
+    build.matched, build.consented, build.under_cap, build.reachable = (
+        counts["matched"],
+        counts["consented"],
+        counts["under_cap"],
+        counts["reachable"],
+    )
+    build.final = written
+    build.status = SegmentBuild.Status.SUCCEEDED
+    build.finished_at = timezone.now()
+    build.error = ""
+    build.save()
+    # The atomic swap: readers follow current_build, which changes in this same commit.
+    Segment.objects.filter(pk=segment.pk).update(current_build=build)
+    audit.record("segment.built", build, changes=build.funnel())
+    transaction.on_commit(lambda: prune_snapshots(segment.pk))
+    transaction.on_commit(lambda: signals.segment_built.send(sender=SegmentBuild, build=build))
+    return build
+
+
+def prune_snapshots(segment_id: int) -> int:
+    """Keep the member rows of the newest ``SEGMENT_KEEP_SNAPSHOTS`` successful builds (and
+    of any build an export still points at the newest of); counts and history stay."""
+    keep = list(
+        SegmentBuild.objects.filter(segment_id=segment_id, status=SegmentBuild.Status.SUCCEEDED)
+        .order_by("-finished_at", "-id")
+        .values_list("pk", flat=True)[: settings.SEGMENT_KEEP_SNAPSHOTS]
+    )
+    current = Segment.objects.filter(pk=segment_id).values_list("current_build_id", flat=True).first()
+    keep.append(current)
+    old = SegmentBuild.objects.filter(segment_id=segment_id).exclude(pk__in=[pk for pk in keep if pk])
+    deleted, _ = SegmentMember.objects.filter(build__in=old).delete()
+    return deleted
+
+
+# --- Exports ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def export_build(
+    build: SegmentBuild,
+    *,
+    kind: str = SegmentExport.Kind.SEND,
+    campaign: str = "",
+    actor_label: str = "",
+) -> SegmentExport:
+    """Let a build's members out, re-checking consent and reachability now (⚑ a withdrawal
+    after the build still keeps the person out) and, for a send, the frequency cap. Every
+    person let out gets a DataUsage row; a send also a ContactLog row. All set-based."""
+    build = SegmentBuild.objects.select_related("segment__purpose", "segment__brand").get(pk=build.pk)
+    segment = build.segment
+    if build.status != SegmentBuild.Status.SUCCEEDED:
+        raise BuildError(f"Build #{build.pk} has not finished successfully; build the segment again.")
+    if not SegmentMember.objects.filter(build_id=build.pk).exists() and build.final:
+        raise BuildError(f"Build #{build.pk} is too old: its members were pruned. Build the segment again.")
+    if kind not in SegmentExport.Kind.values:
+        raise BuildError(f"Unknown export kind {kind!r}.")
+    now = timezone.now()
+    export = SegmentExport.objects.create(
+        build=build, kind=kind, campaign=campaign[:200], created_by=actor_label, created_at=now, in_build=build.final
+    )
+    allowed = consent_q(segment.brand_id, segment.purpose, segment.channel) & reachable_q(
+        segment.brand_id, segment.channel
+    )
+    if kind == SegmentExport.Kind.SEND:
+        allowed &= under_cap_q(segment.brand_id, now)
+    members = snapshot_members(build.pk).filter(allowed).values(member_ref=F("pk"))
+    usage = {"brand": segment.brand_id, "purpose": segment.purpose_id, "channel": segment.channel}
+    exported = _insert_select(
+        DataUsage,
+        {**usage, "context_type": EXPORT_CONTEXT, "context_ref": export.context_ref, "occurred_at": now},
+        members,
+    )
+    if kind == SegmentExport.Kind.SEND:
+        sent = DataUsage.objects.filter(occurred_at=now, context_type=EXPORT_CONTEXT, context_ref=export.context_ref)
+        _insert_select(
+            ContactLog,
+            {**usage, "export": export.pk, "campaign": export.campaign, "sent_at": now},
+            sent.values(member_ref=F("member_id")),
+        )
+    SegmentExport.objects.filter(pk=export.pk).update(exported=exported)
+    export.exported = exported
+    audit.record(
+        "segment.exported",
+        export,
+        changes={"kind": kind, "in_build": export.in_build, "exported": exported, "campaign": export.campaign},
+    )
+    return export
+
+
+@transaction.atomic
+def record_contacts(
+    *, brand: Brand, purpose: Purpose, channel: str, member_ids: list[int], campaign: str = "", sent_at: dt.datetime
+) -> int:
+    """Log sends made outside segment exports (e.g. a store's own campaign reported back)
+    so they count towards frequency caps."""
+    rows = [
+        ContactLog(member_id=pk, brand=brand, purpose=purpose, channel=channel, campaign=campaign, sent_at=sent_at)
+        for pk in member_ids
+    ]
+    ContactLog.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)

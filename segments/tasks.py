@@ -1,0 +1,29 @@
+"""Celery tasks: thin wrappers that load by id and call a service. Each is idempotent: a
+build claims its row, so a redelivered task for a finished build does nothing."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from cdp import audit
+
+from . import services
+from .models import Segment
+
+
+@shared_task(name="segments.tasks.run_build_task")
+def run_build_task(build_id: int) -> dict[str, int | None] | None:
+    with audit.acting_as(audit.SYSTEM):
+        build = services.run_build(build_id)
+    return build.funnel() if build else None
+
+
+@shared_task(name="segments.tasks.scheduled_build")
+def scheduled_build(segment_id: int) -> int | None:
+    """Beat's entry point: queue a build of the segment (or join the one already active)."""
+    segment = Segment.objects.filter(pk=segment_id).first()
+    if segment is None:
+        return None
+    with audit.acting_as(audit.SYSTEM):
+        build, _created = services.request_build(segment, actor_label="schedule")
+    return build.pk

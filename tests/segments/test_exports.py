@@ -1,0 +1,97 @@
+"""Exports re-check consent (⚑), record DataUsage and ContactLog, and are safe to open."""
+
+from __future__ import annotations
+
+import pytest
+
+from consent.models import DataUsage
+from segments import services
+from segments.models import ContactLog, SegmentExport
+from segments.queries import EXPORT_HEADER, contactable_counts, export_rows, exported_members
+
+from .conftest import build, grant, make_segment, shopper
+
+SHANGHAI = {"all": [{"field": "city", "op": "=", "value": "上海"}]}
+
+
+@pytest.fixture
+def built(brand, tmall, marketing):
+    members = [shopper(tmall, name=name) for name in ("=HYPERLINK(1)", "李娜", "王芳")]
+    for member in members:
+        grant(member, marketing)
+    return build(make_segment(brand, marketing, SHANGHAI)), members
+
+
+def test_withdrawal_after_the_build_keeps_the_person_out(built, marketing):
+    done, (first, second, third) = built
+    grant(second, marketing, action="withdrawn")
+
+    export = services.export_build(done, kind=SegmentExport.Kind.SEND, campaign="双12")
+
+    assert (export.in_build, export.exported, export.excluded) == (3, 2, 1)
+    assert set(exported_members(export).values_list("pk", flat=True)) == {first.pk, third.pk}
+    assert not DataUsage.objects.filter(member=second).exists()
+
+
+def test_send_records_data_usage_and_contacts(built, brand, marketing):
+    done, members = built
+
+    export = services.export_build(done, kind=SegmentExport.Kind.SEND, campaign="双12")
+
+    usage = DataUsage.objects.filter(context_ref=export.context_ref)
+    assert usage.count() == 3
+    assert set(usage.values_list("brand", "purpose", "channel", "context_type")) == {
+        (brand.pk, marketing.pk, "sms", "segment_export")
+    }
+    assert ContactLog.objects.filter(export=export, campaign="双12", channel="sms").count() == 3
+
+
+def test_download_records_data_usage_but_no_contact(built):
+    done, _ = built
+
+    export = services.export_build(done, kind=SegmentExport.Kind.DOWNLOAD)
+
+    assert DataUsage.objects.filter(context_ref=export.context_ref).count() == 3
+    assert not ContactLog.objects.exists()
+
+
+def test_a_second_send_respects_the_frequency_cap(built, settings):
+    settings.CONTACT_DEFAULT_MAX_PER_WEEK = 1
+    done, _ = built
+    services.export_build(done, kind=SegmentExport.Kind.SEND)
+
+    again = services.export_build(done, kind=SegmentExport.Kind.SEND)
+
+    assert again.exported == 0
+
+
+def test_erased_member_is_not_exported(built):
+    done, (first, *_rest) = built
+    type(first).objects.filter(pk=first.pk).update(status="erased")
+
+    assert services.export_build(done).exported == 2
+
+
+def test_csv_rows_carry_the_channel_contact_point(built):
+    done, members = built
+    export = services.export_build(done, kind=SegmentExport.Kind.DOWNLOAD)
+
+    rows = list(export_rows(export, "sms"))
+
+    assert EXPORT_HEADER[2] == "contact"
+    assert sorted(row[2] for row in rows) == sorted(m.phone for m in members)
+
+
+def test_unfinished_build_cannot_be_exported(brand, marketing):
+    segment = make_segment(brand, marketing, SHANGHAI)
+    queued, _ = services.request_build(segment, enqueue=False)
+
+    with pytest.raises(services.BuildError, match="has not finished"):
+        services.export_build(queued)
+
+
+def test_contactable_counts_per_purpose_and_channel(built, brand, marketing, django_assert_num_queries):
+    with django_assert_num_queries(2):  # the purposes, then one aggregate for every pair
+        counts = contactable_counts(brand)
+
+    assert counts == {("marketing", "sms"): 3, ("marketing", "email"): 0, ("marketing", "wechat"): 0}
