@@ -73,7 +73,15 @@ class RequestCodeForm(RequestLoginCodeForm):
             return account.user if account else None
 
 
-class CorrectionForm(forms.Form):
+class PlainForm(forms.Form):
+    """No ":" after labels: they end in "?" or read as headings, in every language."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class CorrectionForm(PlainForm):
     details = forms.CharField(
         label=_("What is wrong, and what should it be?"),
         max_length=4000,
@@ -81,7 +89,7 @@ class CorrectionForm(forms.Form):
     )
 
 
-class DeletionForm(forms.Form):
+class DeletionForm(PlainForm):
     confirm = forms.BooleanField(
         label=_("I understand that my profile, contact details and memberships will be erased and cannot be restored.")
     )
@@ -91,7 +99,7 @@ def _choices(enum: Any) -> list[tuple[str, str]]:
     return list(enum.choices)
 
 
-class PreferenceForm(forms.Form):
+class PreferenceForm(PlainForm):
     channels = forms.MultipleChoiceField(
         label=_("How may we reach you?"), choices=_choices(Channel), required=False, widget=forms.CheckboxSelectMultiple
     )

