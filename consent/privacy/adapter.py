@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context
 from django import forms
 from django.contrib import messages
 from django.db import transaction
@@ -27,6 +29,8 @@ from members.models import IdentityKind
 from .. import rights
 from ..models import PrivacyAccount
 from . import sms
+
+logger = logging.getLogger(__name__)
 
 
 class PhoneField(forms.CharField):
@@ -85,11 +89,27 @@ class PrivacyAccountAdapter(DefaultAccountAdapter):
         text = gettext("Your privacy center code is %(code)s. It is valid for 10 minutes. Never share it.") % {
             "code": code
         }
-        sms.send_sms(phone, text)
+        self._send_sms(phone, text)
+
+    def _send_sms(self, phone: str, text: str) -> None:
+        """A gateway refusal is not a crash: the person is told, and can ask again or use
+        their e-mail address instead."""
+        try:
+            sms.send_sms(phone, text)
+        except sms.SmsError:
+            logger.warning("SMS gateway refused a message to …%s", phone[-4:], exc_info=True)
+            request = context.request
+            if request is not None:
+                messages.error(
+                    request,
+                    gettext(
+                        "We could not send the text message. Please try again in a minute, or use your e-mail address."
+                    ),
+                )
 
     def send_unknown_account_sms(self, phone: str, **kwargs: Any) -> None:
         # Same screen for everyone (no enumeration); only the phone's owner reads this.
-        sms.send_sms(
+        self._send_sms(
             phone,
             gettext(
                 "Someone asked to sign in to the privacy center with this number, but no store has shared "

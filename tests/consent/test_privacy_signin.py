@@ -172,3 +172,15 @@ def test_adding_and_verifying_a_phone_by_sms(signed_in, account):
     assert response.status_code == 302
     account.refresh_from_db()
     assert (account.phone, account.phone_verified) == ("+8613700137000", True)
+
+
+class RefusingGateway(sms.SmsBackend):
+    def send(self, *, phone: str, text: str) -> None:
+        raise sms.SmsError("quota exceeded")
+
+
+def test_a_refusing_sms_gateway_is_a_message_not_a_crash(client, shopper, settings):
+    settings.SMS_BACKEND = "tests.consent.test_privacy_signin.RefusingGateway"
+    response = client.post(REQUEST, {"phone": "13800138000"}, follow=True)
+    assert response.status_code == 200
+    assert "未能发送短信" in response.content.decode()
