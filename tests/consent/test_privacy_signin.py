@@ -184,3 +184,20 @@ def test_a_refusing_sms_gateway_is_a_message_not_a_crash(client, shopper, settin
     response = client.post(REQUEST, {"phone": "13800138000"}, follow=True)
     assert response.status_code == 200
     assert "未能发送短信" in response.content.decode()
+
+
+def test_unknown_phone_gets_the_same_answer_and_a_private_note(client, shopper):
+    known = client.post(REQUEST, {"phone": "13800138000"})
+    client.logout()
+    unknown = client.post(REQUEST, {"phone": "13700137000"})
+    assert unknown.status_code == known.status_code == 302
+    assert unknown["Location"] == known["Location"]
+    assert not PrivacyAccount.objects.filter(phone="+8613700137000").exists()
+    note = sms.outbox[-1]
+    assert note.phone == "+8613700137000" and code_from_or_none(note.text) is None
+
+
+def test_bad_phone_is_a_form_error_not_a_crash(client):
+    response = client.post(REQUEST, {"phone": "12345"})
+    assert response.status_code == 200
+    assert "请输入有效的手机号" in response.content.decode()
