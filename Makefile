@@ -9,7 +9,7 @@ DEMO_MEMBERS ?= 5000
 # The demo runs in development mode unless the caller says otherwise.
 DEV := DEBUG=$${DEBUG:-1}
 
-.PHONY: demo test install migrate seed serve lint messages clean worker beat
+.PHONY: demo test install migrate seed serve lint messages vendor clean worker beat
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP) messages
+install: $(STAMP) messages vendor
+
+# Front-end files from npm (package.json), copied into static/vendor/: axe-core for the
+# accessibility checks of the browser tests. Skipped with a note when npm is missing.
+vendor: static/vendor/axe-core/axe.min.js
+
+static/vendor/axe-core/axe.min.js: package.json
+	@if command -v npm >/dev/null; then \
+	  (npm install --no-audit --no-fund --silent && mkdir -p static/vendor/axe-core && \
+	   cp node_modules/axe-core/axe.min.js node_modules/axe-core/LICENSE static/vendor/axe-core/) || \
+	  echo "npm install failed: browser accessibility checks will be skipped"; \
+	else echo "npm not found: browser accessibility checks will be skipped"; fi
 
 messages: $(STAMP)
 	@if ls locale/*/LC_MESSAGES/*.po >/dev/null 2>&1; then $(DEV) $(BIN)/python manage.py compilemessages --ignore=.venv -v 0; fi
@@ -51,4 +62,4 @@ beat: install
 	$(BIN)/celery -A cdp beat -l info
 
 clean:
-	rm -rf $(VENV) db.sqlite3 .pytest_cache
+	rm -rf $(VENV) db.sqlite3 .pytest_cache node_modules static/vendor artifacts

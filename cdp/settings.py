@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -88,6 +89,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "import_export",
+    "allauth",
+    "allauth.account",
     "django_celery_beat",
     "cdp",
     "members",
@@ -106,6 +109,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "cdp.audit.AuditContextMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "consent.privacy.security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "cdp.urls"
@@ -193,7 +198,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "refresh-member-metrics-nightly": {
         "task": "members.tasks.refresh_member_metrics",
-        "schedule": 24 * 60 * 60,
+        # 03:30 local time, before marketers look at the day's segments.
+        "schedule": crontab(hour=3, minute=30),
     },
     "consent-ledger-checkpoint": {
         "task": "consent.tasks.create_checkpoint",
@@ -209,6 +215,54 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Privacy center: consumer sign-in (django-allauth) ---------------------------------
+# Consumers sign in at /privacy/ by a one-time code sent to their e-mail or phone, or by
+# a password they set later. Staff keep using /admin/ and its own login.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+ACCOUNT_ADAPTER = "consent.privacy.adapter.PrivacyAccountAdapter"
+ACCOUNT_FORMS = {"request_login_code": "consent.privacy.forms.RequestCodeForm"}
+ACCOUNT_LOGIN_METHODS = {"email", "phone"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "phone", "password1*"]
+ACCOUNT_LOGIN_BY_CODE_ENABLED = True
+# Six digits: typed on a phone keypad, and what Chinese shoppers know from every app.
+ALLAUTH_USER_CODE_FORMAT = {"numeric": True, "length": 6, "dashed": False}
+ACCOUNT_LOGIN_BY_CODE_TIMEOUT = env_int("PRIVACY_CODE_TIMEOUT", 10 * 60)
+ACCOUNT_LOGIN_BY_CODE_MAX_ATTEMPTS = 3
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = True
+ACCOUNT_PHONE_VERIFICATION_ENABLED = True
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_USER_MODEL_USERNAME_FIELD = "username"
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
+# Codes and logins per IP and per address: "3/m/key" is three a minute per address.
+ACCOUNT_RATE_LIMITS = {
+    "login": env_str("PRIVACY_RATE_LOGIN", "30/m/ip"),
+    "login_failed": env_str("PRIVACY_RATE_LOGIN_FAILED", "10/m/ip,5/5m/key"),
+    "request_login_code": env_str("PRIVACY_RATE_LOGIN_CODE", "20/m/ip,3/5m/key"),
+    "confirm_email": "1/3m/key",
+    "change_phone": "1/m/user",
+    "reset_password": "20/m/ip,5/5m/key",
+}
+LOGIN_URL = "/privacy/accounts/login/code/"
+LOGIN_REDIRECT_URL = "/privacy/"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/privacy/"
+# Where SMS codes go: "console" (printed, development), "locmem" (tests read
+# consent.privacy.sms.outbox) or the dotted path of a class implementing
+# consent.privacy.sms.SmsBackend for a real gateway.
+SMS_BACKEND = env_str("SMS_BACKEND", "consent.privacy.sms.ConsoleSmsBackend")
+# Days the brand has to answer a data-subject request (PIPL: promptly; 15 days is usual).
+DSR_DUE_DAYS = env_int("DSR_DUE_DAYS", 15)
+# Key of the keyed hashes that replace erased contact points. Derived from SECRET_KEY by
+# default; set it separately so rotating SECRET_KEY does not forget who asked to be erased.
+ERASURE_HASH_KEY = env_str("ERASURE_HASH_KEY") or f"erasure:{SECRET_KEY}"
+SESSION_COOKIE_SAMESITE = "Lax"
 
 # --- Languages and time ----------------------------------------------------------------
 LANGUAGE_CODE = env_str("LANGUAGE_CODE", "zh-hans")
@@ -338,6 +392,13 @@ CONSENT_CHECKPOINT_INTERVAL = env_int("CONSENT_CHECKPOINT_INTERVAL", 600)
 CONTACT_DEFAULT_MAX_PER_WEEK = env_int("CONTACT_DEFAULT_MAX_PER_WEEK", 3)
 # Snapshots (member lists) of this many recent builds per segment are kept for exports.
 SEGMENT_KEEP_SNAPSHOTS = env_int("SEGMENT_KEEP_SNAPSHOTS", 3)
+
+# Member file imports (README "Importing member files"). Uploads bigger than this run as a
+# Celery job; a line longer than this makes the whole file unreadable; rows per chunk
+# (one transaction each) on the PostgreSQL fast path.
+IMPORT_ASYNC_THRESHOLD_BYTES = env_int("IMPORT_ASYNC_THRESHOLD_BYTES", 5 * 1024 * 1024)
+IMPORT_MAX_LINE_BYTES = env_int("IMPORT_MAX_LINE_BYTES", 1024 * 1024)
+IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 20000)
 
 LOGGING = {
     "version": 1,

@@ -14,6 +14,8 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("privacy/accounts/", include("allauth.urls")),
+    path("privacy/", include("consent.privacy.urls")),
     path("privacy/", include("consent.urls")),
     path("api/v1/", include("members.api")),
     path("api/v1/", include("consent.api")),

@@ -513,3 +513,6 @@ def consent_timeline(member: Member, request: HttpRequest) -> str:
 
 if consent_timeline not in MEMBER_SECTIONS:  # a reload must not show it twice
     MEMBER_SECTIONS.append(consent_timeline)
+
+# The privacy center registers its own models.
+from .privacy import admin as _privacy_admin  # noqa: E402, F401

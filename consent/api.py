@@ -30,7 +30,7 @@ from members.models import Identity, IdentityKind, Member, StoreMembership
 
 from . import services
 from .models import NO_CHANNEL, Action, Channel, Notice, Preference, Purpose, SourceType
-from .queries import can_contact
+from .queries import Reason, can_contact
 
 CHANNEL_CHOICES = [NO_CHANNEL, *Channel.values]
 
@@ -45,10 +45,7 @@ def _in_brand(brand_id: int, member_ref: str = "pk") -> Exists:
 class CheckOutput(serializers.Serializer):
     allowed = serializers.BooleanField()
     reason = serializers.ChoiceField(
-        choices=[
-            "allowed", "no_consent", "withdrawn", "pending_confirmation", "minor", "unreachable", "erased",
-            "suppressed",
-        ],  # fmt: skip
+        choices=[getattr(Reason, name) for name in vars(Reason) if name.isupper()],
         help_text="Why: `no_consent` also when the brand knows nobody with this identifier.",
     )
     as_of = serializers.DateTimeField(allow_null=True, help_text="When the deciding consent event happened.")

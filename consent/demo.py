@@ -164,3 +164,26 @@ def _person_consent(
         record("analytics", "granted", at_join)
     if rng.random() < 0.05:
         record("third_party_sharing", "granted", at_join + dt.timedelta(days=1), source="privacy_center")
+
+
+def privacy_center_hint() -> str:
+    """A demo shopper to sign in to the privacy center as: one with an e-mail address and
+    several store memberships. The code arrives in the console (console mail backend)."""
+    from django.conf import settings
+    from django.db.models import Count
+
+    from members.models import Identity
+
+    identity = (
+        Identity.objects.filter(kind="email", member__status=Member.Status.ACTIVE)
+        .annotate(stores=Count("member__memberships"))
+        .order_by("-stores", "member_id")
+        .select_related("member")
+        .first()
+    )
+    if identity is None:
+        return ""
+    return (
+        f"  privacy center: {settings.SITE_URL}/privacy/ — sign in as {identity.value} "
+        f"({identity.member.name or 'a demo shopper'}); the one-time code is printed in this console"
+    )

@@ -58,3 +58,24 @@ def create_checkpoint() -> int:
     """Fix every chain head (scheduled in ``CELERY_BEAT_SCHEDULE``); returns its id."""
     with audit.acting_as(audit.Actor(type="system", label="celery")):
         return ledger.create_checkpoint().pk
+
+
+# --- Privacy center ----------------------------------------------------------------------
+
+
+@shared_task(name="consent.tasks.erase_member_data", autoretry_for=(OSError,), retry_backoff=30, max_retries=6)
+def erase_member_data(request_id: int) -> bool:
+    """Carry out a deletion request; a second run finds it done and does nothing."""
+    from . import rights
+
+    with audit.acting_as(audit.Actor(type="system", label="privacy-erasure")):
+        return rights.carry_out_deletion(request_id).done_now
+
+
+@shared_task(name="consent.tasks.send_erasure_receipt", **_MAIL_RETRY)
+def send_erasure_receipt(request_id: int, address: str, language: str) -> bool:
+    """The last mail we send the person: what was erased and what is kept as proof. The
+    address travels in the task because the member row no longer has it."""
+    from .privacy import notify
+
+    return notify.send_erasure_receipt(request_id, address, language)

@@ -7,6 +7,8 @@ Every value is normalised once, here, before it is compared or stored, so ``138 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +25,17 @@ UNIONID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 MAX_ID_LENGTH = 100
 
 
+ERASED_PREFIX = "erased:"
+
+
+def erased_value(kind: str, value: str) -> str:
+    """The keyed hash that replaces a contact point or id when its person is erased
+    (DESIGN.md ⚑ deletion): a re-import of the same phone finds it and is refused,
+    while nobody can read the number back. HMAC-SHA256 under ``ERASURE_HASH_KEY``."""
+    digest = hmac.new(settings.ERASURE_HASH_KEY.encode(), f"{kind}\x00{value}".encode(), hashlib.sha256)
+    return ERASED_PREFIX + digest.hexdigest()
+
+
 class RecordError(ValueError):
     """A value in a store record that cannot be used; ``field`` names the column."""
 
@@ -30,6 +43,10 @@ class RecordError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class ErasedPerson(RecordError):
+    """The record names a person who had their data erased: not imported, never contacted."""
 
 
 def normalize_phone(raw: str, *, region: str | None = None) -> str:

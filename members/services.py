@@ -20,7 +20,7 @@ from django.utils import timezone
 from cdp import audit
 
 from . import signals
-from .identities import RULE_PRIORITY, StoreRecord, store_member_value
+from .identities import RULE_PRIORITY, ErasedPerson, StoreRecord, erased_value, store_member_value
 from .models import Identity, IdentityKind, Member, MergeEvent, Order, Store, StoreMembership
 
 logger = logging.getLogger(__name__)
@@ -96,11 +96,19 @@ def _owners(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
 
 def _resolve(record: StoreRecord) -> Resolution:
     keys = record.identity_keys()
-    owners = _owners(keys)
+    # Erased people's identities are stored as keyed hashes: look for those in the same
+    # query, so a store re-sending an erased person's row is refused, not re-created.
+    erased = {(kind, erased_value(kind, value)): kind for kind, value in keys}
+    owners = _owners([*keys, *erased])
+    for key, kind in erased.items():
+        if key in owners:
+            raise ErasedPerson(kind, "belongs to a person whose data was erased at their request; not imported")
     member_ids = sorted(set(owners.values()))
 
     if not member_ids:
-        member = Member.objects.create(**_profile_values(record), profile_observed_at=record.observed_at)
+        member = Member.objects.create(
+            **_profile_values(record), attributes=dict(record.attributes), profile_observed_at=record.observed_at
+        )
         Identity.objects.bulk_create([Identity(member=member, kind=k, value=v, store=record.store) for k, v in keys])
         # Nobody owned this store member id, so the membership is new too.
         _create_membership(member, record)
@@ -477,3 +485,18 @@ def _schedule_metrics(member_ids: list[int]) -> None:
     from .tasks import refresh_member_metrics as task
 
     task.delay(member_ids=member_ids)
+
+
+@transaction.atomic
+def merge_members(first: Member, second: Member, *, rule: str, matched_value: str) -> MergeEvent | None:
+    """Merge two members proven to be one person (e.g. one person verified a contact point
+    of each in the privacy center) into the older one. None when they already are one."""
+    ids = sorted({first.pk, second.pk})
+    locked = list(Member.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    if len(ids) < 2 or len(locked) != 2 or any(not m.is_active for m in locked):
+        return None
+    survivor = min(locked, key=lambda m: (m.created_at, m.pk))
+    absorbed = next(m for m in locked if m.pk != survivor.pk)
+    event = _merge(survivor, absorbed, rule=rule, matched_value=matched_value)
+    refresh_member_metrics(member_ids=[survivor.pk, absorbed.pk])
+    return event

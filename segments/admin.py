@@ -134,6 +134,17 @@ class SegmentAdmin(admin.ModelAdmin):
     def _editor_context(self, request: HttpRequest) -> dict[str, Any]:
         return {
             "rule_fields": list(FIELDS.values()),
+            "rule_fields_data": [
+                {
+                    "name": f.name,
+                    "kind": f.kind,
+                    "ops": list(f.ops),
+                    "window": f.window,
+                    "choices": list(f.choices),
+                    "help": f.help,
+                }
+                for f in FIELDS.values()
+            ],  # fmt: skip
             "count_url": reverse("admin:segments_segment_count"),
             "funnel_labels": FUNNEL_LABELS,
         }

@@ -9,8 +9,9 @@ import time
 import pytest
 from django.utils import timezone
 
+from consent import rights
 from consent import services as consent_services
-from members import signals as member_signals
+from consent.models import DataSubjectRequest
 from members.identities import StoreRecord
 from members.services import resolve_store_record
 from tests.segments.conftest import build, make_segment
@@ -168,7 +169,7 @@ def test_merge_erase_and_segment_events(subscribed, receiver, brand, tmall, jd, 
     merged = [p for p in receiver.payloads() if p["type"] == "member.merged"]
     assert len(merged) == 1 and merged[0]["data"]["survivor"] == a.pk
     with django_capture_on_commit_callbacks(execute=True):
-        member_signals.member_erased.send(sender=None, member_id=a.pk, brand_ids=[brand.pk])
+        rights.carry_out_deletion(DataSubjectRequest.objects.create(member=a, kind="deletion").pk)
     erased = [p for p in receiver.payloads() if p["type"] == "member.erased"]
     assert erased[0]["member"] == a.pk and erased[0]["sequence"] == merged[0]["sequence"] + 1
     segment = make_segment(brand, marketing, {"all": []}, slug="everyone")

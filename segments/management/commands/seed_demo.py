@@ -10,7 +10,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from consent.demo import seed_consent
+from consent.demo import privacy_center_hint, seed_consent
 from members.demo import seed_demo
 from members.models import Brand
 from segments.demo import seed_segments
@@ -51,3 +51,4 @@ class Command(BaseCommand):
         for name, funnel in segments.items():
             steps = " → ".join(f"{count}" for count in funnel.values())
             self.stdout.write(f"  segment {name}: {steps} (matched → consented → under cap → reachable → final)")
+        self.stdout.write(privacy_center_hint())

@@ -1,0 +1,169 @@
+"""Member import benchmark (issue 5: bulk import of store member files).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/import/run.py [--rows N]
+
+Creates a fresh database ``cdp_bench_import`` next to the one DATABASE_URL names,
+generates the files (bench/import/generate.py) if they are missing, then:
+
+1. imports ``other.csv`` (the JD store, 20% of the people) so the big file meets people
+   it already knows (not timed as the result);
+2. imports ``members.csv`` (--rows rows, default 1,000,000) with ``manage.py
+   import_members --json`` in a child process: rows/s end to end and the child's peak
+   RSS; then checks ``verify_consent_ledger`` and ``rebuild_consent_state --check``;
+3. imports the first --baseline-rows (100,000) rows of the same file into a fresh store
+   through django-import-export's own ``Resource.import_data`` (a ModelResource over
+   Member with the file's profile columns: no identity resolution, memberships or
+   consent, so it does less work than our import) and prints the ratio.
+Targets: 1M rows < 120 s (≥ 8,500 rows/s), peak RSS < 1 GiB, ≥ 15× import_data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+DB_NAME = "cdp_bench_import"
+PYTHON = sys.executable
+
+
+def _bench_url(url: str) -> str:
+    return urlunparse(urlparse(url)._replace(path=f"/{DB_NAME}"))
+
+
+def _recreate_database(admin_url: str) -> None:
+    import psycopg
+
+    parts = urlparse(admin_url)
+    with psycopg.connect(
+        host=parts.hostname, port=parts.port or 5432, user=parts.username, password=parts.password,
+        dbname=parts.path.lstrip("/") or "postgres", autocommit=True,
+    ) as conn:  # fmt: skip
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+
+
+def _env(url: str) -> dict[str, str]:
+    env = dict(os.environ, DATABASE_URL=url, CDP_TESTING="1", DJANGO_SETTINGS_MODULE="cdp.settings")
+    env.pop("REDIS_URL", None)
+    return env
+
+
+def _manage(url: str, *args: str) -> str:
+    out = subprocess.run(
+        [PYTHON, str(ROOT / "manage.py"), *args], env=_env(url), check=True, capture_output=True, text=True
+    )
+    return out.stdout
+
+
+def _setup(url: str) -> None:
+    _manage(url, "migrate", "--noinput", "-v", "0")
+    code = """
+from members.models import Brand, Store
+from consent.models import Notice, Purpose
+from consent import services
+brand = Brand.objects.create(code="bench", name="Bench")
+for code, platform in (("bench-tmall", "tmall"), ("bench-jd", "jd"), ("bench-baseline", "pos")):
+    Store.objects.create(brand=brand, code=code, name=code, platform=platform)
+for code, channels in (("marketing", ["sms", "email"]), ("personalization", [])):
+    purpose = Purpose.objects.create(brand=brand, code=code, name=code, channels=channels)
+    services.publish_notice(brand=brand, kind=Notice.Kind.PURPOSE_NOTICE, purpose=purpose, locale="zh-hans",
+                            title=code, body="bench notice")
+"""
+    _manage(url, "shell", "-c", code)
+
+
+def _import(url: str, path: Path, store: str) -> tuple[dict, float, int]:
+    """One import in a child process: its JSON, wall time and peak RSS (bytes)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    stdout = _manage(url, "import_members", str(path), "--store", store, "--json")
+    wall = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if peak <= before:
+        print("  (peak RSS not above an earlier child's; reported value is the maximum so far)")
+    return json.loads(stdout.strip().splitlines()[-1]), wall, peak * 1024
+
+
+def _baseline(url: str, path: Path, rows: int) -> float:
+    """django-import-export's own import_data on the first ``rows`` rows, in-process."""
+    os.environ.update(_env(url))
+    import django
+
+    django.setup()
+    import tablib
+    from import_export import fields, resources
+
+    from members.models import Member
+
+    class MemberRowResource(resources.ModelResource):
+        name = fields.Field(attribute="name", column_name="姓名")
+        phone = fields.Field(attribute="phone", column_name="手机号")
+        email = fields.Field(attribute="email", column_name="邮箱")
+        province = fields.Field(attribute="province", column_name="省份")
+        city = fields.Field(attribute="city", column_name="城市")
+
+        class Meta:
+            model = Member
+            fields = ("name", "phone", "email", "province", "city")
+            import_id_fields = ("phone",)
+
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        data = tablib.Dataset(*itertools.islice(reader, rows), headers=header)
+    started = time.perf_counter()
+    result = MemberRowResource().import_data(data, dry_run=False, raise_errors=False)
+    seconds = time.perf_counter() - started
+    print(f"  import_data: {len(data):,} rows in {seconds:.1f} s, {result.totals}")
+    return len(data) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--baseline-rows", type=int, default=100_000)
+    parser.add_argument("--data", type=Path, default=Path(__file__).parent / "data")
+    args = parser.parse_args()
+    admin_url = os.environ.get("DATABASE_URL", "")
+    if not admin_url.startswith("postgres"):
+        sys.exit("set DATABASE_URL=postgres://… (the benchmark creates its own database next to it)")
+    data = args.data / str(args.rows)
+    main_path, other_path = data / "members.csv", data / "other.csv"
+    if not main_path.exists() or not other_path.exists():
+        print(f"generating {args.rows:,} rows into {data} …")
+        subprocess.run([PYTHON, str(Path(__file__).parent / "generate.py"), "--rows", str(args.rows), "--out", str(data)],
+                       check=True)  # fmt: skip
+    url = _bench_url(admin_url)
+    print(f"database {DB_NAME}; files in {data}")
+    _recreate_database(admin_url)
+    _setup(url)
+
+    counts, wall, _ = _import(url, other_path, "bench-jd")
+    print(f"1. other store ({counts['rows']:,} rows): {wall:.1f} s, {counts}")
+    counts, wall, peak = _import(url, main_path, "bench-tmall")
+    rate = counts["rows"] / wall
+    print(
+        f"2. member file: {counts['rows']:,} rows in {wall:.1f} s = {rate:,.0f} rows/s; peak RSS {peak / 2**20:,.0f} MiB"
+    )
+    print(f"   {counts}")
+    print("   " + _manage(url, "verify_consent_ledger").strip())
+    print("   " + _manage(url, "rebuild_consent_state", "--check").strip())
+    baseline = _baseline(url, main_path, args.baseline_rows)
+    print(
+        f"3. django-import-export import_data: {baseline:,.0f} rows/s; ours {rate:,.0f} rows/s = {rate / baseline:.1f}×"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Appending many events at once (bulk imports), with the same chain and projection rules
+as ``ledger.append``.
+
+On PostgreSQL: lock the chain heads of the members involved, compute seq, prev_hash and
+hash in Python exactly as ``ledger.content_prefix`` and ``ledger.chain_hash`` define them
+(so ``verify_consent_ledger`` recomputes the same hashes), COPY the events, move the heads,
+and fold the new events into ConsentState with the rule of ``append``: an event moves the
+state only if its ``occurred_at`` is not older than the state's. Elsewhere it appends one
+event after another through ``ledger.append``.
+
+Events are appended in the order given; callers pass them in the order the people acted
+or the file lists them. No ``consent_changed`` signal is sent (imports send no receipts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from . import ledger
+from .models import ChainHead, ConsentEvent, ConsentState
+
+EVENT_COLUMNS = (
+    "id", "member_id", "brand_id", "purpose_id", "channel", "action", "occurred_at", "recorded_at", "source_type",
+    "source_ref", "store_id", "notice_id", "evidence", "by_guardian", "external_id", "seq", "prev_hash", "hash",
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class NewEvent:
+    """An event to append, lighter than a model instance (a million of them per import).
+    ``evidence`` is the canonical JSON text (``consent.models.canonical_json``)."""
+
+    member_id: int
+    brand_id: int
+    purpose_id: int
+    channel: str
+    action: str
+    occurred_at: dt.datetime
+    source_type: str
+    source_ref: str
+    store_id: int | None
+    notice_id: int | None
+    evidence: str
+    external_id: str | None
+    by_guardian: bool = False
+    recorded_at: dt.datetime | None = None
+    pk: int | None = None
+    seq: int = 0
+    prev_hash: str = ""
+    hash: str = ""
+
+    def prefix(self) -> str:
+        return ledger.content_prefix(
+            self.member_id, self.brand_id, self.purpose_id, self.channel, self.action, self.occurred_at,
+            self.recorded_at, self.source_type, self.source_ref, self.store_id, self.notice_id, self.by_guardian,
+            self.external_id, self.evidence,
+        )  # fmt: skip
+
+
+@transaction.atomic
+def append_many(events: Sequence[NewEvent]) -> int:
+    """Append ``events`` (validated by the caller, external ids not stored yet) to their
+    members' chains; returns how many of them moved ConsentState (as the sum of
+    ``ledger.append``'s answers would)."""
+    if not events:
+        return 0
+    now = timezone.now()
+    for event in events:
+        if event.recorded_at is None:
+            event.recorded_at = now
+    if connection.vendor != "postgresql":
+        return sum(_append_one(event) for event in events)
+    return _append_many_postgres(events)
+
+
+def _append_one(new: NewEvent) -> bool:
+    event = ConsentEvent(
+        member_id=new.member_id, brand_id=new.brand_id, purpose_id=new.purpose_id, channel=new.channel,
+        action=new.action, occurred_at=new.occurred_at, recorded_at=new.recorded_at, source_type=new.source_type,
+        source_ref=new.source_ref, store_id=new.store_id, notice_id=new.notice_id, by_guardian=new.by_guardian,
+        external_id=new.external_id,
+    )  # fmt: skip
+    event._evidence_text = new.evidence
+    changed = ledger.append(event)
+    new.pk, new.seq, new.prev_hash, new.hash = event.pk, event.seq, event.prev_hash, event.hash
+    return changed
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_SPECIAL = frozenset("\\\t\n\r")
+
+
+def esc(value: str | None) -> str:
+    """A text value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if _SPECIAL.isdisjoint(value):
+        return value
+    return value.translate(_ESCAPES)
+
+
+def copy_text(value: object) -> str:
+    """Any value in COPY's text format (faster than psycopg adapting each value)."""
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, str):
+        return esc(value)
+    if isinstance(value, dt.date):  # dates and aware datetimes
+        return value.isoformat()
+    return str(value)
+
+
+def copy_lines(cursor, table: str, columns: Sequence[str], lines: Iterable[str]) -> None:
+    """COPY pre-formatted text lines (values escaped with ``esc``/``copy_text``)."""
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        block: list[str] = []
+        for line in lines:
+            block.append(line)
+            if len(block) >= 5000:
+                copy.write("\n".join(block) + "\n")
+                block = []
+        if block:
+            copy.write("\n".join(block) + "\n")
+
+
+def copy_into(cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """COPY ``rows`` into ``table``."""
+    copy_lines(cursor, table, columns, ("\t".join([copy_text(v) for v in row]) for row in rows))
+
+
+def id_list(ids: Iterable[int]) -> str:
+    """Integers as one text parameter (``string_to_array(%s, ',')::bigint[]``): binding a
+    Python list costs a conversion per element."""
+    return ",".join(map(str, ids))
+
+
+def temp_table(cursor, name: str, definition: str) -> None:
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({definition})")
+    cursor.execute(f"TRUNCATE {name}")
+
+
+def _append_many_postgres(events: Sequence[NewEvent]) -> int:
+    heads_table, events_table = ChainHead._meta.db_table, ConsentEvent._meta.db_table
+    states_table = ConsentState._meta.db_table
+    member_ids = sorted({e.member_id for e in events})
+    with connection.cursor() as cursor:
+        # The head rows are the per-member writer lock of ``ledger.append``: taking them in
+        # id order serialises us with single appends and never deadlocks with another batch.
+        members_text = id_list(member_ids)
+        cursor.execute(
+            f"""SELECT h.member_id, h.seq, h.hash FROM {heads_table} h
+                JOIN unnest(string_to_array(%s, ',')::bigint[]) AS m(id)
+                ON h.member_id = m.id ORDER BY h.member_id FOR UPDATE OF h""",  # noqa: S608
+            [members_text],
+        )
+        heads = {member_id: (seq, hash_) for member_id, seq, hash_ in cursor.fetchall()}
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [events_table, len(events)],
+        )
+        ids = sorted(row[0] for row in cursor.fetchall())
+        states_key = {(e.member_id, e.brand_id, e.purpose_id, e.channel) for e in events}
+        states = {}
+        for brand_id in sorted({e.brand_id for e in events}):
+            # A join on the member ids, so the planner walks the unique (member, brand, …)
+            # index even when its statistics predate a big import.
+            cursor.execute(
+                f"""SELECT s.member_id, s.brand_id, s.purpose_id, s.channel, s.occurred_at FROM {states_table} s
+                    JOIN unnest(string_to_array(%s, ',')::bigint[]) AS m(id) ON s.member_id = m.id
+                    WHERE s.brand_id = %s""",  # noqa: S608
+                [members_text, brand_id],
+            )
+            states.update({tuple(row[:4]): row[4] for row in cursor.fetchall() if tuple(row[:4]) in states_key})
+
+        changed: dict[tuple, NewEvent] = {}
+        last_prev: dict[int, str] = {}
+        moved = 0
+        for event, pk in zip(events, ids, strict=True):
+            seq, prev = heads.get(event.member_id, (0, ledger.GENESIS))
+            event.pk, event.seq, event.prev_hash = pk, seq + 1, prev
+            event.hash = ledger.chain_hash(prev, event.prefix() + str(event.seq))
+            heads[event.member_id] = (event.seq, event.hash)
+            last_prev[event.member_id] = prev
+            key = (event.member_id, event.brand_id, event.purpose_id, event.channel)
+            current = states.get(key)
+            if current is None or current <= event.occurred_at:
+                states[key] = event.occurred_at
+                changed[key] = event
+                moved += 1
+
+        raw = cursor.cursor
+        recorded = {}
+        lines = []
+        for e in events:
+            if e.recorded_at not in recorded:
+                recorded[e.recorded_at] = e.recorded_at.isoformat()
+            lines.append(
+                f"{e.pk}\t{e.member_id}\t{e.brand_id}\t{e.purpose_id}\t{e.channel}\t{e.action}\t"
+                f"{e.occurred_at.isoformat()}\t{recorded[e.recorded_at]}\t{esc(e.source_type)}\t{esc(e.source_ref)}\t"
+                f"{copy_text(e.store_id)}\t{copy_text(e.notice_id)}\t{esc(e.evidence)}\t{copy_text(e.by_guardian)}\t"
+                f"{esc(e.external_id)}\t{e.seq}\t{e.prev_hash}\t{e.hash}"
+            )
+        copy_lines(raw, events_table, EVENT_COLUMNS, lines)
+        temp_table(cursor, "_import_heads", "member_id bigint, seq integer, prev_hash text, hash text")
+        copy_lines(
+            raw,
+            "_import_heads",
+            ("member_id", "seq", "prev_hash", "hash"),
+            (f"{m}\t{heads[m][0]}\t{last_prev[m]}\t{heads[m][1]}" for m in sorted(last_prev)),
+        )
+        cursor.execute(
+            f"""INSERT INTO {heads_table} AS h (member_id, seq, prev_hash, hash)
+                SELECT member_id, seq, prev_hash, hash FROM _import_heads
+                ON CONFLICT (member_id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash,
+                  hash = excluded.hash"""  # noqa: S608
+        )
+        if changed:
+            temp_table(
+                cursor,
+                "_import_states",
+                "member_id bigint, brand_id bigint, purpose_id bigint, channel text, action text, "
+                "occurred_at timestamptz, event_id bigint, by_guardian boolean",
+            )
+            copy_lines(
+                raw,
+                "_import_states",
+                ("member_id", "brand_id", "purpose_id", "channel", "action", "occurred_at", "event_id", "by_guardian"),
+                (
+                    f"{e.member_id}\t{e.brand_id}\t{e.purpose_id}\t{e.channel}\t{e.action}\t"
+                    f"{e.occurred_at.isoformat()}\t{e.pk}\t{copy_text(e.by_guardian)}"
+                    for e in changed.values()
+                ),
+            )
+            cursor.execute(
+                f"""INSERT INTO {states_table} AS s (member_id, brand_id, purpose_id, channel, action, occurred_at,
+                      event_id, by_guardian)
+                    SELECT member_id, brand_id, purpose_id, channel, action, occurred_at, event_id, by_guardian
+                    FROM _import_states
+                    ON CONFLICT (member_id, brand_id, purpose_id, channel) DO UPDATE SET
+                      action = excluded.action, occurred_at = excluded.occurred_at,
+                      event_id = excluded.event_id, by_guardian = excluded.by_guardian
+                    WHERE s.occurred_at <= excluded.occurred_at"""  # noqa: S608
+            )
+        return moved

@@ -1,0 +1,89 @@
+"""The portable path: each row through ``resolve_store_record`` and ``record_consent``.
+Streams (a chunk of rows at a time) and is the reference the fast path is checked against."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db import connection, transaction
+
+from consent.models import ConsentEvent
+from consent.services import ConsentError, record_consent
+
+from ..identities import RecordError
+from ..services import resolve_store_record
+from .context import ImportContext
+from .report import ImportResult
+from .rows import ParsedRow
+
+
+def existing_external_ids(ctx: ImportContext, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""SELECT e.external_id FROM {ConsentEvent._meta.db_table} e
+                    JOIN unnest(%s::text[]) AS x(id) ON e.external_id = x.id WHERE e.brand_id = %s""",  # noqa: S608
+                [ids, ctx.store.brand_id],
+            )
+            return {row[0] for row in cursor.fetchall()}
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        found.update(
+            ConsentEvent.objects.filter(brand_id=ctx.store.brand_id, external_id__in=ids[start : start + 500])
+            .values_list("external_id", flat=True)
+            .iterator()
+        )
+    return found
+
+
+def process_rows(
+    ctx: ImportContext,
+    rows: list[ParsedRow],
+    *,
+    result: ImportResult | None = None,
+    reject: Callable[[int, str, str], None] | None = None,
+) -> None:
+    """Write ``rows`` (validated, in file order), one savepoint each: a row that fails
+    leaves nothing behind and is reported; the others go in. ``result`` and ``reject``
+    default to the import's own (the fast path passes its chunk's)."""
+    seen = existing_external_ids(ctx, [row.external_id(c) for row in rows for c in row.consents])
+    result = result or ctx.result
+    reject = reject or ctx.errors.reject
+    with transaction.atomic():
+        for row in rows:
+            column = ""
+            try:
+                with transaction.atomic():
+                    resolution = resolve_store_record(row.record)
+                    events = 0
+                    for choice in row.consents:
+                        external_id = row.external_id(choice)
+                        if external_id in seen:
+                            continue
+                        column = choice.column
+                        recorded = record_consent(
+                            member=resolution.member,
+                            brand=ctx.store.brand,
+                            purpose=ctx.purposes[choice.purpose.id],
+                            channel=choice.channel,
+                            action=choice.action,
+                            source_type="import_job",
+                            occurred_at=row.occurred_at,
+                            source_ref=ctx.source_ref,
+                            store=ctx.store,
+                            notice=ctx.notice_for(choice.purpose.id, resolution.member.locale),
+                            evidence=ctx.evidence(row),
+                            external_id=external_id,
+                        )
+                        events += recorded.created
+            except (RecordError, ConsentError) as exc:
+                reject(row.number, column or exc.field, exc.message)
+                continue
+            for choice in row.consents:
+                seen.add(row.external_id(choice))
+            result.created += resolution.created
+            result.updated += resolution.updated
+            result.merged += len(resolution.merges)
+            result.consent_events += events

@@ -1,0 +1,244 @@
+"""One row of a member file → a validated StoreRecord and its consent choices, or the
+column and reason it is rejected for."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from phonenumbers import PhoneMetadata
+
+from ..identities import RecordError, StoreRecord, normalize_phone
+from ..models import Store
+from .columns import Header, ValueProblem, parse_consent, parse_date, parse_datetime
+
+# A spreadsheet marks text that looks like a formula with a leading apostrophe; our own
+# exports write it that way (consent.csvutil). It is not part of the value.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0", "＝", "＋", "－", "＠")
+MAX_ATTRIBUTE_LENGTH = 500
+MAX_ATTRIBUTES = 50
+MAX_EMAIL_LENGTH = 254  # Member.email
+
+
+class RowProblem(Exception):
+    def __init__(self, column: str, reason: str, value: str = "") -> None:
+        super().__init__(f"{column}: {reason}")
+        self.column = column
+        self.reason = reason
+        self.value = value
+
+
+@dataclass(frozen=True)
+class PurposeRef:
+    id: int
+    code: str
+
+
+@dataclass
+class ConsentChoice:
+    purpose: PurposeRef
+    channel: str
+    granted: bool
+    column: str
+    external_id: str = ""
+
+    @property
+    def action(self) -> str:
+        return "granted" if self.granted else "withdrawn"
+
+
+@dataclass
+class ParsedRow:
+    number: int  # the row as a spreadsheet shows it: the header is row 1
+    record: StoreRecord
+    consents: list[ConsentChoice] = field(default_factory=list)
+    occurred_at: dt.datetime | None = None
+
+    def external_id(self, choice: ConsentChoice) -> str:
+        """Deterministic per store, member id, purpose, channel, answer and time: the same
+        file imported again adds no event, a changed answer adds one."""
+        if choice.external_id:
+            return choice.external_id
+        assert self.occurred_at is not None
+        key = "\x1f".join(
+            (
+                self.record.store.code,
+                self.record.store_member_id,
+                choice.purpose.code,
+                choice.channel,
+                choice.action,
+                self.occurred_at.astimezone(dt.UTC).isoformat(),
+            )
+        )
+        choice.external_id = "import:" + hashlib.sha256(key.encode()).hexdigest()[:40]
+        return choice.external_id
+
+
+def unquote(value: str) -> str:
+    if len(value) > 1 and value[0] == "'" and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
+# --- Phones: the hot spot of a big import ----------------------------------------------
+# phonenumbers takes ~40 µs per number. A mainland mobile number (what nearly every row
+# carries) is valid exactly when its 11 digits match the mobile pattern of phonenumbers'
+# own CN metadata, and its E.164 form is then "+86" and the digits; that check costs ~1 µs.
+# Everything else goes through normalize_phone. tests/members/test_import_rows.py
+# compares both on random numbers.
+_MOBILE = re.compile(r"^(?:\+86|0086|86)?(1\d{10})$")
+_SEPARATORS = re.compile(r"[\s\-().（）]")
+
+
+@functools.cache
+def _cn_mobile_pattern() -> re.Pattern[str]:
+    metadata = PhoneMetadata.metadata_for_region("CN")
+    return re.compile(metadata.mobile.national_number_pattern)
+
+
+def fast_normalize_phone(raw: str) -> str:
+    text = raw.strip()
+    if settings.PHONE_DEFAULT_REGION == "CN":
+        match = _MOBILE.match(_SEPARATORS.sub("", text))
+        if match and _cn_mobile_pattern().fullmatch(match.group(1)):
+            return "+86" + match.group(1)
+    return normalize_phone(text)
+
+
+# --- Rows ----------------------------------------------------------------------------------
+
+# StoreRecord field → the column it comes from (for messages).
+_FIELD_COLUMN = {"member_id": "member_id", "birthday": "birthday", "joined_at": "joined_at"}
+
+
+class RowValidator:
+    """Validates rows of one file for one store. Build once per import."""
+
+    def __init__(self, *, store: Store, header: Header, observed_at: dt.datetime, strict_width: bool) -> None:
+        from consent.models import Notice, Purpose  # consent builds on members; only the importer needs it
+
+        self.store = store
+        self.header = header
+        self.observed_at = observed_at
+        self.strict_width = strict_width
+        self.width = len(header.names)
+        cols = header.columns
+        self.name_of = {canonical: header.names[index] for canonical, index in cols.items()}
+        self.idx = cols
+        purposes = {p.code: p for p in Purpose.objects.filter(brand_id=store.brand_id, is_active=True)}
+        # index, header, purpose or None, channel, problem
+        self.consent_columns: list[tuple[int, str, PurposeRef | None, str, str]] = []
+        for index, name, code, channel in header.consent:
+            purpose = purposes.get(code)
+            problem = ""
+            if purpose is None:
+                problem = f"brand {store.brand.code!r} has no active purpose {code!r}"
+            elif not purpose.allows_channel(channel):
+                allowed = ", ".join(purpose.channels) or "no channel"
+                problem = f"purpose {code!r} does not use channel {channel or '(none)'!r} (uses {allowed})"
+            ref = PurposeRef(purpose.pk, purpose.code) if purpose else None
+            self.consent_columns.append((index, name, ref, channel, problem))
+        # A grant needs a notice the person was shown (record_consent's rule): the purpose's
+        # own notice or a brand-wide one (member agreement, privacy policy).
+        notices = Notice.objects.filter(brand_id=store.brand_id)
+        self.brand_wide_notice = notices.filter(purpose__isnull=True).exists()
+        self.purpose_notices = set(notices.filter(purpose__isnull=False).values_list("purpose_id", flat=True))
+        # record_consent's limit for "in the future", fixed for the file.
+        self.latest = timezone.now() + dt.timedelta(seconds=settings.CONSENT_MAX_CLOCK_SKEW_SECONDS)
+
+    def member_id_of(self, cells: list[str]) -> str:
+        index = self.idx["member_id"]
+        return unquote(cells[index].strip()) if index < len(cells) else ""
+
+    def _get(self, cells: list[str], name: str) -> str:
+        index = self.idx.get(name)
+        if index is None or index >= len(cells):
+            return ""
+        return unquote(cells[index].strip())
+
+    def parse(self, number: int, cells: list[str]) -> ParsedRow:
+        if self.strict_width and len(cells) != self.width:
+            raise RowProblem("", f"the row has {len(cells)} values but the header has {self.width} columns")
+        for index, cell in enumerate(cells):
+            # PostgreSQL text cannot hold NUL, and the fast path uses \x1f as a separator:
+            # say so for the row instead of failing its chunk.
+            if "\x00" in cell or "\x1f" in cell:
+                name = self.header.names[index] if index < self.width else ""
+                raise RowProblem(name, "contains a control character (NUL or US)", cell.replace("\x00", "")[:50])
+        get = self._get
+        values: dict[str, Any] = {"store_member_id": get(cells, "member_id"), "observed_at": self.observed_at}
+        for name in ("email", "wechat_unionid", "name", "gender", "province", "city", "tier", "points"):
+            text = get(cells, name)
+            if text:
+                values[name] = text
+        if len(values.get("email", "")) > MAX_EMAIL_LENGTH:
+            raise RowProblem(
+                self.name_of["email"], f"is longer than {MAX_EMAIL_LENGTH} characters", values["email"][:50]
+            )
+        if text := get(cells, "birthday"):
+            values["birth_date"] = self._value(parse_date, text, "birthday")
+        joined_at = None
+        if text := get(cells, "joined_at"):
+            joined_at = values["joined_at"] = self._value(parse_datetime, text, "joined_at")
+        attributes = {}
+        for index, name in self.header.extra:
+            if index < len(cells) and (text := unquote(cells[index].strip())):
+                if len(text) > MAX_ATTRIBUTE_LENGTH:
+                    raise RowProblem(name, f"is longer than {MAX_ATTRIBUTE_LENGTH} characters", text[:50])
+                attributes[name] = text
+        if len(attributes) > MAX_ATTRIBUTES:
+            raise RowProblem("", f"more than {MAX_ATTRIBUTES} extra columns with values")
+        if attributes:
+            values["attributes"] = attributes
+        try:
+            record = StoreRecord.clean(store=self.store, **values)
+        except RecordError as exc:
+            column = self.name_of.get(_FIELD_COLUMN.get(exc.field, exc.field), exc.field)
+            raise RowProblem(column, exc.message, get(cells, _FIELD_COLUMN.get(exc.field, exc.field))) from None
+        if phone := get(cells, "phone"):
+            try:
+                record.phone = fast_normalize_phone(phone)
+            except RecordError as exc:
+                raise RowProblem(self.name_of["phone"], exc.message, phone) from None
+
+        row = ParsedRow(number=number, record=record)
+        for index, name, purpose, channel, problem in self.consent_columns:
+            text = cells[index].strip() if index < len(cells) else ""
+            try:
+                answer = parse_consent(text)
+            except ValueProblem as exc:
+                raise RowProblem(name, str(exc), text) from None
+            if answer is None:
+                continue
+            if problem or purpose is None:
+                raise RowProblem(name, problem, text)
+            if answer and not self.brand_wide_notice and purpose.id not in self.purpose_notices:
+                raise RowProblem(
+                    name, f"brand {self.store.brand.code!r} has published no notice for {purpose.code!r}", text
+                )
+            row.consents.append(ConsentChoice(purpose=purpose, channel=channel, granted=answer, column=name))
+        if row.consents:
+            occurred_at = joined_at
+            if text := get(cells, "consent_at"):
+                occurred_at = self._value(parse_datetime, text, "consent_at")
+            column = self.name_of.get("consent_at") or self.name_of.get("joined_at") or "consent_at"
+            if occurred_at is None:
+                raise RowProblem(column, "consent answers need consent_at (授权时间) or joined_at (入会时间)")
+            if occurred_at > self.latest:
+                raise RowProblem(column, f"{occurred_at.isoformat()} is in the future", text)
+            if occurred_at.year < 2000:
+                raise RowProblem(column, f"{occurred_at.isoformat()} is not a plausible time", text)
+            row.occurred_at = occurred_at
+        return row
+
+    def _value(self, parser: Any, text: str, canonical: str) -> Any:
+        try:
+            return parser(text)
+        except ValueProblem as exc:
+            raise RowProblem(self.name_of.get(canonical, canonical), str(exc), text) from None

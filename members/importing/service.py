@@ -1,0 +1,203 @@
+"""``import_member_file``: the one service behind the command, the admin and the job.
+
+Two passes over the file. The first reads it whole without writing anything: encoding,
+CSV structure, header, row count, and which row is the last one of each member id (the
+later row wins). A file that cannot be read fails here and nothing is written. The
+second pass validates each row and writes chunks, each chunk one transaction: on
+PostgreSQL set-based (``fast``), elsewhere row by row (``plain``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from cdp import audit
+
+from ..models import ImportJob, Store
+from .columns import Header, map_header
+from .context import ImportContext
+from .readers import FileInfo, FileProblem, inspect, read_rows
+from .report import ErrorLog, ImportResult
+from .rows import ParsedRow, RowProblem, RowValidator, unquote
+
+Progress = Callable[[int, int], None]
+PLAIN_CHUNK_ROWS = 500
+
+
+class _DryRun(Exception):
+    pass
+
+
+@dataclass
+class Scan:
+    header: Header
+    rows: int
+    last_row: dict[str, int]
+
+
+def _numbered(info: FileInfo) -> Iterator[tuple[int, list[str]]]:
+    """Data rows with their spreadsheet row number (header = 1); blank rows skipped."""
+    rows = read_rows(info)
+    first = next(rows, None)
+    while first is not None and not any(cell.strip() for cell in first):
+        first = next(rows, None)
+    yield from _numbered_from(rows)
+
+
+def _ends_with_newline(info: FileInfo) -> bool:
+    with info.path.open("rb") as handle:
+        handle.seek(max(info.size - 2, 0))
+        tail = handle.read()
+    return tail.endswith((b"\n", b"\r", b"\n\x00")) or (info.encoding == "utf-16" and tail in (b"\x00\n", b"\x00\r"))
+
+
+def scan(info: FileInfo) -> Scan:
+    """The first pass: everything that makes a file unreadable, before any write."""
+    rows = read_rows(info)
+    first = next(rows, None)
+    while first is not None and not any(cell.strip() for cell in first):
+        first = next(rows, None)
+    if first is None:
+        raise FileProblem("the file is empty")
+    header = map_header(first)
+    if "member_id" not in header.columns:
+        raise FileProblem(
+            "no member id column: the header needs member_id (or 会员ID, 会员编号, 会员卡号); it has "
+            + ", ".join(repr(n) for n in header.names[:12])
+        )
+    if header.duplicates:
+        raise FileProblem(f"the header names these columns twice: {', '.join(header.duplicates)}")
+    member_index = header.columns["member_id"]
+    last_row: dict[str, int] = {}
+    count = 0
+    width = 0
+    for number, cells in _numbered_from(rows):
+        count += 1
+        width = len(cells)
+        if member_index < len(cells):
+            member_id = unquote(cells[member_index].strip())
+            if member_id:
+                last_row[member_id] = number
+    if count == 0:
+        raise FileProblem("the file has a header but no rows")
+    if info.kind == "csv" and width < len(header.names) and not _ends_with_newline(info):
+        raise FileProblem("the file is truncated: its last line ends early")
+    return Scan(header=header, rows=count, last_row=last_row)
+
+
+def _numbered_from(rows: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
+    for number, cells in enumerate(rows, start=2):
+        if any(cell.strip() for cell in cells):
+            yield number, cells
+
+
+def use_fast_path() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def import_member_file(
+    path: Path | str,
+    *,
+    store: Store,
+    dry_run: bool = False,
+    encoding: str | None = None,
+    job: ImportJob | None = None,
+    progress: Progress | None = None,
+    fast: bool | None = None,
+    errors_to: IO[str] | None = None,
+    start_job: Callable[[FileInfo, int], ImportJob] | None = None,
+) -> ImportResult:
+    """Import one member file into ``store``; raise ``FileProblem`` if it cannot be read
+    (then nothing was written). Rows with problems are rejected and reported; the rest go
+    in. Importing the same file again changes nothing. ``start_job`` makes the job row
+    once the file proved readable (the command's imports)."""
+    started = time.monotonic()
+    info = inspect(Path(path), encoding=encoding)
+    found = scan(info)
+    if start_job is not None and not dry_run:
+        job = start_job(info, found.rows)
+    result = ImportResult(rows=found.rows, sha256=info.sha256, encoding=info.encoding or "xlsx", dry_run=dry_run)
+    fast = use_fast_path() if fast is None else fast
+    result.path = "fast" if fast else "plain"
+    errors = ErrorLog(result)
+    observed_at = timezone.now()
+    ctx = ImportContext(
+        store=store,
+        sha256=info.sha256,
+        source_ref=job.source_ref if job else "import:command-line",
+        observed_at=observed_at,
+        result=result,
+        errors=errors,
+    )
+    validator = RowValidator(store=store, header=found.header, observed_at=observed_at, strict_width=info.kind == "csv")
+    if fast:
+        from .fast import process_rows
+    else:
+        from .plain import process_rows
+    chunk_size = settings.IMPORT_CHUNK_ROWS if fast else PLAIN_CHUNK_ROWS
+    done = 0
+
+    def flush(chunk: list[ParsedRow]) -> None:
+        process_rows(ctx, chunk)
+        if job is not None and not dry_run:
+            ImportJob.objects.filter(pk=job.pk).update(
+                rows_done=done,
+                heartbeat_at=timezone.now(),
+                created=result.created,
+                updated=result.updated,
+                merged=result.merged,
+                rejected=result.rejected,
+                consent_events=result.consent_events,
+            )
+
+    try:
+        with transaction.atomic() if dry_run else nullcontext():
+            chunk: list[ParsedRow] = []
+            for number, cells in _numbered(info):
+                done += 1
+                try:
+                    member_id = validator.member_id_of(cells)
+                    last = found.last_row.get(member_id)
+                    if last is not None and last != number:
+                        raise RowProblem(
+                            validator.name_of["member_id"],
+                            f"member id {member_id!r} appears again in row {last}; the later row wins",
+                            member_id,
+                        )
+                    chunk.append(validator.parse(number, cells))
+                except RowProblem as exc:
+                    errors.reject(number, exc.column, exc.reason, exc.value)
+                if len(chunk) >= chunk_size:
+                    flush(chunk)
+                    chunk = []
+                    if progress:
+                        progress(done, found.rows)
+            if chunk:
+                flush(chunk)
+            if progress:
+                progress(done, found.rows)
+            result.seconds = time.monotonic() - started
+            if not dry_run:
+                audit.record(
+                    "members.imported",
+                    job or store,
+                    changes={"store": store.code, "file_sha256": info.sha256, **result.as_json(), "path": result.path},
+                )
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    if errors_to is not None:
+        errors.write_csv(errors_to)
+    errors.close()
+    result.seconds = time.monotonic() - started
+    return result

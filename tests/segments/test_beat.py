@@ -1,0 +1,20 @@
+"""Beat runs from django-celery-beat's database: settings' entries are installed there, and
+segment schedules live next to them."""
+
+from __future__ import annotations
+
+from django_celery_beat.models import PeriodicTask
+from django_celery_beat.schedulers import DatabaseScheduler
+
+from cdp.celery import app
+
+
+def test_database_scheduler_installs_the_nightly_metrics_refresh(db):
+    assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+
+    DatabaseScheduler(app=app, lazy=False)  # what `celery beat` does on start
+
+    task = PeriodicTask.objects.get(name="refresh-member-metrics-nightly")
+    assert task.task == "members.tasks.refresh_member_metrics"
+    assert (task.crontab.hour, task.crontab.minute) == ("3", "30")
+    assert PeriodicTask.objects.filter(task="consent.tasks.create_checkpoint", interval__isnull=False).exists()
