@@ -53,6 +53,8 @@ class NewEvent:
     seq: int = 0
     prev_hash: str = ""
     hash: str = ""
+    # Set by ``append_many``: whether this event moved ConsentState when it was appended.
+    state_changed: bool = False
 
     def prefix(self) -> str:
         return ledger.content_prefix(
@@ -88,6 +90,7 @@ def _append_one(new: NewEvent) -> bool:
     event._evidence_text = new.evidence
     changed = ledger.append(event)
     new.pk, new.seq, new.prev_hash, new.hash = event.pk, event.seq, event.prev_hash, event.hash
+    new.state_changed = changed
     return changed
 
 
@@ -195,6 +198,7 @@ def _append_many_postgres(events: Sequence[NewEvent]) -> int:
             if current is None or current <= event.occurred_at:
                 states[key] = event.occurred_at
                 changed[key] = event
+                event.state_changed = True
                 moved += 1
 
         raw = cursor.cursor

@@ -5,6 +5,7 @@ replies all come through it."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from members.models import Brand, Member, Store
 from members.queries import canonical_member
 
 from . import ledger, signals
+from .ledger_batch import NewEvent, append_many
 from .models import (
     NO_CHANNEL,
     Action,
@@ -271,14 +273,14 @@ def _record_batch(items: list[ConsentInput], *, brand: Brand, source_type: str, 
     if source_type not in _SOURCES:
         raise ConsentError("source", f"{source_type!r} is not a known source")
     external_ids = [str(i.external_id).strip()[:200] or None if i.external_id is not None else None for i in items]
-    seen = {
+    seen: dict[str, ConsentEvent | NewEvent] = {
         e.external_id: e
         for e in ConsentEvent.objects.filter(brand=brand, external_id__in=[x for x in external_ids if x])
     }
     notices: dict[tuple[int, str], Notice | None] = {}
     purposes: dict[Any, Purpose] = {}
-    new: list[ConsentEvent] = []
-    plan: list[ConsentEvent | str] = []  # a new event, or the external id of an earlier one
+    new: list[NewEvent] = []
+    plan: list[NewEvent | str] = []  # a new event, or the external id of an earlier one
     for index, (item, external_id) in enumerate(zip(items, external_ids, strict=True)):
         if external_id and external_id in seen:
             plan.append(external_id)
@@ -314,28 +316,44 @@ def _record_batch(items: list[ConsentInput], *, brand: Brand, source_type: str, 
                 raise ConsentError("evidence", "must contain only text, numbers, booleans, lists and objects") from None
         except ConsentError as exc:
             raise BatchConsentError(index, exc) from None
-        event = ConsentEvent(
+        event = NewEvent(
             member_id=member.pk, brand_id=brand.pk, purpose_id=purpose.pk, channel=item.channel,
-            action=item.action, occurred_at=occurred_at, recorded_at=timezone.now(), source_type=source_type,
+            action=item.action, occurred_at=occurred_at, source_type=source_type,
             source_ref=(source_ref or "")[:MAX_SOURCE_REF], store_id=item.store.pk if item.store else None,
-            notice_id=notice.pk if notice else None, evidence=item.evidence or {}, by_guardian=item.by_guardian,
+            notice_id=notice.pk if notice else None, evidence=evidence_text, by_guardian=item.by_guardian,
             external_id=external_id,
         )  # fmt: skip
-        event._evidence_text = evidence_text
         if external_id:
             seen[external_id] = event
         new.append(event)
         plan.append(event)
-    changed = dict(zip((id(e) for e in new), ledger.append_many(new), strict=True))
-    for event in new:
+    append_many(new)
+    stored = {id(e): _as_event(e) for e in new}
+    for event in stored.values():
         transaction.on_commit(lambda event=event: signals.consent_changed.send(sender=ConsentEvent, event=event))
     results = []
     for step in plan:
         if isinstance(step, str):
-            results.append(Recorded(seen[step], created=False, state_changed=False))
+            earlier = seen[step]
+            event = stored[id(earlier)] if isinstance(earlier, NewEvent) else earlier
+            results.append(Recorded(event, created=False, state_changed=False))
         else:
-            results.append(Recorded(step, created=True, state_changed=changed[id(step)]))
+            results.append(Recorded(stored[id(step)], created=True, state_changed=step.state_changed))
     return results
+
+
+def _as_event(new: NewEvent) -> ConsentEvent:
+    """The stored event as a model instance (for results and ``consent_changed``)."""
+    event = ConsentEvent(
+        pk=new.pk, member_id=new.member_id, brand_id=new.brand_id, purpose_id=new.purpose_id, channel=new.channel,
+        action=new.action, occurred_at=new.occurred_at, recorded_at=new.recorded_at, source_type=new.source_type,
+        source_ref=new.source_ref, store_id=new.store_id, notice_id=new.notice_id, by_guardian=new.by_guardian,
+        external_id=new.external_id, evidence=json.loads(new.evidence), seq=new.seq, prev_hash=new.prev_hash,
+        hash=new.hash,
+    )  # fmt: skip
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event
 
 
 # --- Projection rebuilds ---------------------------------------------------------------
