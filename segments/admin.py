@@ -97,6 +97,9 @@ class SegmentAdmin(admin.ModelAdmin):
     def built_at(self, obj: Segment) -> Any:
         return obj.current_build.finished_at if obj.current_build else None
 
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {"rules": {"all": []}, **super().get_changeform_initial_data(request)}
+
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "purpose":
             kwargs["queryset"] = Purpose.objects.filter(is_active=True).select_related("brand")

@@ -3,6 +3,8 @@ segment schedules live next to them."""
 
 from __future__ import annotations
 
+from unittest import mock
+
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
@@ -12,7 +14,10 @@ from cdp.celery import app
 def test_database_scheduler_installs_the_nightly_metrics_refresh(db):
     assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
 
-    DatabaseScheduler(app=app, lazy=False)  # what `celery beat` does on start
+    # The scheduler closes "old" connections, and Django counts a connection inside the
+    # test's transaction as one: keep it open so the test database stays reachable.
+    with mock.patch("django_celery_beat.schedulers.close_old_connections"):
+        DatabaseScheduler(app=app, lazy=False)  # what `celery beat` does on start
 
     task = PeriodicTask.objects.get(name="refresh-member-metrics-nightly")
     assert task.task == "members.tasks.refresh_member_metrics"

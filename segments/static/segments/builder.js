@@ -87,7 +87,10 @@
 
     function load() {
       var rules;
-      try { rules = JSON.parse(textarea.value || "{\"all\": []}"); } catch (e) { rules = null; }
+      try { rules = JSON.parse(textarea.value || "null"); } catch (e) { rules = undefined; }
+      if (rules === null || (rules && typeof rules === "object" && !Array.isArray(rules) && !Object.keys(rules).length)) {
+        rules = { all: [] };  // nothing yet: start an empty list
+      }
       var key = rules && (rules.all ? "all" : (rules.any ? "any" : null));
       var flat = key && Array.isArray(rules[key]) && rules[key].every(function (item) { return item && item.field && byName[item.field]; });
       root.hidden = false;
