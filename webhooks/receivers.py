@@ -13,7 +13,7 @@ from members.signals import member_erased, member_merged
 from segments.signals import segment_built
 
 from .models import EventType
-from .services import subscribed_events
+from .services import subscribed_anywhere, subscribed_events
 
 
 def _queue(event_type: str, ref: int, extra: dict[str, Any] | None = None) -> None:
@@ -29,7 +29,9 @@ def on_consent_changed(sender: Any, event: Any, **kwargs: Any) -> None:
 
 
 def on_member_merged(sender: Any, event: Any, **kwargs: Any) -> None:
-    _queue(EventType.MEMBER_MERGED, event.pk)
+    # Imports merge many people: queue nothing when no brand listens for merges.
+    if subscribed_anywhere(EventType.MEMBER_MERGED):
+        _queue(EventType.MEMBER_MERGED, event.pk)
 
 
 def on_member_erased(sender: Any, member_id: int, brand_ids: list[int] | None = None, **kwargs: Any) -> None:

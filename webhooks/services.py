@@ -109,11 +109,26 @@ def subscribed_events(brand_id: int) -> frozenset[str]:
     return frozenset(events)
 
 
+def subscribed_anywhere(event_type: str) -> bool:
+    """Whether any brand subscribes to ``event_type`` (cached like ``subscribed_events``):
+    lets a merge skip even the look-up of the person's brands when nobody listens."""
+    now = time.monotonic()
+    cached = _subscribers.get(0)
+    if not (cached and cached[0] > now):
+        events: set[str] = set()
+        for names in Subscription.objects.filter(is_active=True).values_list("events", flat=True).distinct():
+            events.update(names)
+        cached = (now + _SUBSCRIBERS_TTL, frozenset(events))
+        _subscribers[0] = cached  # brand ids start at 1: 0 is "any brand"
+    return event_type in cached[1]
+
+
 def forget_subscribers(brand_id: int | None = None) -> None:
     if brand_id is None:
         _subscribers.clear()
     else:
         _subscribers.pop(brand_id, None)
+        _subscribers.pop(0, None)
 
 
 # --- Publishing ---------------------------------------------------------------------------------

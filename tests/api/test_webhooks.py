@@ -191,3 +191,15 @@ def test_deleted_subscription_stops_retries(subscribed, receiver, api, marketing
     services.deliver(delivery.pk)
     assert len(receiver.requests) == 1
     assert Subscription.objects.get().is_active is False
+
+
+def test_nothing_is_queued_when_nobody_listens(tmall, jd, monkeypatch, django_capture_on_commit_callbacks):
+    from webhooks import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.publish_event, "delay", lambda *args: queued.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        resolve_store_record(StoreRecord.clean(store=tmall, store_member_id="T1", phone="13800138000"))
+        resolve_store_record(StoreRecord.clean(store=jd, store_member_id="J1", email="b@example.com"))
+        resolve_store_record(StoreRecord.clean(store=jd, store_member_id="J1", phone="13800138000"))
+    assert queued == [] and not Delivery.objects.exists()
