@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
@@ -79,6 +80,69 @@ def _state_reason(action: str | None, channel: str) -> str:
     return Reason.ALLOWED
 
 
+class _Slot(str):
+    """Names a per-call parameter in the compiled decision query."""
+
+
+# Sentinels the decision query is compiled with once per shape; their positions in the
+# parameter list are where each call's values go.
+_SENTINELS = {
+    "brand": -7_000_001,
+    "purpose": -7_000_002,
+    "member": -7_000_003,
+    "kind": "\x1fcdp-kind",
+    "value": "\x1fcdp-value",
+}
+_COMPILED: dict[tuple[bool, str], tuple[str, list[Any], list[str]]] = {}
+
+
+def _decision_rows(values: dict[str, Any], *, by_identity: bool, channel: str) -> QuerySet[Member]:
+    """The member with its consent state, reachability and suppression as annotations."""
+    brand_id = values["brand"]
+    if by_identity:
+        people = Member.objects.filter(identities__kind=values["kind"], identities__value=values["value"])
+    else:
+        people = Member.objects.filter(pk=values["member"])
+    annotations: dict[str, Any] = {
+        f"has_{kind}": Exists(Identity.objects.filter(member=OuterRef("pk"), kind=kind))
+        for kind in _REACH_IDENTITY.get(channel, [])
+    }
+    state = ConsentState.objects.filter(
+        member=OuterRef("pk"), brand_id=brand_id, purpose_id=values["purpose"], channel=channel
+    )
+    annotations["state_action"] = Subquery(state.values("action")[:1])
+    annotations["state_at"] = Subquery(state.values("occurred_at")[:1])
+    annotations["state_guardian"] = Subquery(state.values("by_guardian")[:1])
+    if channel in _SUPPRESSION_CHANNELS:
+        annotations["suppressed"] = Exists(
+            Suppression.objects.filter(
+                Q(brand_id=brand_id) | Q(brand__isnull=True),
+                channel__in=_SUPPRESSION_CHANNELS[channel],
+                value=OuterRef(_REACH_FIELD[channel]),
+            )
+        )
+    return (
+        people.annotate(**annotations)
+        .order_by("pk")
+        .values("pk", "status", "merged_into_id", "birth_date", "phone", "email", *annotations)
+    )
+
+
+def _compiled(by_identity: bool, channel: str) -> tuple[str, list[Any], list[str]]:
+    """The decision query's SQL for this shape, compiled once per process: building and
+    compiling the ORM expression costs more than running it, on the API's hottest path.
+    Returns (sql, parameters with per-call slots, column names)."""
+    key = (by_identity, channel)
+    if key not in _COMPILED:
+        rows = _decision_rows(_SENTINELS, by_identity=by_identity, channel=channel)[:1]
+        sql, params = rows.query.sql_with_params()
+        by_value = {value: _Slot(name) for name, value in _SENTINELS.items()}
+        slots = [by_value.get(param, param) if isinstance(param, int | str) else param for param in params]
+        columns = [*rows.query.values_select, *rows.query.annotation_select]
+        _COMPILED[key] = (sql, slots, columns)
+    return _COMPILED[key]
+
+
 def can_contact(
     member: Member | int | None,
     brand: Brand | int,
@@ -95,33 +159,24 @@ def can_contact(
     person is whoever owns that (normalised) identity, found by the same query.
     """
     brand_id = brand if isinstance(brand, int) else brand.pk
-    if member is None:
-        if identity is None:
-            raise TypeError("can_contact needs a member or an identity")
-        people = Member.objects.filter(identities__kind=identity[0], identities__value=identity[1])
-    else:
-        people = Member.objects.filter(pk=member if isinstance(member, int) else member.pk)
-    annotations: dict[str, Any] = {
-        f"has_{kind}": Exists(Identity.objects.filter(member=OuterRef("pk"), kind=kind))
-        for kind in _REACH_IDENTITY.get(channel, [])
+    if member is None and identity is None:
+        raise TypeError("can_contact needs a member or an identity")
+    member_id = None if member is None else member if isinstance(member, int) else member.pk
+    values = {
+        "brand": brand_id,
+        "purpose": purpose.pk,
+        "member": member_id,
+        "kind": identity[0] if identity else None,
+        "value": identity[1] if identity else None,
     }
-    state = ConsentState.objects.filter(member=OuterRef("pk"), brand_id=brand_id, purpose=purpose, channel=channel)
-    annotations["state_action"] = Subquery(state.values("action")[:1])
-    annotations["state_at"] = Subquery(state.values("occurred_at")[:1])
-    annotations["state_guardian"] = Subquery(state.values("by_guardian")[:1])
-    if channel in _SUPPRESSION_CHANNELS:
-        annotations["suppressed"] = Exists(
-            Suppression.objects.filter(
-                Q(brand_id=brand_id) | Q(brand__isnull=True),
-                channel__in=_SUPPRESSION_CHANNELS[channel],
-                value=OuterRef(_REACH_FIELD[channel]),
-            )
-        )
-    row = (
-        people.annotate(**annotations)
-        .values("pk", "status", "merged_into_id", "birth_date", "phone", "email", *annotations)
-        .first()
-    )
+    if connection.vendor == "postgresql":
+        sql, slots, columns = _compiled(member is None, channel)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [values[slot] if isinstance(slot, _Slot) else slot for slot in slots])
+            found = cursor.fetchone()
+        row = dict(zip(columns, found, strict=True)) if found else None
+    else:
+        row = _decision_rows(values, by_identity=member is None, channel=channel).first()
     if row is None:
         return ContactDecision(False, Reason.NO_CONSENT)
     if row["merged_into_id"] is not None:
