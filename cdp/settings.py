@@ -392,6 +392,8 @@ CONSENT_CHECKPOINT_INTERVAL = env_int("CONSENT_CHECKPOINT_INTERVAL", 600)
 CONTACT_DEFAULT_MAX_PER_WEEK = env_int("CONTACT_DEFAULT_MAX_PER_WEEK", 3)
 # Snapshots (member lists) of this many recent builds per segment are kept for exports.
 SEGMENT_KEEP_SNAPSHOTS = env_int("SEGMENT_KEEP_SNAPSHOTS", 3)
+# PostgreSQL work_mem for a segment build or export transaction (hashes the rule subqueries).
+SEGMENT_WORK_MEM = env_str("SEGMENT_WORK_MEM", "64MB")
 
 # Member file imports (README "Importing member files"). Uploads bigger than this run as a
 # Celery job; a line longer than this makes the whole file unreadable; rows per chunk

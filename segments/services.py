@@ -18,17 +18,17 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, F, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from cdp import audit
 from consent.models import NO_CHANNEL, DataUsage, Purpose
 from consent.queries import consent_q, reachable_q
-from members.models import Brand, Member
+from members.models import Brand
 
 from . import signals
 from .models import ContactLog, Segment, SegmentBuild, SegmentExport, SegmentMember
-from .queries import EXPORT_CONTEXT, funnel_conditions, snapshot_members, under_cap_q
+from .queries import EXPORT_CONTEXT, FUNNEL_COUNTS_SQL, flagged_members, snapshot_members, under_cap_q
 from .rules import RuleError, validate
 
 log = logging.getLogger(__name__)
@@ -185,6 +185,45 @@ def run_build(build_id: int) -> SegmentBuild | None:
         raise
 
 
+def tune_for_set_queries() -> None:
+    """For this transaction only (PostgreSQL): no JIT (compiling these plans costs more than
+    running them) and enough memory to hash the rule subqueries."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('jit', 'off', true), set_config('work_mem', %s, true)", [settings.SEGMENT_WORK_MEM]
+        )
+
+
+def _count_and_write(flagged: QuerySet[Any], build_id: int, limit: int | None) -> tuple[tuple[int, ...], int]:
+    """Count the funnel over the flagged rows and write the final members, evaluating the
+    rules once: on PostgreSQL one statement (a materialized CTE feeding both the INSERT and
+    the counts), elsewhere two."""
+    sql, params = flagged.query.sql_with_params()
+    table = connection.ops.quote_name(SegmentMember._meta.db_table)
+    cap = f" LIMIT {int(limit)}" if limit else ""
+    final = f"WHERE f.c AND f.u AND f.r ORDER BY f.member_ref{cap}"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"""WITH f AS MATERIALIZED ({sql}),
+                    written AS (INSERT INTO {table} (build_id, member_id)
+                                SELECT %s, f.member_ref FROM f {final} RETURNING 1)
+                    SELECT {FUNNEL_COUNTS_SQL}, (SELECT COUNT(*) FROM written) FROM f""",  # noqa: S608 - compiled SQL
+                [*params, build_id],
+            )
+            *counts, written = cursor.fetchone()
+            return tuple(counts), written
+        cursor.execute(f"SELECT {FUNNEL_COUNTS_SQL} FROM ({sql}) AS f", params)  # noqa: S608 - compiled SQL
+        counts = tuple(cursor.fetchone())
+        cursor.execute(
+            f"INSERT INTO {table} (build_id, member_id) SELECT %s, f.member_ref FROM ({sql}) AS f {final}",  # noqa: S608
+            [build_id, *params],
+        )
+        return counts, cursor.rowcount
+
+
 @transaction.atomic
 def _build(build_id: int) -> SegmentBuild:
     build = SegmentBuild.objects.select_related("segment__purpose").get(pk=build_id)
@@ -194,22 +233,10 @@ def _build(build_id: int) -> SegmentBuild:
     build = SegmentBuild.objects.select_for_update().get(pk=build_id)
     if build.status != SegmentBuild.Status.RUNNING:  # finished by another worker meanwhile
         return build
-    now = timezone.now()
-    steps = funnel_conditions(segment, build.rules, now)
-    counts = Member.objects.aggregate(**{name: Count("pk", filter=q) for name, q in steps})
-    final = Member.objects.filter(steps[-1][1]).order_by("pk").values(member_ref=F("pk"))
-    if segment.limit:
-        final = final[: segment.limit]
-    # A retried build may find rows of its own earlier attempt only if that attempt
-    # committed, which it cannot have without finishing; clear anyway to stay idempotent.
-    SegmentMember.objects.filter(build_id=build.pk).delete()
-    written = _insert_select(SegmentMember, {"build": build.pk}, final)
-    build.matched, build.consented, build.under_cap, build.reachable = (
-        counts["matched"],
-        counts["consented"],
-        counts["under_cap"],
-        counts["reachable"],
-    )
+    tune_for_set_queries()
+    flagged = flagged_members(segment, build.rules, timezone.now())
+    (matched, consented, under_cap, reachable), written = _count_and_write(flagged, build.pk, segment.limit)
+    build.matched, build.consented, build.under_cap, build.reachable = matched, consented, under_cap, reachable
     build.final = written
     build.status = SegmentBuild.Status.SUCCEEDED
     build.finished_at = timezone.now()
@@ -269,7 +296,10 @@ def export_build(
     )
     if kind == SegmentExport.Kind.SEND:
         allowed &= under_cap_q(segment.brand_id, now)
-    members = snapshot_members(build.pk).filter(allowed).values(member_ref=F("pk"))
+    tune_for_set_queries()
+    # order_by(): Member's default ordering would make PostgreSQL walk a created_at index
+    # over every member instead of starting from the build's snapshot rows.
+    members = snapshot_members(build.pk).filter(allowed).order_by().values(member_ref=F("pk"))
     usage = {"brand": segment.brand_id, "purpose": segment.purpose_id, "channel": segment.channel}
     exported = _insert_select(
         DataUsage,
@@ -281,7 +311,7 @@ def export_build(
         _insert_select(
             ContactLog,
             {**usage, "export": export.pk, "campaign": export.campaign, "sent_at": now},
-            sent.values(member_ref=F("member_id")),
+            sent.order_by().values(member_ref=F("member_id")),
         )
     SegmentExport.objects.filter(pk=export.pk).update(exported=exported)
     export.exported = exported

@@ -35,6 +35,7 @@ from cdp import audit
 from consent.ledger_batch import NewEvent, append_many, copy_lines, copy_text, esc, temp_table
 from consent.models import canonical_json
 
+from ..identities import erased_value
 from ..models import Identity, Member, StoreMembership
 from . import plain
 from .context import ImportContext
@@ -104,8 +105,13 @@ def _process(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, re
     now = timezone.now()
     row_keys = [row.record.identity_keys() for row in rows]
     all_keys = sorted({key for keys in row_keys for key in keys})
+    # Identities of people erased at their request are stored as keyed hashes; a row that
+    # names one is refused by resolve_store_record, so its group takes that path.
+    erased_keys = {(kind, erased_value(kind, value)): (kind, value) for kind, value in all_keys}
     with connection.cursor() as cursor:
-        owners = _owners(cursor, all_keys)
+        owners = _owners(cursor, [*all_keys, *erased_keys])
+        erased_hits = {erased_keys[key] for key in owners if key in erased_keys}
+        owners = {key: member_id for key, member_id in owners.items() if key not in erased_keys}
         member_ids = sorted(set(owners.values()))
         members: dict[int, dict[str, Any]] = {}
         if member_ids:
@@ -162,7 +168,7 @@ def _process(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, re
         roots = {find(key_node[key]) for key in keys if key in key_node}
         for root in roots:
             union(node, root)
-        if len(roots) > 1:
+        if len(roots) > 1 or (erased_hits and not erased_hits.isdisjoint(keys)):
             flagged.append(node)
         new_keys.append([key for key in keys if key not in key_node])
         for key in keys:

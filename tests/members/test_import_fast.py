@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.db import transaction
 
 from consent.models import ConsentEvent, ConsentState
+from members.identities import erased_value
 from members.importing.service import import_member_file
 from members.models import Identity, Member, MergeEvent, StoreMembership
 
@@ -50,6 +51,8 @@ def _tmall_file(tmp_path: Path) -> Path:
         [*row("T11", name="先"), ""],
         [*row("T12", phone="13800000012", consent_marketing_sms="1", consent_personalization="0"), ""],
         [*row("T11", name="后", tier="金卡", points="12"), ""],
+        # A person erased at their request: refused, not re-created.
+        [*row("T13", phone="13800000099", name="又来了", consent_marketing_sms="1"), ""],
     ]
     return write_csv(tmp_path / "tm.csv", rows, header=header)
 
@@ -107,15 +110,25 @@ def _import(path: Path, store, *, fast: bool) -> tuple[dict, dict]:
     return counts, snapshot
 
 
+def _erase(store_member_id: str) -> None:
+    """What carrying out a deletion request does to identities (consent.rights)."""
+    member = StoreMembership.objects.get(store_member_id=store_member_id).member
+    for identity in Identity.objects.filter(member=member):
+        Identity.objects.filter(pk=identity.pk).update(value=erased_value(identity.kind, identity.value))
+    Member.objects.filter(pk=member.pk).update(status="erased", name="", phone="", email="")
+
+
 @pytest.mark.parametrize("chunk", [3, 1000])
 def test_fast_path_equals_row_by_row(tmp_path, tmall, jd, purposes, settings, chunk):
     settings.IMPORT_CHUNK_ROWS = chunk
     import_member_file(_existing(tmp_path), store=jd, fast=False)
+    import_member_file(write_csv(tmp_path / "gone.csv", [row("J9", phone="13800000099")]), store=jd, fast=False)
+    _erase("J9")
     path = _tmall_file(tmp_path)
     plain_counts, plain = _import(path, tmall, fast=False)
     fast_counts, fast = _import(path, tmall, fast=True)
     assert fast_counts == plain_counts
-    assert plain_counts["merged"] == 2 and plain_counts["rejected"] == 2
+    assert plain_counts["merged"] == 2 and plain_counts["rejected"] == 3
     assert fast["merges"] == plain["merges"] == 2
     assert fast["people"].keys() == plain["people"].keys()
     for key, person in plain["people"].items():

@@ -92,7 +92,7 @@ def test_a_failed_build_leaves_the_previous_one_visible(brand, marketing, people
 
     requested, _ = services.request_build(segment, enqueue=False)
     with (
-        mock.patch.object(services, "_insert_select", side_effect=RuntimeError("disk full")),
+        mock.patch.object(services, "_count_and_write", side_effect=RuntimeError("disk full")),
         pytest.raises(RuntimeError),
     ):
         services.run_build(requested.pk)
