@@ -515,4 +515,5 @@ if consent_timeline not in MEMBER_SECTIONS:  # a reload must not show it twice
     MEMBER_SECTIONS.append(consent_timeline)
 
 # The privacy center registers its own models.
+from .importing import admin as _importing_admin  # noqa: E402, F401 - registers the member import pages
 from .privacy import admin as _privacy_admin  # noqa: E402, F401

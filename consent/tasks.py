@@ -79,3 +79,13 @@ def send_erasure_receipt(request_id: int, address: str, language: str) -> bool:
     from .privacy import notify
 
     return notify.send_erasure_receipt(request_id, address, language)
+
+
+@shared_task(name="consent.tasks.run_import_job", acks_late=True, reject_on_worker_lost=True)
+def run_import_job(job_id: int) -> dict[str, int | float] | None:
+    """Import a big uploaded member file. Redelivered after a worker died, it claims the
+    stale job and starts the file again; the import is idempotent, so nothing doubles."""
+    from .importing import jobs
+
+    result = jobs.run_job(job_id)
+    return result.as_json() if result else None

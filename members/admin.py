@@ -432,6 +432,3 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "placed_at"
     show_full_result_count = False
     fields = ["store", "external_id", "member", "amount", "currency", "placed_at", "categories", "created_at"]
-
-
-from .importing import admin as _importing_admin  # noqa: E402, F401 - registers the import pages

@@ -17,13 +17,3 @@ def refresh_member_metrics(member_ids: list[int] | None = None) -> int:
     """
     with audit.acting_as(audit.Actor(type="system", label="celery")):
         return services.refresh_member_metrics(member_ids=member_ids)
-
-
-@shared_task(name="members.tasks.run_import_job", acks_late=True, reject_on_worker_lost=True)
-def run_import_job(job_id: int) -> dict[str, int | float] | None:
-    """Import a big uploaded member file. Redelivered after a worker died, it claims the
-    stale job and starts the file again; the import is idempotent, so nothing doubles."""
-    from .importing import jobs
-
-    result = jobs.run_job(job_id)
-    return result.as_json() if result else None

@@ -112,7 +112,7 @@ def test_a_stale_running_job_is_claimed_again_and_restarts_without_duplicates(tm
     from django.core.files.base import ContentFile
     from django.utils import timezone
 
-    from members.importing import jobs
+    from consent.importing import jobs
 
     content = _csv([row("A1", phone="13800138000", consent_marketing_sms="1")])
     job = ImportJob.objects.create(store=tmall, original_name="m.csv", size=len(content))

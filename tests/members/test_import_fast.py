@@ -8,9 +8,9 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
+from consent.importing.service import import_member_file
 from consent.models import ConsentEvent, ConsentState
 from members.identities import erased_value
-from members.importing.service import import_member_file
 from members.models import Identity, Member, MergeEvent, StoreMembership
 
 from .import_helpers import HEADER, Out, row, write_csv

@@ -7,8 +7,7 @@ import random
 
 import pytest
 
-from members.identities import RecordError, normalize_phone
-from members.importing.columns import (
+from consent.importing.columns import (
     ValueProblem,
     consent_column,
     map_header,
@@ -16,8 +15,9 @@ from members.importing.columns import (
     parse_date,
     parse_datetime,
 )
-from members.importing.readers import FileProblem, detect_encoding
-from members.importing.rows import fast_normalize_phone, unquote
+from consent.importing.readers import FileProblem, detect_encoding
+from consent.importing.rows import fast_normalize_phone, unquote
+from members.identities import RecordError, normalize_phone
 
 
 @pytest.mark.parametrize(

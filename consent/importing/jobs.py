@@ -20,8 +20,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cdp import audit
+from members.models import ImportJob, Store
 
-from ..models import ImportJob, Store
 from .readers import FileInfo, FileProblem, sha256_of
 from .report import ImportResult
 from .service import Progress, import_member_file

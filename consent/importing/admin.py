@@ -25,8 +25,8 @@ from django.utils.translation import gettext_lazy as _
 from cdp import audit
 from cdp.admin import ReadOnlyAdminMixin
 from consent.csvutil import csv_response
+from members.models import ImportJob, Store
 
-from ..models import ImportJob, Store
 from . import jobs
 from .columns import EXPORT_COLUMNS
 from .readers import FileProblem, inspect
@@ -137,7 +137,7 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         job = get_object_or_404(ImportJob, pk=job_id, status=ImportJob.Status.PENDING)
         url = reverse("admin:members_importjob_change", args=[job.pk])
         if job.size > settings.IMPORT_ASYNC_THRESHOLD_BYTES:
-            from ..tasks import run_import_job
+            from consent.tasks import run_import_job
 
             transaction.on_commit(lambda: run_import_job.delay(job.pk))
             audit.record("members.import_queued", job, changes={"store": job.store.code})

@@ -14,8 +14,9 @@ from django.conf import settings
 from django.utils import timezone
 from phonenumbers import PhoneMetadata
 
-from ..identities import RecordError, StoreRecord, normalize_phone
-from ..models import Store
+from members.identities import RecordError, StoreRecord, normalize_phone
+from members.models import Store
+
 from .columns import Header, ValueProblem, parse_consent, parse_date, parse_datetime
 
 # A spreadsheet marks text that looks like a formula with a leading apostrophe; our own

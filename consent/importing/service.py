@@ -21,8 +21,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from cdp import audit
+from members.models import ImportJob, Store
 
-from ..models import ImportJob, Store
 from .columns import Header, map_header
 from .context import ImportContext
 from .readers import FileInfo, FileProblem, inspect, read_rows

@@ -34,9 +34,9 @@ from django.utils import timezone
 from cdp import audit
 from consent.ledger_batch import NewEvent, append_many, copy_lines, copy_text, esc, temp_table
 from consent.models import canonical_json
+from members.identities import erased_value
+from members.models import Identity, Member, StoreMembership
 
-from ..identities import erased_value
-from ..models import Identity, Member, StoreMembership
 from . import plain
 from .context import ImportContext
 from .report import ImportResult

@@ -10,7 +10,8 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from import_export import fields, resources
 
-from ..models import Identity, IdentityKind, Store, StoreMembership
+from members.models import Identity, IdentityKind, Store, StoreMembership
+
 from .columns import EXPORT_COLUMNS
 
 

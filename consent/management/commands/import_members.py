@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from cdp import audit
-from members.importing import FileProblem, jobs
+from consent.importing import FileProblem, jobs
 from members.models import Store
 
 

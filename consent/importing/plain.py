@@ -9,9 +9,9 @@ from django.db import connection, transaction
 
 from consent.models import ConsentEvent
 from consent.services import ConsentError, record_consent
+from members.identities import RecordError
+from members.services import resolve_store_record
 
-from ..identities import RecordError
-from ..services import resolve_store_record
 from .context import ImportContext
 from .report import ImportResult
 from .rows import ParsedRow

@@ -8,8 +8,8 @@ from typing import Any
 
 from consent.models import Notice, Purpose
 from consent.services import current_notice
+from members.models import Store
 
-from ..models import Store
 from .report import ErrorLog, ImportResult
 
 
