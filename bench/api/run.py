@@ -31,28 +31,14 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import bench_url, recreate_database  # noqa: E402 - after the path
+
 DB_NAME = "cdp_bench_api"
 SCOPES = ["members:read", "consent:read", "consent:write"]
-
-
-def _bench_url(url: str) -> str:
-    return urlunparse(urlparse(url)._replace(path=f"/{DB_NAME}"))
-
-
-def _recreate_database(admin_url: str) -> None:
-    import psycopg
-
-    parts = urlparse(admin_url)
-    with psycopg.connect(
-        host=parts.hostname, port=parts.port or 5432, user=parts.username, password=parts.password,
-        dbname=parts.path.lstrip("/") or "postgres", autocommit=True,
-    ) as conn:  # fmt: skip
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
 
 
 def _seed(count: int) -> tuple[str, list[str], list[int]]:
@@ -162,9 +148,9 @@ def main() -> int:
     admin_url = os.environ.get("DATABASE_URL", "")
     if not admin_url.startswith("postgres"):
         sys.exit("Set DATABASE_URL=postgres://… (a database next to which cdp_bench_api is created).")
-    url = _bench_url(admin_url)
+    url = bench_url(admin_url, DB_NAME)
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")
-    _recreate_database(admin_url)
+    recreate_database(admin_url, DB_NAME)
     os.environ.update({"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "cdp.settings", "CDP_TESTING": "1"})
     os.environ.pop("REDIS_URL", None)
     import django

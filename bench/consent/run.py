@@ -21,16 +21,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import bench_url, recreate_database  # noqa: E402 - after the path
+
 DB_NAME = "cdp_bench_consent"
-
-
-def _bench_url(url: str) -> str:
-    parts = urlparse(url)
-    return urlunparse(parts._replace(path=f"/{DB_NAME}"))
 
 
 def _setup_django(url: str) -> None:
@@ -41,22 +38,6 @@ def _setup_django(url: str) -> None:
     import django
 
     django.setup()
-
-
-def _recreate_database(admin_url: str) -> None:
-    import psycopg
-
-    parts = urlparse(admin_url)
-    with psycopg.connect(
-        host=parts.hostname,
-        port=parts.port or 5432,
-        user=parts.username,
-        password=parts.password,
-        dbname=parts.path.lstrip("/") or "postgres",
-        autocommit=True,
-    ) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
 
 
 def _writer(url: str, member_ids: list[int], events: int, seed: int, queue: mp.Queue, ready, go) -> None:
@@ -158,8 +139,8 @@ def main() -> None:
     admin_url = os.environ.get("DATABASE_URL", "")
     if not admin_url.startswith("postgres"):
         sys.exit("set DATABASE_URL=postgres://… (the benchmark creates its own database next to it)")
-    _recreate_database(admin_url)
-    url = _bench_url(admin_url)
+    recreate_database(admin_url, DB_NAME)
+    url = bench_url(admin_url, DB_NAME)
     _setup_django(url)
     from django.core.management import call_command
     from django.db import connection, connections

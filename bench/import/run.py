@@ -29,28 +29,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import bench_url, recreate_database  # noqa: E402 - after the path
+
 DB_NAME = "cdp_bench_import"
 PYTHON = sys.executable
-
-
-def _bench_url(url: str) -> str:
-    return urlunparse(urlparse(url)._replace(path=f"/{DB_NAME}"))
-
-
-def _recreate_database(admin_url: str) -> None:
-    import psycopg
-
-    parts = urlparse(admin_url)
-    with psycopg.connect(
-        host=parts.hostname, port=parts.port or 5432, user=parts.username, password=parts.password,
-        dbname=parts.path.lstrip("/") or "postgres", autocommit=True,
-    ) as conn:  # fmt: skip
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
 
 
 def _env(url: str) -> dict[str, str]:
@@ -144,9 +130,9 @@ def main() -> None:
         print(f"generating {args.rows:,} rows into {data} …")
         subprocess.run([PYTHON, str(Path(__file__).parent / "generate.py"), "--rows", str(args.rows), "--out", str(data)],
                        check=True)  # fmt: skip
-    url = _bench_url(admin_url)
+    url = bench_url(admin_url, DB_NAME)
     print(f"database {DB_NAME}; files in {data}")
-    _recreate_database(admin_url)
+    recreate_database(admin_url, DB_NAME)
     _setup(url)
 
     counts, wall, _ = _import(url, other_path, "bench-jd")

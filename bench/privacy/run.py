@@ -21,28 +21,14 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import bench_url, recreate_database  # noqa: E402 - after the path
+
 DB_NAME = "cdp_bench_privacy"
 PAGES = ["/privacy/", "/privacy/consents/", "/privacy/preferences/", "/privacy/history/", "/privacy/data/"]
-
-
-def _bench_url(url: str) -> str:
-    return urlunparse(urlparse(url)._replace(path=f"/{DB_NAME}"))
-
-
-def _recreate_database(admin_url: str) -> None:
-    import psycopg
-
-    parts = urlparse(admin_url)
-    with psycopg.connect(
-        host=parts.hostname, port=parts.port or 5432, user=parts.username, password=parts.password,
-        dbname=parts.path.lstrip("/") or "postgres", autocommit=True,
-    ) as conn:  # fmt: skip
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
 
 
 def _setup_django(url: str) -> None:
@@ -181,15 +167,15 @@ def main() -> None:
     if not url.startswith("postgres"):
         sys.exit("set DATABASE_URL=postgres://… (the benchmark creates its own database next to it)")
     if args.reuse:
-        _setup_django(_bench_url(url))
+        _setup_django(bench_url(url, DB_NAME))
         from consent.models import PrivacyAccount
         from members.models import Member
 
         heavy, typical = (a.user for a in PrivacyAccount.objects.select_related("user").order_by("id")[:2])
         print(f"reusing {DB_NAME}: {Member.objects.count():,} members")
     else:
-        _recreate_database(url)
-        _setup_django(_bench_url(url))
+        recreate_database(url, DB_NAME)
+        _setup_django(bench_url(url, DB_NAME))
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
