@@ -251,8 +251,9 @@ def _build(build_id: int) -> SegmentBuild:
 
 
 def prune_snapshots(segment_id: int) -> int:
-    """Keep the member rows of the newest ``SEGMENT_KEEP_SNAPSHOTS`` successful builds (and
-    of any build an export still points at the newest of); counts and history stay."""
+    """Keep the member rows of the newest ``SEGMENT_KEEP_SNAPSHOTS`` successful builds and of
+    the current one; older builds keep their funnel counts and history. Exporting a pruned
+    build is refused with a message saying to build again."""
     keep = list(
         SegmentBuild.objects.filter(segment_id=segment_id, status=SegmentBuild.Status.SUCCEEDED)
         .order_by("-finished_at", "-id")
