@@ -25,7 +25,7 @@ from consent.models import Purpose
 from . import services
 from .models import FUNNEL, ContactLog, ContactPolicy, Segment, SegmentBuild, SegmentExport
 from .queries import EXPORT_HEADER, dry_run_counts, export_rows
-from .rules import FIELDS, RuleError
+from .rules import FIELDS
 
 FUNNEL_LABELS = {
     "matched": _("matched by rules"),
@@ -169,10 +169,7 @@ class SegmentAdmin(admin.ModelAdmin):
         problems = services.segment_problems(brand=purpose.brand, purpose=purpose, channel=segment.channel, rules=rules)
         if problems:
             return JsonResponse({"errors": [m for found in problems.values() for m in found]}, status=400)
-        try:
-            counts = dry_run_counts(segment)
-        except RuleError as exc:  # pragma: no cover - segment_problems validated them
-            return JsonResponse({"errors": exc.messages}, status=400)
+        counts = dry_run_counts(segment)  # segment_problems validated the rules
         return JsonResponse({"counts": counts, "labels": {k: str(v) for k, v in FUNNEL_LABELS.items()}})
 
     def build_view(self, request: HttpRequest, pk: int) -> HttpResponse:

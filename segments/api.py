@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
 from django.urls import path, reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -26,11 +24,10 @@ from cdp.api.views import ApiView
 from cdp.models import ApiKey, ApiKeyScope
 from consent.models import NO_CHANNEL, Channel
 from consent.queries import consent_q, reachable_q
-from members.models import Identity, IdentityKind, Member
 
 from . import services
 from .models import Segment, SegmentBuild
-from .queries import snapshot_members
+from .queries import snapshot_members, with_contact
 
 
 def segment_for_key(key: ApiKey, slug: str) -> Segment:
@@ -152,23 +149,6 @@ class MemberCursor(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
-
-
-_CONTACT_FIELD = {Channel.SMS: "phone", Channel.PHONE: "phone", Channel.EMAIL: "email"}
-_CONTACT_IDENTITY = {
-    Channel.WECHAT: IdentityKind.WECHAT_UNIONID,
-    Channel.PUSH: IdentityKind.PLATFORM_USER,
-    Channel.IM: IdentityKind.WECHAT_UNIONID,
-}
-
-
-def with_contact(members: QuerySet[Member], channel: str) -> QuerySet[Member]:
-    if channel in _CONTACT_FIELD:
-        return members.annotate(contact=F(_CONTACT_FIELD[channel]))
-    if channel in _CONTACT_IDENTITY:
-        identity = Identity.objects.filter(member=OuterRef("pk"), kind=_CONTACT_IDENTITY[channel]).order_by("pk")
-        return members.annotate(contact=Coalesce(Subquery(identity.values("value")[:1]), Value("")))
-    return members.annotate(contact=Value(""))
 
 
 class SegmentMembersView(ApiView):

@@ -104,6 +104,7 @@ def exported_members(export: SegmentExport) -> QuerySet[Member]:
 
 
 # The contact point a send on each channel uses.
+_CONTACT_FIELD = {Channel.SMS: "phone", Channel.PHONE: "phone", Channel.EMAIL: "email"}
 _CONTACT_IDENTITY = {
     Channel.WECHAT: IdentityKind.WECHAT_UNIONID,
     Channel.PUSH: IdentityKind.PLATFORM_USER,
@@ -112,18 +113,20 @@ _CONTACT_IDENTITY = {
 EXPORT_HEADER = ["member_id", "name", "contact", "city", "language", "lifecycle_stage"]
 
 
+def with_contact(members: QuerySet[Member], channel: str) -> QuerySet[Member]:
+    """``members`` annotated with ``contact``: the contact point a send on ``channel`` uses
+    (for CSV exports and the API's segment reads)."""
+    if channel in _CONTACT_FIELD:
+        return members.annotate(contact=F(_CONTACT_FIELD[channel]))
+    if channel in _CONTACT_IDENTITY:
+        identity = Identity.objects.filter(member=OuterRef("pk"), kind=_CONTACT_IDENTITY[channel]).order_by("pk")
+        return members.annotate(contact=Coalesce(Subquery(identity.values("value")[:1]), Value("")))
+    return members.annotate(contact=Value(""))
+
+
 def export_rows(export: SegmentExport, channel: str) -> Iterator[list[Any]]:
     """The rows of an export's CSV, streamed from the database in chunks."""
-    members = exported_members(export).order_by("pk")
-    if channel in (Channel.SMS, Channel.PHONE):
-        members = members.annotate(contact=Coalesce("phone", Value("")))
-    elif channel == Channel.EMAIL:
-        members = members.annotate(contact=Coalesce("email", Value("")))
-    elif channel in _CONTACT_IDENTITY:
-        identity = Identity.objects.filter(member=OuterRef("pk"), kind=_CONTACT_IDENTITY[channel]).order_by("pk")
-        members = members.annotate(contact=Coalesce(Subquery(identity.values("value")[:1]), Value("")))
-    else:
-        members = members.annotate(contact=Value(""))
+    members = with_contact(exported_members(export).order_by("pk"), channel)
     fields = ("pk", "name", "contact", "city", "locale", "lifecycle_stage")
     for row in members.values_list(*fields).iterator(chunk_size=2000):
         yield list(row)

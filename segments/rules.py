@@ -278,22 +278,6 @@ def validate(rules: Any) -> None:
         raise RuleError(checker.errors)
 
 
-def fields_used(rules: dict[str, Any]) -> set[str]:
-    found: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if "field" in node:
-            found.add(node["field"])
-        for key in ("all", "any"):
-            for child in node.get(key, []):
-                walk(child)
-        if "not" in node:
-            walk(node["not"])
-
-    walk(rules)
-    return found
-
-
 # --- Compilation ---------------------------------------------------------------------------
 
 

@@ -324,20 +324,7 @@ def export_build(
     return export
 
 
-@transaction.atomic
-def record_contacts(
-    *, brand: Brand, purpose: Purpose, channel: str, member_ids: list[int], campaign: str = "", sent_at: dt.datetime
-) -> int:
-    """Log sends made outside segment exports (e.g. a store's own campaign reported back)
-    so they count towards frequency caps."""
-    rows = [
-        ContactLog(member_id=pk, brand=brand, purpose=purpose, channel=channel, campaign=campaign, sent_at=sent_at)
-        for pk in member_ids
-    ]
-    ContactLog.objects.bulk_create(rows, batch_size=2000)
-    return len(rows)
-
-
+# DataUsage context of a segment read through the API (see the API issue).
 API_READ_CONTEXT = "api_segment_read"
 
 

@@ -95,3 +95,23 @@ def test_contactable_counts_per_purpose_and_channel(built, brand, marketing, dja
         counts = contactable_counts(brand)
 
     assert counts == {("marketing", "sms"): 3, ("marketing", "email"): 0, ("marketing", "wechat"): 0}
+
+
+def test_capture_rate_by_store_month_counts_members_and_guests(brand, tmall, jd):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from segments.queries import capture_rate_by_store_month
+    from tests.factories import OrderFactory, StoreFactory
+
+    member = shopper(tmall)
+    at = timezone.now() - dt.timedelta(days=3)
+    OrderFactory(store=tmall, member=member, placed_at=at)
+    OrderFactory(store=tmall, member=None, placed_at=at)
+    OrderFactory(store=jd, member=None, placed_at=at)
+    OrderFactory(store=StoreFactory(code="elsewhere", brand__code="other"), member=member, placed_at=at)
+
+    rows = {row.store_id: (row.orders, row.member_orders, str(row.rate)) for row in capture_rate_by_store_month(brand)}
+
+    assert rows == {tmall.pk: (2, 1, "0.5000"), jd.pk: (1, 0, "0.0000")}
