@@ -135,11 +135,6 @@ def copy_lines(cursor, table: str, columns: Sequence[str], lines: Iterable[str])
             copy.write("\n".join(block) + "\n")
 
 
-def copy_into(cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """COPY ``rows`` into ``table``."""
-    copy_lines(cursor, table, columns, ("\t".join([copy_text(v) for v in row]) for row in rows))
-
-
 def id_list(ids: Iterable[int]) -> str:
     """Integers as one text parameter (``string_to_array(%s, ',')::bigint[]``): binding a
     Python list costs a conversion per element."""

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 from phonenumbers import PhoneMetadata
 
+from consent.csvutil import DANGEROUS_PREFIXES
 from members.identities import RecordError, StoreRecord, normalize_phone
 from members.models import Store
 
@@ -21,7 +22,6 @@ from .columns import Header, ValueProblem, parse_consent, parse_date, parse_date
 
 # A spreadsheet marks text that looks like a formula with a leading apostrophe; our own
 # exports write it that way (consent.csvutil). It is not part of the value.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0", "＝", "＋", "－", "＠")
 MAX_ATTRIBUTE_LENGTH = 500
 MAX_ATTRIBUTES = 50
 MAX_EMAIL_LENGTH = 254  # Member.email
@@ -82,7 +82,7 @@ class ParsedRow:
 
 
 def unquote(value: str) -> str:
-    if len(value) > 1 and value[0] == "'" and value[1:].startswith(FORMULA_STARTS):
+    if len(value) > 1 and value[0] == "'" and value[1:].startswith(DANGEROUS_PREFIXES):
         return value[1:]
     return value
 

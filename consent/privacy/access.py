@@ -18,6 +18,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from members.models import Member
+from members.queries import canonical_member
 
 from ..models import PrivacyAccount
 
@@ -61,9 +62,7 @@ def privacy_page(*, needs_member: bool = True) -> Callable[[Callable[..., HttpRe
                 return redirect("account_request_login_code")
             member = None
             if account is not None and account.member is not None:
-                member = account.member
-                while member.merged_into_id is not None:
-                    member = member.merged_into
+                member = canonical_member(account.member)
                 if not member.is_active:
                     member = None
             request.privacy_account = account  # type: ignore[attr-defined]

@@ -7,7 +7,6 @@ consent events is a few hundred kilobytes.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -19,6 +18,7 @@ from django.utils import timezone
 
 from members.models import Identity, Member, Order, StoreMembership
 
+from ..csvutil import csv_lines
 from ..models import ConsentEvent, ConsentState, DataSubjectRequest, DataUsage, Preference, PreferenceChange
 from .access import people_q
 
@@ -80,17 +80,12 @@ def collect(member: Member) -> dict[str, list[dict[str, Any]] | dict[str, Any]]:
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
+    """The same CSV form as every other export (``consent.csvutil``): BOM for Excel in
+    Chinese locales, formulas neutralised, lists and objects as JSON."""
     if not rows:
         return ""
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v for k, v in row.items()}
-        )
-    # BOM: Excel in Chinese locales reads UTF-8 CSV correctly only with it.
-    return "\ufeff" + out.getvalue()
+    header = list(rows[0])
+    return "".join(csv_lines(header, ([row[key] for key in header] for row in rows)))
 
 
 def build_zip(member: Member) -> bytes:

@@ -87,10 +87,6 @@ class BrandBoard:
     regular: list[Switch] = field(default_factory=list)
     separate: list[Switch] = field(default_factory=list)
 
-    @property
-    def any_on(self) -> bool:
-        return any(s.is_on or s.is_pending for s in self.regular + self.separate)
-
 
 def _notice_rank(notice: Notice, purpose: Purpose, locale: str) -> tuple[int, int, int, int, Any]:
     # The same order as services.current_notice, applied in memory to one fetch.

@@ -168,3 +168,18 @@ def test_erasure_also_forgets_unfinished_sign_ins_for_the_same_address(client, s
     rights.carry_out_deletion(DataSubjectRequest.objects.create(member=shopper, kind="deletion").pk)
     assert not EmailAddress.objects.filter(email="xiaohua@example.com").exists()
     assert not PrivacyAccount.objects.filter(phone="+8613800138000").exists()
+
+
+def test_zip_csv_files_neutralise_spreadsheet_formulas(db):
+    import io as _io
+    import zipfile as _zipfile
+
+    from consent.privacy.export import build_zip
+    from tests.factories import MemberFactory
+
+    member = MemberFactory(name='=HYPERLINK("http://evil")', city="@SUM(1)")
+
+    with _zipfile.ZipFile(_io.BytesIO(build_zip(member))) as archive:
+        profile = archive.read("profile.csv").decode("utf-8-sig")
+
+    assert "'=HYPERLINK" in profile and "'@SUM(1)" in profile

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,7 @@ class Command(BaseCommand):
         if store is None:
             raise CommandError(f"no store with code {options['store']!r}")
         path = Path(options["file"])
-        show_bar = not options["json"] and _is_tty(self.stderr)
-        bar = _Bar(self.stderr) if show_bar or (_is_tty(self.stderr) and options["json"]) else None
+        bar = _Bar(self.stderr) if _is_tty(self.stderr) else None  # stderr: --json output stays clean
         errors_out = None
         if options["errors"]:
             try:
@@ -88,10 +86,10 @@ class _Bar:
             return
         self.shown = percent
         filled = percent // 4
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (25 - filled)}] {percent:3d}% {done:,}/{total:,} rows")
-        sys.stderr.flush()
+        self.stream.write(f"\r[{'#' * filled}{'.' * (25 - filled)}] {percent:3d}% {done:,}/{total:,} rows", ending="")
+        self.stream.flush()
 
     def close(self) -> None:
         if self.shown >= 0:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+            self.stream.write("")  # OutputWrapper ends the line
+            self.stream.flush()
