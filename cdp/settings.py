@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "consent",
     "segments",
     "webhooks",
+    "insights",
 ]
 
 MIDDLEWARE = [
