@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Exists, Max, OuterRef, QuerySet, Sum
 
 from members.models import Brand, Identity, Member, Order, StoreMembership
 
@@ -201,3 +201,13 @@ def own_request(member: Member, request_id: int) -> DataSubjectRequest | None:
 
 def preferences(member: Member) -> dict[int, Preference]:
     return {p.brand_id: p for p in Preference.objects.filter(member_id=member.pk)}
+
+
+def requests_of_brand(brand: Brand | int) -> QuerySet[DataSubjectRequest]:
+    """The data requests a brand must answer: those of people who are members of one of its
+    stores. A person with memberships in two brands appears in both brands' queues, since
+    each brand is a controller of its own copy. One definition for the queue, the dashboard
+    and the compliance report."""
+    brand_id = brand.pk if isinstance(brand, Brand) else brand
+    held = StoreMembership.objects.filter(member_id=OuterRef("member_id"), store__brand_id=brand_id)
+    return DataSubjectRequest.objects.filter(Exists(held))
