@@ -108,3 +108,12 @@ def english(client):
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
     with translation.override("en"):
         yield
+
+
+@pytest.fixture
+def compliance_officer(consent_officer):
+    """The consent officer, also allowed to read and download the compliance report."""
+    from django.contrib.auth.models import Permission
+
+    consent_officer.user_permissions.add(Permission.objects.get(codename="view_compliance_report"))
+    return type(consent_officer).objects.get(pk=consent_officer.pk)
