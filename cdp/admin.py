@@ -9,6 +9,8 @@ from django.contrib import admin, messages
 from django.db import models
 from django.http import HttpRequest
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from . import audit
 from .api_keys import issue_api_key, revoke_api_key
@@ -56,7 +58,9 @@ class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 class ApiKeyForm(forms.ModelForm):
-    scopes = forms.MultipleChoiceField(choices=ApiKeyScope.choices, widget=forms.CheckboxSelectMultiple)
+    scopes = forms.MultipleChoiceField(
+        label=_("scopes"), choices=ApiKeyScope.choices, widget=forms.CheckboxSelectMultiple
+    )
 
     class Meta:
         model = ApiKey
@@ -66,7 +70,7 @@ class ApiKeyForm(forms.ModelForm):
         data = super().clean()
         store, brand = data.get("store"), data.get("brand")
         if store is not None and brand is not None and store.brand_id != brand.pk:
-            self.add_error("store", "This store belongs to another brand.")
+            self.add_error("store", _("This store belongs to another brand."))
         return data
 
 
@@ -82,7 +86,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "last_used_at", "created_at", "created_by", "revoked_at"]
     actions = ["revoke"]
 
-    @admin.display(description="scopes")
+    @admin.display(description=_("scopes"))
     def scope_list(self, obj: ApiKey) -> str:
         return ", ".join(obj.scopes)
 
@@ -104,16 +108,20 @@ class ApiKeyAdmin(admin.ModelAdmin):
         messages.warning(
             request,
             format_html(
-                "The new API key is <code style='user-select:all'>{}</code>. Copy it now: it is stored only as a "
-                "hash and will not be shown again.",
+                _(
+                    "The new API key is <code style='user-select:all'>{}</code>. Copy it now: it is stored only "
+                    "as a hash and will not be shown again."
+                ),
                 raw,
             ),
         )
 
-    @admin.action(description="Revoke the selected keys", permissions=["view"])
+    @admin.action(description=_("Revoke the selected keys"), permissions=["view"])
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
         if not request.user.has_perm("cdp.change_apikey"):
-            messages.error(request, "You may not revoke API keys.")
+            messages.error(request, _("You may not revoke API keys."))
             return
         count = sum(revoke_api_key(key) for key in queryset)
-        messages.success(request, f"Revoked {count} key(s).")
+        messages.success(
+            request, ngettext("Revoked %(count)d key.", "Revoked %(count)d keys.", count) % {"count": count}
+        )

@@ -1,13 +1,14 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import views
 
-admin.site.site_header = "Consent-first CDP"
-admin.site.site_title = "CDP admin"
-admin.site.index_title = "Members, consent and segments"
+admin.site.site_header = _("Consent-first CDP")
+admin.site.site_title = _("CDP admin")
+admin.site.index_title = _("Members, consent and segments")
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -117,7 +117,8 @@ class PurposeAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("channels"))
     def channel_list(self, obj: Purpose) -> str:
-        return ", ".join(obj.channels) or "—"
+        labels = dict(Channel.choices)
+        return ", ".join(str(labels.get(c, c)) for c in obj.channels) or "—"
 
 
 class _DryRun(Exception):

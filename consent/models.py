@@ -264,7 +264,13 @@ class ConsentEvent(models.Model):
 
     def __str__(self) -> str:
         channel = f"/{self.channel}" if self.channel else ""
-        return f"#{self.pk} member {self.member_id} {self.action} {self.purpose_id}{channel}"
+        return _("#%(id)s: member #%(member)s, %(action)s, purpose %(purpose)s%(channel)s") % {
+            "id": self.pk,
+            "member": self.member_id,
+            "action": self.get_action_display(),
+            "purpose": self.purpose_id,
+            "channel": channel,
+        }
 
     def save(self, *args, **kwargs) -> None:
         if self.pk is not None and not kwargs.get("force_insert"):
@@ -340,7 +346,12 @@ class ConsentState(models.Model):
         indexes = [models.Index(fields=["brand", "purpose", "channel", "action"])]
 
     def __str__(self) -> str:
-        return f"{self.member_id} {self.purpose_id}/{self.channel or '-'}: {self.action}"
+        return _("member #%(member)s, purpose %(purpose)s/%(channel)s: %(action)s") % {
+            "member": self.member_id,
+            "purpose": self.purpose_id,
+            "channel": self.channel or "-",
+            "action": self.get_action_display(),
+        }
 
 
 class Checkpoint(models.Model):
@@ -360,7 +371,11 @@ class Checkpoint(models.Model):
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return f"checkpoint {self.pk} ({self.event_count} events, root {self.merkle_root[:12]}…)"
+        return _("checkpoint %(id)s (%(n)s events, root %(root)s…)") % {
+            "id": self.pk,
+            "n": self.event_count,
+            "root": self.merkle_root[:12],
+        }
 
 
 class CheckpointHead(models.Model):

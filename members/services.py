@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from cdp import audit
 
@@ -300,11 +301,17 @@ def unmerge(merge_event: MergeEvent) -> Member:
     and orders; survivor fields the merge changed go back unless changed since."""
     event = MergeEvent.objects.select_for_update().get(pk=merge_event.pk)
     if event.undone_at is not None:
-        raise UnmergeError(f"Merge {event.pk} was already undone on {event.undone_at:%Y-%m-%d %H:%M}.")
+        raise UnmergeError(
+            _("Merge %(id)s was already undone on %(when)s.")
+            % {"id": event.pk, "when": f"{timezone.localtime(event.undone_at):%Y-%m-%d %H:%M}"}
+        )
     absorbed = Member.objects.select_for_update().get(pk=event.absorbed_id)
     survivor = Member.objects.select_for_update().get(pk=event.survivor_id)
     if absorbed.status != Member.Status.MERGED or absorbed.merged_into_id != survivor.pk:
-        raise UnmergeError(f"Member #{absorbed.pk} is no longer merged into #{survivor.pk}.")
+        raise UnmergeError(
+            _("Member #%(absorbed)s is no longer merged into #%(survivor)s.")
+            % {"absorbed": absorbed.pk, "survivor": survivor.pk}
+        )
 
     moved = event.moved
     Identity.objects.filter(pk__in=moved.get("identities", [])).update(member=absorbed)

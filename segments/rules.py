@@ -29,6 +29,8 @@ from typing import Any
 
 from django.db.models import BooleanField, Count, Exists, Expression, F, Max, OuterRef, Q, Sum
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 from consent.models import Channel, Preference
 from members.models import Gender, LifecycleStage, Member, Order, Platform, StoreMembership
@@ -73,9 +75,13 @@ class Field:
     name: str
     kind: str  # text, choice, number, date, tags
     group: str
-    help: str
+    help: str | Promise
     window: bool = False  # accepts within_days
     choices: tuple[str, ...] = ()
+
+    @property
+    def group_label(self) -> str | Promise:
+        return GROUPS.get(self.group, self.group)
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -91,35 +97,44 @@ def _values(choices: Iterable[Any]) -> tuple[str, ...]:
 FIELDS: dict[str, Field] = {
     f.name: f
     for f in [
-        Field("city", "text", "profile", "City, as written in store records (上海, 杭州)."),
-        Field("province", "text", "profile", "Province (浙江, 广东)."),
-        Field("gender", "choice", "profile", "M or F.", choices=_values(Gender.choices)),
-        Field("age", "number", "profile", "Age in whole years today, from the birth date."),
-        Field("birth_month", "number", "profile", "Month of birth, 1-12 (birthday campaigns)."),
-        Field("locale", "text", "profile", "Language code (zh-hans, zh-hant, en, ru)."),
-        Field("lifecycle_stage", "choice", "profile", "Lifecycle stage.", choices=_values(LifecycleStage.choices)),
-        Field("member_since", "date", "profile", "When the person first became known to the platform."),
-        Field("store", "text", "membership", "Code of one of the brand's stores the person is a member of."),
-        Field("platform", "choice", "membership", "Platform of a store membership.", choices=_values(Platform.choices)),
-        Field("tier", "text", "membership", "Membership tier at one of the brand's stores."),
-        Field("points", "number", "membership", "Points of a membership at one of the brand's stores."),
-        Field("joined", "date", "membership", "When the person joined one of the brand's stores."),
-        Field("orders", "number", "orders", "Number of orders at the brand's stores.", window=True),
-        Field("total_spent", "number", "orders", "Sum of order amounts at the brand's stores.", window=True),
-        Field("last_order_days", "number", "orders", "Days since the last order at the brand's stores."),
-        Field("category", "tags", "orders", "Category of an order at the brand's stores.", window=True),
-        Field("topics", "tags", "preferences", "Topics the person asked to hear about."),
+        Field("city", "text", "profile", _("City, as written in store records (上海, 杭州).")),
+        Field("province", "text", "profile", _("Province (浙江, 广东).")),
+        Field("gender", "choice", "profile", _("M or F."), choices=_values(Gender.choices)),
+        Field("age", "number", "profile", _("Age in whole years today, from the birth date.")),
+        Field("birth_month", "number", "profile", _("Month of birth, 1-12 (birthday campaigns).")),
+        Field("locale", "text", "profile", _("Language code (zh-hans, zh-hant, en, ru).")),
+        Field("lifecycle_stage", "choice", "profile", _("Lifecycle stage."), choices=_values(LifecycleStage.choices)),
+        Field("member_since", "date", "profile", _("When the person first became known to the platform.")),
+        Field("store", "text", "membership", _("Code of one of the brand's stores the person is a member of.")),
+        Field(
+            "platform", "choice", "membership", _("Platform of a store membership."), choices=_values(Platform.choices)
+        ),
+        Field("tier", "text", "membership", _("Membership tier at one of the brand's stores.")),
+        Field("points", "number", "membership", _("Points of a membership at one of the brand's stores.")),
+        Field("joined", "date", "membership", _("When the person joined one of the brand's stores.")),
+        Field("orders", "number", "orders", _("Number of orders at the brand's stores."), window=True),
+        Field("total_spent", "number", "orders", _("Sum of order amounts at the brand's stores."), window=True),
+        Field("last_order_days", "number", "orders", _("Days since the last order at the brand's stores.")),
+        Field("category", "tags", "orders", _("Category of an order at the brand's stores."), window=True),
+        Field("topics", "tags", "preferences", _("Topics the person asked to hear about.")),
         Field(
             "promotion_types",
             "tags",
             "preferences",
-            "Promotion types the person likes.",
+            _("Promotion types the person likes."),
             choices=_values(Preference.PromotionType.choices),
         ),
-        Field("preferred_channels", "tags", "preferences", "Preferred channels.", choices=_values(Channel.choices)),
+        Field("preferred_channels", "tags", "preferences", _("Preferred channels."), choices=_values(Channel.choices)),
     ]
 }
 LEAF_KEYS = {"field", "op", "value", "within_days"}
+# Display names of the field groups in the admin's rule editor.
+GROUPS = {
+    "profile": _("profile"),
+    "membership": _("membership"),
+    "orders": _("orders"),
+    "preferences": _("preferences"),
+}
 
 
 # --- Validation ---------------------------------------------------------------------------

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from cdp.admin import ReadOnlyAdminMixin
 
@@ -20,7 +22,7 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["url", "description"]
     exclude = ["secret"]
 
-    @admin.display(description="events")
+    @admin.display(description=_("events"))
     def event_list(self, obj: Subscription) -> str:
         return ", ".join(obj.events)
 
@@ -37,10 +39,14 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ["redeliver"]
 
-    @admin.action(description="Redeliver the selected deliveries", permissions=["view"])
+    @admin.action(description=_("Redeliver the selected deliveries"), permissions=["view"])
     def redeliver(self, request: HttpRequest, queryset: Any) -> None:
         if not request.user.has_perm("webhooks.change_delivery"):
-            messages.error(request, "You may not redeliver webhooks.")
+            messages.error(request, _("You may not redeliver webhooks."))
             return
         count = services.redeliver(list(queryset))
-        messages.success(request, f"Queued {count} deliveries again.")
+        messages.success(
+            request,
+            ngettext("Queued %(count)d delivery again.", "Queued %(count)d deliveries again.", count)
+            % {"count": count},
+        )

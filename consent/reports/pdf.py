@@ -259,7 +259,7 @@ def _story(r: dict[str, Any]) -> list[Any]:
 def _ledger(r: dict[str, Any]) -> list[Any]:
     v, c = r["verification"], r["checkpoint"]
     if v is None:
-        verification = _("never verified: run manage.py verify_consent_ledger")
+        verification = _("never verified; run") + " manage.py verify_consent_ledger"
     elif v.ok:
         verification = _("%(when)s: intact (%(n)s events checked)") % {
             "when": _when(v.started_at),
