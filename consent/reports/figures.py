@@ -205,13 +205,16 @@ PII_LATEST = 50
 
 def _pii_views(start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
     """Who saw full phone numbers and e-mail addresses in the period: per staff account the
-    number of views and of member records shown (one for a member's page, the list's
-    ``count`` for a list; a person seen twice counts twice), and the latest entries.
+    number of views and of member records shown (the ``count`` each row records: one for
+    a member's page, the list's length for a list; a person seen twice counts twice), and
+    the latest entries.
     Staff work across brands, so this section covers the whole platform."""
     views = AuditLog.objects.filter(action=PII_VIEWED, created_at__gte=start, created_at__lt=end)
-    shown = Case(
-        When(~Q(object_id=""), then=Value(1)),
-        default=Coalesce(Cast(KT("changes__count"), IntegerField()), Value(0)),
+    # ``changes.count`` is the number of members the page showed (``members.masking``
+    # writes it on every row); a row without it that names one member counts one.
+    shown = Coalesce(
+        Cast(KT("changes__count"), IntegerField()),
+        Case(When(~Q(object_id=""), then=Value(1)), default=Value(0)),
         output_field=IntegerField(),
     )
     by_user = list(

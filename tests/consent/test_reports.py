@@ -355,7 +355,7 @@ def test_no_data_requests_gives_zeros_not_errors(brand):
 # --- Who viewed full personal data ----------------------------------------------------------------
 
 
-def viewed(user, when, *, member=None, members=(), view="member_list"):
+def viewed(user, when, *, member=None, members=(), view="member_list", count=None):
     if member is not None:
         row = AuditLog.objects.create(
             actor_type="user",
@@ -365,7 +365,7 @@ def viewed(user, when, *, member=None, members=(), view="member_list"):
             object_type="members.member",
             object_id=str(member.pk),
             object_repr=str(member),
-            changes={"view": "member_change"},
+            changes={"view": "member_change"} if count is None else {"view": "member_change", "count": count},
             ip_address="10.0.0.8",
         )
     else:
@@ -386,19 +386,19 @@ def test_pii_views_per_user_and_latest(brand, tmall, compliance_officer, markete
     day = dt.timedelta(days=1)
     viewed(compliance_officer, at(monday + day), member=members[0])
     viewed(compliance_officer, at(monday + 2 * day), members=members[:4])
-    viewed(compliance_officer, at(monday + 3 * day), member=members[0])
+    viewed(compliance_officer, at(monday + 3 * day), member=members[0], count=2)  # with a merged record
     viewed(superuser, at(monday + 4 * day), members=members)
     viewed(marketer, at(monday - day), member=members[1])  # before the period
     AuditLog.objects.create(actor_type="user", actor_label="x", action="member.changed")  # not a view
     pii = compliance_report(brand, *period(monday))["pii"]
     assert [(r["actor_label"], r["views"], r["members"]) for r in pii["by_user"]] == [
-        ("consent-officer", 3, 6),
+        ("consent-officer", 3, 7),
         ("root", 1, 5),
     ]
-    assert (pii["views"], pii["members"]) == (4, 11)
+    assert (pii["views"], pii["members"]) == (4, 12)
     assert [(r["actor_label"], r["shown"], r["view"]) for r in pii["latest"]] == [
         ("root", 5, "member_list"),
-        ("consent-officer", 1, "member_change"),
+        ("consent-officer", 2, "member_change"),
         ("consent-officer", 4, "member_list"),
         ("consent-officer", 1, "member_change"),
     ]
