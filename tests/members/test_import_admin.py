@@ -35,6 +35,7 @@ def _upload(client, store, content: bytes, name="members.csv"):
     return client.post(
         reverse("admin:members_importjob_import"),
         {"store": store.pk, "file": SimpleUploadedFile(name, content, content_type="text/csv"), "encoding": ""},
+        HTTP_ACCEPT_LANGUAGE="en",  # the assertions read the English labels
     )
 
 
