@@ -40,6 +40,7 @@ BODY = ParagraphStyle("body", fontName=FONT, fontSize=8.5, leading=11, textColor
 CELL = ParagraphStyle("cell", parent=BODY, fontSize=8, leading=10)
 NUMBER = ParagraphStyle("number", parent=CELL, alignment=TA_RIGHT)
 HEADER_CELL = ParagraphStyle("header_cell", parent=CELL, textColor=INK)
+HEADER_RIGHT = ParagraphStyle("header_right", parent=HEADER_CELL, alignment=TA_RIGHT)
 TITLE = ParagraphStyle("title", parent=BODY, fontSize=18, leading=24, textColor=ACCENT, spaceAfter=4)
 SUBTITLE = ParagraphStyle("subtitle", parent=BODY, fontSize=10, leading=14, textColor=MUTED)
 H2 = ParagraphStyle("h2", parent=BODY, fontSize=11.5, leading=16, spaceBefore=10, spaceAfter=4, textColor=INK)
@@ -62,16 +63,19 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _table(header: list[str], rows: list[list[Any]], widths: list[float], *, empty: str) -> Table:
     """A table with a repeated header row; numbers right-aligned, text wrapped."""
-    data: list[list[Any]] = [[Paragraph(escape(h), HEADER_CELL) for h in header]]
+    # A column with a number in it is right-aligned throughout (its "—" too).
+    numeric = [any(_is_number(row[i]) for row in rows) for i in range(len(header))]
+    data: list[list[Any]] = [
+        [Paragraph(escape(h), HEADER_RIGHT if numeric[i] else HEADER_CELL) for i, h in enumerate(header)]
+    ]
     for row in rows:
-        data.append(
-            [
-                Paragraph(escape(_text(v)), NUMBER if isinstance(v, int | float) and not isinstance(v, bool) else CELL)
-                for v in row
-            ]
-        )
+        data.append([Paragraph(escape(_text(v)), NUMBER if numeric[i] else CELL) for i, v in enumerate(row)])
     if not rows:
         data.append([Paragraph(escape(empty), CELL)] + [""] * (len(header) - 1))
     total = sum(widths)

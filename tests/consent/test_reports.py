@@ -560,3 +560,14 @@ def test_page_and_pdf_query_bounds(
         assert client.get(REPORT, params(fortnight, brand=brand.pk)).status_code == 200
     with django_assert_max_num_queries(REPORT_QUERIES + 8):
         assert client.get(REPORT, params(fortnight, brand=brand.pk, format="pdf")).status_code == 200
+
+
+def test_a_broken_ledger_shows_on_the_page_and_in_the_pdf(client, compliance_officer, brand, fortnight):
+    LedgerVerification.objects.create(ok=False, events_checked=3, first_error="event 7: hash does not match")
+    client.force_login(compliance_officer)
+    query = params(fortnight, brand=brand.pk)
+    page = client.get(REPORT, query, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "BROKEN" in page and "event 7: hash does not match" in page
+    text = pdf_text(client.get(REPORT, {**query, "format": "pdf"}, HTTP_ACCEPT_LANGUAGE="en").content)
+    assert "BROKEN: event 7: hash does not match" in text
+    assert "never verified" not in text
