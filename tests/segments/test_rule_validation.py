@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 
 from segments.demo import EXAMPLE_RULES
 from segments.rules import RuleError, validate
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """The messages are read in English here; they follow the active language (the
+    admin's or the API caller's), which ``test_messages_follow_the_language`` checks."""
+    with translation.override("en"):
+        yield
 
 
 def problems(rules) -> list[str]:
@@ -75,3 +84,10 @@ def test_depth_and_size_are_bounded():
     assert any("deeper than" in message for message in problems(deep))
     wide = {"all": [{"field": "city", "op": "=", "value": "x"}] * 101}
     assert any("more than 100 conditions" in message for message in problems(wide))
+
+
+def test_messages_follow_the_language():
+    rules = {"all": [{"field": "citty", "op": "=", "value": "x"}]}
+    with translation.override("zh-hans"):
+        [message] = problems(rules)
+    assert message.startswith("all[0].field: 未知字段 'citty'（可用字段：city, ")
