@@ -214,5 +214,7 @@ def report_page(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
         "csv_links": {name: link(format="csv", table=name) for name in CSV_TABLES},
         "pdf_link": link(format="pdf"),
     }
-    # A bad period on a download is shown on the page with its message (400, not a file).
-    return TemplateResponse(request, "admin/consent/report.html", context, status=200 if form.is_valid() else 400)
+    # A bad period (also on a download) is shown on the page with its message: 400, not a
+    # file. The first visit, with nothing asked yet, is a page even when no brand exists.
+    status = 400 if request.GET and not form.is_valid() else 200
+    return TemplateResponse(request, "admin/consent/report.html", context, status=status)

@@ -571,3 +571,10 @@ def test_a_broken_ledger_shows_on_the_page_and_in_the_pdf(client, compliance_off
     text = pdf_text(client.get(REPORT, {**query, "format": "pdf"}, HTTP_ACCEPT_LANGUAGE="en").content)
     assert "BROKEN: event 7: hash does not match" in text
     assert "never verified" not in text
+
+
+def test_first_visit_without_any_brand_is_a_page(client, compliance_officer):
+    client.force_login(compliance_officer)
+    response = client.get(REPORT)
+    assert response.status_code == 200
+    assert response.context["report"] is None
