@@ -128,6 +128,11 @@ def test_admin_pages_in_chinese_light_and_dark(page, live_server, officer_setup)
 
 def test_language_switcher_in_the_header(page, live_server, officer_setup):
     page.set_viewport_size({"width": 1366, "height": 900})
+    # Before signing in too: the sign-in page has the switcher and the theme.
+    page.goto(live_server.url + "/admin/login/")
+    assert page.locator(".cdp-language button[aria-current=true]").inner_text() == "简体中文"
+    check_accessibility(page, "admin-zh-hans-login")
+    shoot(page, "admin-zh-hans-login")
     sign_in(page, live_server, "/admin/segments/segment/")
     page.locator(".cdp-language button[value=en]").click()
     page.wait_for_load_state()
