@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from cdp import audit
 from consent.models import NO_CHANNEL, DataUsage, Purpose
@@ -139,7 +140,9 @@ def request_build(segment: Segment, *, actor_label: str = "", enqueue: bool = Tr
     try:
         validate(segment.rules)
     except RuleError as exc:
-        raise BuildError(f"The rules of {segment} are not valid: {exc}") from exc
+        raise BuildError(
+            gettext("The rules of %(segment)s are not valid: %(problems)s") % {"segment": segment, "problems": exc}
+        ) from exc
     build = SegmentBuild.objects.create(segment=segment, rules=segment.rules, requested_by=actor_label)
     audit.record("segment.build_requested", build)
     if enqueue:
@@ -283,11 +286,15 @@ def export_build(
     build = SegmentBuild.objects.select_related("segment__purpose", "segment__brand").get(pk=build.pk)
     segment = build.segment
     if build.status != SegmentBuild.Status.SUCCEEDED:
-        raise BuildError(f"Build #{build.pk} has not finished successfully; build the segment again.")
+        raise BuildError(
+            gettext("Build #%(id)s has not finished successfully; build the segment again.") % {"id": build.pk}
+        )
     if not SegmentMember.objects.filter(build_id=build.pk).exists() and build.final:
-        raise BuildError(f"Build #{build.pk} is too old: its members were pruned. Build the segment again.")
+        raise BuildError(
+            gettext("Build #%(id)s is too old: its members were pruned. Build the segment again.") % {"id": build.pk}
+        )
     if kind not in SegmentExport.Kind.values:
-        raise BuildError(f"Unknown export kind {kind!r}.")
+        raise BuildError(gettext("Unknown export kind %(kind)r.") % {"kind": kind})
     now = timezone.now()
     export = SegmentExport.objects.create(
         build=build, kind=kind, campaign=campaign[:200], created_by=actor_label, created_at=now, in_build=build.final

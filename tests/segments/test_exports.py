@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 
 from consent.models import DataUsage
 from segments import services
@@ -86,7 +87,7 @@ def test_unfinished_build_cannot_be_exported(brand, marketing):
     segment = make_segment(brand, marketing, SHANGHAI)
     queued, _ = services.request_build(segment, enqueue=False)
 
-    with pytest.raises(services.BuildError, match="has not finished"):
+    with translation.override("en"), pytest.raises(services.BuildError, match="has not finished"):
         services.export_build(queued)
 
 
