@@ -1,5 +1,8 @@
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from members.models import Brand
 
 
 class Insight(models.Model):
@@ -12,3 +15,54 @@ class Insight(models.Model):
             ("view_dashboard", _("Can view the dashboards")),
             ("view_compliance_report", _("Can view the compliance report")),
         ]
+
+
+class LifecycleSnapshot(models.Model):
+    """The lifecycle stage of every member as of the first moment of a month, taken once a
+    month by the nightly refresh (``insights.services.take_lifecycle_snapshot``). Its counts
+    say how many people of each brand moved from one stage to another since the previous
+    snapshot, which the dashboard shows as the movement month over month."""
+
+    month = models.DateField(_("month"), unique=True)
+    taken_at = models.DateTimeField(_("taken"), default=timezone.now)
+    members = models.PositiveIntegerField(_("members"), default=0)
+
+    class Meta:
+        verbose_name = _("lifecycle snapshot")
+        verbose_name_plural = _("lifecycle snapshots")
+        ordering = ["-month"]
+
+    def __str__(self) -> str:
+        return self.month.strftime("%Y-%m")
+
+
+class LifecycleCount(models.Model):
+    """People of a brand who were in ``from_stage`` at the previous snapshot (``""`` when
+    they were not counted then: new members, or the first snapshot) and are in
+    ``to_stage`` at this one. Summed over ``from_stage`` it is the month's distribution."""
+
+    snapshot = models.ForeignKey(LifecycleSnapshot, on_delete=models.CASCADE, related_name="counts")
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    from_stage = models.CharField(max_length=20, blank=True)
+    to_stage = models.CharField(max_length=20)
+    members = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["snapshot", "brand", "from_stage", "to_stage"], name="lifecycle_count_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["brand", "snapshot"])]
+
+
+class MemberStage(models.Model):
+    """Each member's stage at the latest snapshot: what the next snapshot compares with.
+    One row per member (the previous month's rows are replaced), so it stays the size of
+    the member table; no foreign key, so erasing or merging members never waits on it."""
+
+    member_id = models.BigIntegerField(primary_key=True)
+    stage = models.CharField(max_length=20)
+
+    class Meta:
+        default_permissions = ()

@@ -1,0 +1,91 @@
+"""The admin index with the dashboard above the app list, each chart's CSV, and the
+refresh button. Every view runs inside ``admin.site.admin_view`` (signed-in staff)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from consent.csvutil import csv_response
+
+from . import charts
+from .forms import DashboardForm, dashboard_form
+
+PERMISSION = "insights.view_dashboard"
+
+
+def can_view(request: HttpRequest) -> bool:
+    return request.user.is_active and request.user.is_staff and request.user.has_perm(PERMISSION)
+
+
+def _require_permission(request: HttpRequest) -> None:
+    if not can_view(request):
+        raise PermissionDenied
+
+
+def _bad_request(form: DashboardForm) -> HttpResponse:
+    errors = "\n".join(str(error) for errors in form.errors.values() for error in errors)
+    return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
+
+
+def _figures(form: DashboardForm) -> charts.Figures:
+    since, until = form.period_bounds()
+    return charts.figures_for(form.cleaned_data["brand"], since, until)
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    """``/admin/``: the stock index, with the dashboard on top for people allowed to see it.
+    A bad brand or period shows the form's errors (400) instead of the figures."""
+    if not can_view(request):
+        return admin.site.index(request)
+    form = dashboard_form(request.GET)
+    context = {"dashboard": {"form": form}}
+    if form.is_valid() and form.cleaned_data.get("brand") is not None:
+        figures = _figures(form)
+        since, until = form.period_bounds()
+        context["dashboard"].update(
+            figures=figures,
+            charts=charts.charts(figures),
+            query=form.query_string(),
+            since=since,
+            last_day=(until - dt.timedelta(days=1)).date(),
+            brand=form.cleaned_data["brand"],
+        )
+    response = admin.site.index(request, extra_context=context)
+    if form.is_bound and form.errors:
+        response.status_code = 400
+    return response
+
+
+@require_GET
+def chart_csv(request: HttpRequest, slug: str) -> HttpResponse:
+    """One chart's table as CSV, for the same brand and period as the page."""
+    _require_permission(request)
+    build = charts.BUILDERS.get(slug)
+    if build is None:
+        raise Http404
+    form = dashboard_form(request.GET)
+    if not form.is_valid():
+        return _bad_request(form)
+    chart = build(_figures(form))
+    since, until = form.period_bounds()
+    brand = form.cleaned_data["brand"]
+    filename = f"{brand.code}-{slug}-{since:%Y%m%d}-{until - dt.timedelta(days=1):%Y%m%d}.csv"
+    return csv_response(filename, chart.columns, chart.rows)
+
+
+@require_POST
+def refresh(request: HttpRequest) -> HttpResponse:
+    """Drop the cached figures of one brand and period, then show them computed afresh."""
+    _require_permission(request)
+    form = dashboard_form(request.POST)
+    if not form.is_valid():
+        return _bad_request(form)
+    since, until = form.period_bounds()
+    charts.forget(form.cleaned_data["brand"], since, until)
+    return HttpResponseRedirect(f"{reverse('admin:index')}?{form.query_string()}#dashboard")

@@ -1,0 +1,191 @@
+"""The dashboard on the admin index: who sees it, what it shows, its query count, the
+period form's errors, the CSV downloads and the refresh button."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.cache import cache
+
+from consent.privacy.models import DataSubjectRequest
+from insights import charts
+from tests.factories import UserFactory
+
+from .conftest import PERIOD, SINCE, UNTIL
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache(client):
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def analyst(db):
+    user = UserFactory(username="analyst", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=["view_dashboard", "view_member"]))
+    return user
+
+
+@pytest.fixture
+def clerk(db):
+    """Staff without the dashboard permission."""
+    user = UserFactory(username="clerk", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=["view_member"]))
+    return user
+
+
+def params(world, **extra):
+    return {"brand": world.lotus.pk, **PERIOD, **extra}
+
+
+def test_dashboard_shows_every_chart_with_its_table_and_csv_link(client, analyst, ledger, django_assert_max_num_queries):
+    client.force_login(analyst)
+    with django_assert_max_num_queries(30):
+        response = client.get("/admin/", params(ledger))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="dashboard"' in html
+    for slug in charts.BUILDERS:
+        assert f'id="chart-{slug}"' in html
+        assert f"/admin/insights/dashboard/{slug}.csv?" in html
+    # A figure's summary and its table, and the app list below it all.
+    assert "40.0% of members (2 people) are members on two or more platforms." in html
+    assert "<figcaption>" in html and "<table>" in html
+    assert 'id="content-main"' in html
+    assert "vendor/chart.js/chart.umd.js" in html
+
+
+def test_query_count_does_not_grow_with_data(client, analyst, ledger, django_assert_max_num_queries):
+    """The same number of queries for many more people, stores and requests."""
+    client.force_login(analyst)
+    cold = _count_queries(client, ledger)
+    from tests.factories import StoreFactory, make_members
+
+    for i in range(3):
+        store = StoreFactory(brand=ledger.lotus, code=f"lotus-pos-{i}", platform="pos")
+        members = make_members(store, 20, start=100 * (i + 1), orders_each=2)
+        DataSubjectRequest.objects.bulk_create([DataSubjectRequest(member=m, kind="access") for m in members[:5]])
+    cache.clear()
+    assert _count_queries(client, ledger) == cold
+    with django_assert_max_num_queries(8):  # warm: the figures come from the cache
+        client.get("/admin/", params(ledger))
+
+
+def _count_queries(client, world) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get("/admin/", params(world)).status_code == 200
+    return len(captured)
+
+
+def test_superuser_sees_the_dashboard_with_defaults(client, superuser, ledger):
+    client.force_login(superuser)
+    response = client.get("/admin/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="dashboard"' in html
+    # The first brand by name and the last 90 days.
+    assert f'<option value="{ledger.rose.pk}" selected>' in html
+    assert '<option value="90" selected>' in html
+
+
+def test_staff_without_the_permission_get_the_stock_index(client, clerk, ledger, django_assert_max_num_queries):
+    client.force_login(clerk)
+    with django_assert_max_num_queries(10):
+        response = client.get("/admin/", params(ledger))
+    assert response.status_code == 200
+    assert 'id="dashboard"' not in response.content.decode()
+    assert 'id="content-main"' in response.content.decode()
+    assert client.get("/admin/insights/dashboard/overlap.csv", params(ledger)).status_code == 403
+    assert client.post("/admin/insights/dashboard/refresh/", params(ledger)).status_code == 403
+
+
+def test_anonymous_is_sent_to_the_login(client, ledger):
+    response = client.get("/admin/insights/dashboard/overlap.csv", params(ledger))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"period": "7"}, "Select a valid choice"),
+        ({"brand": "999999"}, "Select a valid choice"),
+        ({"brand": "x"}, "Select a valid choice"),
+        ({"period": "custom", "start": "2026-02-01", "end": "2026-01-01"}, "The start date is after the end date."),
+        ({"period": "custom", "start": "2026-01-01", "end": ""}, "A custom period needs both a start and an end date."),
+        ({"period": "custom", "start": "yesterday", "end": "2026-01-01"}, "Enter a valid date."),
+        ({"period": "custom", "start": "0001-01-01", "end": "2026-01-01"}, "greater than or equal to 2000-01-01"),
+        ({"period": "custom", "start": "2000-01-01", "end": "2026-01-01"}, "at most 1098 days"),
+    ],
+)
+def test_bad_period_input_shows_the_form_error(client, analyst, ledger, bad, message):
+    client.force_login(analyst)
+    response = client.get("/admin/", {**params(ledger), **bad}, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert message in html
+    assert 'id="chart-' not in html  # no figures for a period that is not one
+    csv_response = client.get("/admin/insights/dashboard/overlap.csv", {**params(ledger), **bad})
+    assert csv_response.status_code == 400
+
+
+def test_csv_download_matches_the_table(client, analyst, ledger):
+    client.force_login(analyst)
+    response = client.get("/admin/insights/dashboard/withdrawals.csv", params(ledger))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert 'filename="lotus-withdrawals-20260105-20260118.csv"' in response["Content-Disposition"]
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(body)))
+    assert rows[0] == ["Week of", "Privacy center", "Unsubscribe link", "Total"]
+    assert [row[0] for row in rows[1:]] == ["2026-01-05", "2026-01-12"]
+    assert [row[-1] for row in rows[1:]] == ["1", "3"]
+
+
+def test_csv_neutralises_spreadsheet_formulas(client, analyst, world):
+    world.tmall.name = "=HYPERLINK(\"http://evil\")"
+    world.tmall.save()
+    client.force_login(analyst)
+    body = b"".join(client.get("/admin/insights/dashboard/stores.csv", params(world)).streaming_content)
+    assert "'=HYPERLINK" in body.decode("utf-8-sig")
+
+
+def test_unknown_chart_is_404(client, analyst, world):
+    client.force_login(analyst)
+    assert client.get("/admin/insights/dashboard/nothing.csv", params(world)).status_code == 404
+
+
+def test_figures_are_cached_and_refresh_recomputes(client, analyst, ledger):
+    client.force_login(analyst)
+    client.get("/admin/", params(ledger))
+    key = charts.cache_key(ledger.lotus, SINCE, UNTIL)
+    assert cache.get(key).requests["open"] == 0
+    DataSubjectRequest.objects.create(member=ledger.people["A"], kind="access")
+    client.get("/admin/", params(ledger))
+    assert cache.get(key).requests["open"] == 0  # still the cached figures
+    assert client.get("/admin/insights/dashboard/refresh/", params(ledger)).status_code == 405
+    response = client.post("/admin/insights/dashboard/refresh/", params(ledger))
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/?brand=")
+    assert cache.get(key) is None
+    client.get(response["Location"])
+    assert cache.get(key).requests["open"] == 1
+
+
+def test_refresh_needs_the_csrf_token(analyst, ledger):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(analyst)
+    assert client.post("/admin/insights/dashboard/refresh/", params(ledger)).status_code == 403
