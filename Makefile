@@ -46,6 +46,7 @@ migrate: install
 
 seed: migrate
 	$(DEV) $(BIN)/python manage.py seed_demo --members $(DEMO_MEMBERS) --if-empty
+	$(DEV) $(BIN)/python manage.py seed_dashboard_history --if-empty
 	$(DEV) $(BIN)/python manage.py ensure_demo_admin
 
 serve:

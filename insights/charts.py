@@ -15,6 +15,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from consent.models import Channel, SourceType
 from members.models import Brand, LifecycleStage, Platform
@@ -376,7 +377,7 @@ def lifecycle_moves_chart(f: Figures) -> Chart:
             if changed
             else _("No moves between stages recorded in the period.")
         ),
-        columns=[_("From"), _("To"), _("Members")],
+        columns=[pgettext("lifecycle stage", "From"), pgettext("lifecycle stage", "To"), _("Members")],
         rows=[[LifecycleStage(b).label, LifecycleStage(a).label, n] for b, a, n in changed],
         labels=labels,
         datasets=[{"label": _("Members"), "data": [n for _b, _a, n in changed]}],

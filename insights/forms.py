@@ -9,6 +9,7 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from members.models import Brand
 
@@ -33,7 +34,7 @@ class DashboardForm(forms.Form):
         ],
     )
     start = forms.DateField(
-        label=_("From"),
+        label=pgettext_lazy("dashboard period", "From"),
         required=False,
         validators=[MinValueValidator(EARLIEST), MaxValueValidator(LATEST)],
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),

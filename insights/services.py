@@ -36,7 +36,8 @@ class SnapshotOutOfOrder(ValueError):
 def take_lifecycle_snapshot(*, month: dt.date | None = None) -> LifecycleSnapshot:
     """Record every active member's lifecycle stage as of the first moment of ``month``
     (default: the current month) and, per brand, how many moved from each stage at the
-    previous snapshot to each stage now.
+    previous snapshot to each stage now. A person counts for a brand from the moment they
+    joined one of its stores (the store's join time, else when we recorded the membership).
 
     Stages are computed from orders placed before that moment with the same rule as the
     nightly metrics refresh (``members.metrics.stage_sql``), so a missed month can be taken
@@ -84,7 +85,9 @@ def take_lifecycle_snapshot(*, month: dt.date | None = None) -> LifecycleSnapsho
                 WHERE o.member_id IS NOT NULL AND o.placed_at < %(now)s
                 GROUP BY o.member_id
             ) agg ON agg.member_id = m.id
-            WHERE m.status = %(active)s AND m.created_at < %(now)s
+            WHERE m.status = %(active)s
+              AND EXISTS (SELECT 1 FROM {membership} sm
+                          WHERE sm.member_id = m.id AND COALESCE(sm.joined_at, sm.created_at) < %(now)s)
             """,  # noqa: S608
             params,
         ),
@@ -94,14 +97,17 @@ def take_lifecycle_snapshot(*, month: dt.date | None = None) -> LifecycleSnapsho
             SELECT %(snapshot)s, held.brand_id, COALESCE(prev.stage, ''), cur.stage, COUNT(*)
             FROM {_CURRENT} cur
             JOIN (SELECT DISTINCT sm.member_id, s.brand_id
-                  FROM {membership} sm JOIN {store} s ON s.id = sm.store_id) held
+                  FROM {membership} sm JOIN {store} s ON s.id = sm.store_id
+                  WHERE COALESCE(sm.joined_at, sm.created_at) < %(now)s) held
               ON held.member_id = cur.member_id
             LEFT JOIN {stages} prev ON prev.member_id = cur.member_id
             GROUP BY held.brand_id, COALESCE(prev.stage, ''), cur.stage
             """,  # noqa: S608
             params,
         ),
-        (f"DELETE FROM {stages}", None),  # noqa: S608
+        # PostgreSQL: TRUNCATE (transactional there) leaves no million dead rows behind for
+        # the next month's join to wade through; SQLite's unqualified DELETE is its truncate.
+        (f"TRUNCATE {stages}" if connection.vendor == "postgresql" else f"DELETE FROM {stages}", None),  # noqa: S608
         (f"INSERT INTO {stages} (member_id, stage) SELECT member_id, stage FROM {_CURRENT}", None),  # noqa: S608
         (f"SELECT COUNT(*) FROM {_CURRENT}", None),  # noqa: S608
     ]

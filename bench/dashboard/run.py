@@ -69,8 +69,10 @@ def add_dashboard_data(seg, members: int) -> None:
             print("data: dashboard extras present (reused)")
             return
         started = time.perf_counter()
-        cur.execute("DELETE FROM consent_datasubjectrequest")
+        # Replica mode: the ledger's trigger would refuse removing a previous run's rows.
         cur.execute("SET session_replication_role = replica")
+        cur.execute("DELETE FROM consent_datasubjectrequest")
+        cur.execute("DELETE FROM consent_consentevent WHERE source_ref = 'bench-dash'")
         sources = "ARRAY['store', 'privacy_center', 'api_key', 'import_job', 'unsubscribe_link', 'sms_keyword']"
         seg._sql(
             cur,

@@ -81,7 +81,7 @@ def world(db) -> World:
         for store in stores:
             StoreMembership.objects.create(
                 member=people[key], store=store, store_member_id=f"{key}-{store.code}",
-                joined_at=joined.get((key, store.code)),
+                joined_at=joined.get((key, store.code), created),
             )  # fmt: skip
     Member.objects.filter(pk=people["E"].pk).update(status=Member.Status.MERGED, merged_into=people["A"])
     people["E"].refresh_from_db()

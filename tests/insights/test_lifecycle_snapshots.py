@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from insights import queries, services
 from insights.models import LifecycleCount, LifecycleSnapshot, MemberStage
-from members.models import Member, Order
+from members.models import Order, StoreMembership
 
 from .conftest import at
 
@@ -32,8 +32,8 @@ def orders(world):
     order("C", at(2026, 2, 10))  # Mar 1: active again
     order("D", at(2025, 10, 15))  # at risk on both dates
     order("A", at(2026, 3, 5))  # after both snapshots: never counted
-    # G joins after Feb 1: only in March's snapshot, as a newcomer.
-    Member.objects.filter(pk=p["G"].pk).update(created_at=at(2026, 2, 15))
+    # G joins after Feb 1 (at lotus and rose): only in March's snapshot, as a newcomer.
+    StoreMembership.objects.filter(member=p["G"]).update(joined_at=at(2026, 2, 15))
     return world
 
 
