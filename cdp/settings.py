@@ -202,10 +202,10 @@ CELERY_BEAT_SCHEDULE = {
         # 03:30 local time, before marketers look at the day's segments.
         "schedule": crontab(hour=3, minute=30),
     },
-    # After the metrics: the dashboard's monthly lifecycle snapshot (a no-op but on the
-    # first night of a month).
-    "dashboard-lifecycle-snapshot": {
-        "task": "insights.tasks.refresh_dashboard_history",
+    # After the metrics: the dashboard's figures and daily counts of every brand, and on
+    # the first night of a month its lifecycle snapshot.
+    "refresh-dashboard-nightly": {
+        "task": "insights.tasks.refresh_dashboard",
         "schedule": crontab(hour=4, minute=15),
     },
     "consent-ledger-checkpoint": {

@@ -18,46 +18,74 @@ from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
 from consent.models import Channel, SourceType
-from members.models import Brand, LifecycleStage, Platform
+from members.models import Brand, LifecycleStage, Platform, Store
 
-from . import queries
+from . import queries, services
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class StoreMembers:
+    store_id: int
+    store: str
+    platform: str
+    members: int  # now
+    joined: int  # memberships that began within the period
 
 
 @dataclass
 class Figures:
-    """Every query result of one brand and period: what the cache keeps."""
+    """Every figure of one brand and period: what the cache keeps."""
 
-    stores: list[queries.StoreMembers]
+    stores: list[StoreMembers]
     platforms: dict[str, int]
     overlap: dict[int, int]
     contactable: list[queries.Contactable]
     consent: queries.ConsentWeeks
-    capture: list[queries.CaptureMonth]
+    capture: list[queries.StoreMonth]
     lifecycle_now: dict[str, int]
     lifecycle: queries.LifecycleHistory
     requests: dict[str, int]
+    as_of: dt.datetime  # when the stored figures and daily counts were computed
     computed_at: dt.datetime = field(default_factory=timezone.now)
     seconds: float = 0.0
 
 
 def cache_key(brand: Brand, since: dt.datetime, until: dt.datetime) -> str:
-    return f"insights:dashboard:v{CACHE_VERSION}:{brand.pk}:{since:%Y%m%d}:{until:%Y%m%d}"
+    """Per brand and period, and per generation of the brand's stored figures: each
+    refresh (``services.refresh_figures``) starts a new generation, so no page shows
+    figures cached from before it."""
+    generation = cache.get(services.generation_key(brand.pk), 0)
+    return f"insights:dashboard:v{CACHE_VERSION}:{brand.pk}:{generation}:{since:%Y%m%d}:{until:%Y%m%d}"
 
 
 def compute(brand: Brand, since: dt.datetime, until: dt.datetime) -> Figures:
+    """The figures from what the nightly refresh stored (computed now, once, for a brand
+    that has none yet), the period's sums over the daily counts, and the live data
+    requests: a fixed handful of small queries whatever the number of members."""
     started = time.perf_counter()
+    stored = queries.stored_figures(brand) or services.refresh_figures(brand=brand)
+    data = stored.data
+    months = queries.store_months(brand, since, until)
+    joined: dict[int, int] = {}
+    for month in months:
+        joined[month.store_id] = joined.get(month.store_id, 0) + month.joined
+    stores = Store.objects.filter(brand=brand).order_by("platform", "name", "pk")
     figures = Figures(
-        stores=queries.members_by_store(brand, since, until),
-        platforms=queries.members_by_platform(brand),
-        overlap=queries.platform_overlap(brand),
-        contactable=queries.contactable(brand),
+        stores=[
+            StoreMembers(pk, name, platform, data["members"].get(str(pk), 0), joined.get(pk, 0))
+            for pk, name, platform in stores.values_list("pk", "name", "platform")
+        ],
+        platforms=data["platforms"],
+        overlap={int(k): n for k, n in data["overlap"].items()},
+        contactable=[queries.Contactable(*row) for row in data["contactable"]],
         consent=queries.consent_weeks(brand, since, until),
-        capture=queries.capture_rates(brand, since, until),
-        lifecycle_now=queries.lifecycle_now(brand),
+        capture=[month for month in months if month.orders],
+        lifecycle_now=data["lifecycle"],
         lifecycle=queries.lifecycle_history(brand, since, until),
         requests=queries.data_requests(brand, since, until),
+        as_of=stored.computed_at,
     )
     figures.seconds = time.perf_counter() - started
     return figures
@@ -73,10 +101,6 @@ def figures_for(brand: Brand, since: dt.datetime, until: dt.datetime) -> Figures
         figures = compute(brand, since, until)
         cache.set(key, figures, settings.DASHBOARD_CACHE_SECONDS)
     return figures
-
-
-def forget(brand: Brand, since: dt.datetime, until: dt.datetime) -> None:
-    cache.delete(cache_key(brand, since, until))
 
 
 # --- Chart descriptions ---------------------------------------------------------------------
@@ -272,10 +296,15 @@ def withdrawals_chart(f: Figures) -> Chart:
         summary=summary,
         columns=[_("Week of"), *names, _("Total")],
         rows=[
-            [week, *(f.consent.withdrawals.get(week, {}).get(s, 0) for s in sources),
-             sum(f.consent.withdrawals.get(week, {}).values())]
+            [
+                week,
+                *(f.consent.withdrawals.get(week, {}).get(s, 0) for s in sources),
+                sum(f.consent.withdrawals.get(week, {}).values()),
+            ]
             for week in weeks
-        ] if total else [],  # fmt: skip
+        ]
+        if total
+        else [],  # fmt: skip
         labels=[week.isoformat() for week in weeks],
         datasets=[
             {"label": name, "data": [f.consent.withdrawals.get(week, {}).get(source, 0) for week in weeks]}
@@ -299,8 +328,13 @@ def capture_chart(f: Figures) -> Chart:
         % {"share": _pct(member_orders, orders), "orders": _n(orders)},
         columns=[_("Month"), _("Store"), _("Orders"), _("Orders by members"), _("Capture rate (%)")],
         rows=[
-            [row.month.strftime("%Y-%m"), names.get(row.store_id, row.store_id), row.orders, row.member_orders,
-             _rate(row.rate)]
+            [
+                row.month.strftime("%Y-%m"),
+                names.get(row.store_id, row.store_id),
+                row.orders,
+                row.member_orders,
+                _rate(row.rate),
+            ]
             for row in f.capture
         ],  # fmt: skip
         kind="line",

@@ -35,8 +35,12 @@ def _requests(rng: random.Random, now: dt.datetime) -> int:
         done = status in ("completed", "rejected")
         rows.append(
             DataSubjectRequest(
-                member_id=pk, kind=rng.choice(DataSubjectRequest.Kind.values), status=status, received_at=received,
-                due_at=due, completed_at=min(now, received + dt.timedelta(days=rng.randint(1, 14))) if done else None,
+                member_id=pk,
+                kind=rng.choice(DataSubjectRequest.Kind.values),
+                status=status,
+                received_at=received,
+                due_at=due,
+                completed_at=min(now, received + dt.timedelta(days=rng.randint(1, 14))) if done else None,
             )  # fmt: skip
         )
     DataSubjectRequest.objects.bulk_create(rows)

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -84,8 +85,6 @@ class DashboardForm(forms.Form):
 
     def query_string(self) -> str:
         """The chosen brand and period as URL parameters (for the CSV links and refresh)."""
-        from django.http import QueryDict
-
         query = QueryDict(mutable=True)
         query["brand"] = str(self.cleaned_data["brand"].pk)
         query["period"] = self.cleaned_data["period"]
@@ -95,9 +94,9 @@ class DashboardForm(forms.Form):
         return query.urlencode()
 
 
-def dashboard_form(params: Any) -> DashboardForm:
+def dashboard_form(params: Any) -> DashboardForm | None:
     """The form bound to the request's parameters, defaults filled in for those missing:
-    the first brand by name and the last 90 days."""
+    the first brand by name and the last 90 days. None when no brand exists yet."""
     brands = Brand.objects.order_by("name", "pk")
     data = {"period": DEFAULT_PERIOD}
     for key in ("brand", "period", "start", "end"):
@@ -105,5 +104,7 @@ def dashboard_form(params: Any) -> DashboardForm:
             data[key] = params[key]
     if "brand" not in data:
         first = brands.values_list("pk", flat=True).first()
-        data["brand"] = "" if first is None else str(first)
+        if first is None:
+            return None
+        data["brand"] = str(first)
     return DashboardForm(data, brands=brands)

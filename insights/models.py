@@ -2,7 +2,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from members.models import Brand
+from members.models import Brand, Store
 
 
 class Insight(models.Model):
@@ -66,3 +66,51 @@ class MemberStage(models.Model):
 
     class Meta:
         default_permissions = ()
+
+
+class BrandFigures(models.Model):
+    """A brand's dashboard figures that do not depend on the period (members per store and
+    platform, the platform overlap, contactable people, lifecycle stages), computed by
+    ``insights.services.refresh_figures`` nightly and on the dashboard's refresh button.
+    At a million members they take seconds to compute; read from here they take none."""
+
+    brand = models.OneToOneField(Brand, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    computed_at = models.DateTimeField(_("computed"))
+    seconds = models.FloatField(default=0)
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        default_permissions = ()
+
+
+class StoreDay(models.Model):
+    """Per store and local day: memberships that began (of active members), orders, and
+    orders by members. The capture rate and "joined in the period" of any period are sums
+    over these rows (a few thousand per store), not scans of orders."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    joined = models.PositiveIntegerField(default=0)
+    orders = models.PositiveIntegerField(default=0)
+    member_orders = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        default_permissions = ()
+        constraints = [models.UniqueConstraint(fields=["store", "day"], name="store_day_unique")]
+
+
+class ConsentDay(models.Model):
+    """Per brand and local day: consent events by action and source type, from the ledger.
+    The weekly opt-in rate and withdrawals of any period are sums over these rows."""
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    action = models.CharField(max_length=10)
+    source_type = models.CharField(max_length=20)
+    events = models.PositiveIntegerField()
+
+    class Meta:
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["brand", "day", "action", "source_type"], name="consent_day_unique")
+        ]

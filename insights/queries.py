@@ -17,17 +17,17 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q
-from django.db.models.functions import TruncWeek
+from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.utils import timezone
 
 from consent.models import NO_CHANNEL, Action, ConsentEvent, Purpose
 from consent.privacy.models import DataSubjectRequest
 from consent.privacy.queries import requests_of_brand
-from members.models import Brand, LifecycleStage, Member, Store, StoreMembership
-from segments.queries import capture_rate_by_store_month, contactable_counts
+from members.models import Brand, LifecycleStage, Member, Order, Store, StoreMembership
+from segments.queries import contactable_counts
 
-from .models import LifecycleCount, LifecycleSnapshot
+from .models import BrandFigures, ConsentDay, LifecycleCount, StoreDay
 
 OPT_IN_ACTIONS = (Action.GRANTED, Action.CONFIRMED)
 OPEN_STATUSES = (DataSubjectRequest.Status.RECEIVED, DataSubjectRequest.Status.IN_PROGRESS)
@@ -42,30 +42,15 @@ def _local_date(value: dt.date | dt.datetime) -> dt.date:
 # --- 1. Members by platform and store ------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StoreMembers:
-    store_id: int
-    store: str
-    platform: str
-    members: int
-    joined: int  # of them, joined the store within the period
-
-
-def members_by_store(brand: Brand, since: dt.datetime, until: dt.datetime) -> list[StoreMembers]:
-    """Every store of the brand (also those without members) with its active members and
-    how many of them joined within the period. One grouped query."""
-    active = Q(memberships__member__status=Member.Status.ACTIVE)
-    joined = active & Q(memberships__joined_at__gte=since, memberships__joined_at__lt=until)
+def members_per_store(brand: Brand) -> dict[int, int]:
+    """Active members per store of the brand, now. One grouped query."""
     rows = (
-        Store.objects.filter(brand=brand)
-        .annotate(
-            members=Count("memberships__member", filter=active, distinct=True),
-            joined=Count("memberships__member", filter=joined, distinct=True),
-        )
-        .order_by("platform", "name", "pk")
-        .values_list("pk", "name", "platform", "members", "joined")
+        StoreMembership.objects.filter(store__brand=brand, member__status=Member.Status.ACTIVE)
+        .values_list("store_id")
+        .annotate(members=Count("member_id", distinct=True))
+        .order_by()
     )
-    return [StoreMembers(*row) for row in rows]
+    return dict(rows)
 
 
 def members_by_platform(brand: Brand) -> dict[str, int]:
@@ -162,18 +147,18 @@ def weeks_between(since: dt.datetime, until: dt.datetime) -> list[dt.date]:
 
 
 def consent_weeks(brand: Brand, since: dt.datetime, until: dt.datetime) -> ConsentWeeks:
-    """Opt-ins per week and withdrawals per week by source type: one grouped query over
-    the ledger's events of the brand that occurred within the period."""
+    """Opt-ins per week and withdrawals per week by source type within the period: one
+    grouped query over the brand's daily ledger counts (``ConsentDay``)."""
     rows = (
-        ConsentEvent.objects.filter(
+        ConsentDay.objects.filter(
             brand=brand,
-            occurred_at__gte=since,
-            occurred_at__lt=until,
+            day__gte=_local_date(since),
+            day__lt=_local_date(until),
             action__in=[*OPT_IN_ACTIONS, Action.WITHDRAWN],
         )
-        .annotate(week=TruncWeek("occurred_at"))
+        .annotate(week=TruncWeek("day"))
         .values_list("week", "action", "source_type")
-        .annotate(n=Count("id"))
+        .annotate(n=Sum("events"))
         .order_by()
     )
     result = ConsentWeeks(weeks=weeks_between(since, until))
@@ -188,25 +173,84 @@ def consent_weeks(brand: Brand, since: dt.datetime, until: dt.datetime) -> Conse
     return result
 
 
-# --- 5. Capture rate ------------------------------------------------------------------------
+def consent_days(brand: Brand, until: dt.datetime) -> list[ConsentDay]:
+    """The brand's consent events per local day, action and source type before ``until``,
+    from the ledger: what ``ConsentDay`` stores. One grouped query."""
+    rows = (
+        ConsentEvent.objects.filter(brand=brand, occurred_at__lt=until)
+        .annotate(day=TruncDate("occurred_at"))
+        .values_list("day", "action", "source_type")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return [
+        ConsentDay(brand=brand, day=day, action=action, source_type=source, events=n) for day, action, source, n in rows
+    ]
+
+
+# --- 5. Capture rate (and joins per store) -------------------------------------------------
 
 
 @dataclass(frozen=True)
-class CaptureMonth:
+class StoreMonth:
     store_id: int
     month: dt.date
+    joined: int
     orders: int
     member_orders: int
-    rate: Decimal
+
+    @property
+    def rate(self) -> Decimal | None:
+        """Orders by members ÷ all orders; None in a month without orders."""
+        if not self.orders:
+            return None
+        return (Decimal(self.member_orders) / Decimal(self.orders)).quantize(Decimal("0.0001"))
 
 
-def capture_rates(brand: Brand, since: dt.datetime, until: dt.datetime) -> list[CaptureMonth]:
-    """Orders by members ÷ all orders per store and month of the period
-    (``segments.queries.capture_rate_by_store_month``)."""
-    return [
-        CaptureMonth(row.store_id, _local_date(row.period), row.orders, row.member_orders, row.rate)
-        for row in capture_rate_by_store_month(brand, since=since, until=until)
-    ]
+def store_months(brand: Brand, since: dt.datetime, until: dt.datetime) -> list[StoreMonth]:
+    """Per store of the brand and month of the period: memberships that began, orders and
+    orders by members. One grouped query over the daily counts (``StoreDay``)."""
+    rows = (
+        StoreDay.objects.filter(store__brand=brand, day__gte=_local_date(since), day__lt=_local_date(until))
+        .annotate(month=TruncMonth("day"))
+        .values_list("store_id", "month")
+        .annotate(joined=Sum("joined"), orders=Sum("orders"), member_orders=Sum("member_orders"))
+        .order_by("store_id", "month")
+    )
+    return [StoreMonth(store, _local_date(month), *sums) for store, month, *sums in rows]
+
+
+def store_days(brand: Brand, until: dt.datetime) -> list[StoreDay]:
+    """Per store of the brand and local day before ``until``: memberships of active members
+    that began (by the store's join time), orders and orders by members; what ``StoreDay``
+    stores. Two grouped queries (orders, memberships)."""
+    days: dict[tuple[int, dt.date], StoreDay] = {}
+
+    def row(store_id: int, day: dt.date) -> StoreDay:
+        return days.setdefault((store_id, day), StoreDay(store_id=store_id, day=day))
+
+    orders = (
+        Order.objects.filter(store__brand=brand, placed_at__lt=until)
+        .annotate(day=TruncDate("placed_at"))
+        .values_list("store_id", "day")
+        .annotate(orders=Count("id"), member_orders=Count("id", filter=Q(member__isnull=False)))
+        .order_by()
+    )
+    for store_id, day, n, by_members in orders:
+        figures = row(store_id, day)
+        figures.orders, figures.member_orders = n, by_members
+    joins = (
+        StoreMembership.objects.filter(
+            store__brand=brand, member__status=Member.Status.ACTIVE, joined_at__isnull=False, joined_at__lt=until
+        )
+        .annotate(day=TruncDate("joined_at"))
+        .values_list("store_id", "day")
+        .annotate(joined=Count("member_id", distinct=True))
+        .order_by()
+    )
+    for store_id, day, n in joins:
+        row(store_id, day).joined = n
+    return list(days.values())
 
 
 # --- 6. Lifecycle ---------------------------------------------------------------------------
@@ -263,10 +307,6 @@ def lifecycle_history(brand: Brand, since: dt.datetime, until: dt.datetime) -> L
     return history
 
 
-def latest_snapshot() -> LifecycleSnapshot | None:
-    return LifecycleSnapshot.objects.order_by("-month").first()
-
-
 # --- 7. Data requests -----------------------------------------------------------------------
 
 
@@ -287,14 +327,23 @@ def data_requests(brand: Brand, since: dt.datetime, until: dt.datetime, *, now: 
     )
 
 
+def stored_figures(brand: Brand) -> BrandFigures | None:
+    return BrandFigures.objects.filter(brand=brand).first()
+
+
 def timed_parts(brand: Brand, since: dt.datetime, until: dt.datetime) -> Iterator[tuple[str, Callable[[], Any]]]:
-    """Each query of the dashboard as a call, for the benchmark's per-query timings."""
-    yield "members_by_store", lambda: members_by_store(brand, since, until)
-    yield "members_by_platform", lambda: members_by_platform(brand)
-    yield "platform_overlap", lambda: platform_overlap(brand)
-    yield "contactable", lambda: contactable(brand)
-    yield "consent_weeks", lambda: consent_weeks(brand, since, until)
-    yield "capture_rates", lambda: capture_rates(brand, since, until)
-    yield "lifecycle_now", lambda: lifecycle_now(brand)
-    yield "lifecycle_history", lambda: lifecycle_history(brand, since, until)
-    yield "data_requests", lambda: data_requests(brand, since, until)
+    """Each read of the dashboard page as a call, then each computation of the refresh,
+    for the benchmark's per-query timings."""
+    yield "page: stored_figures", lambda: stored_figures(brand)
+    yield "page: stores", lambda: list(Store.objects.filter(brand=brand))
+    yield "page: store_months", lambda: store_months(brand, since, until)
+    yield "page: consent_weeks", lambda: consent_weeks(brand, since, until)
+    yield "page: lifecycle_history", lambda: lifecycle_history(brand, since, until)
+    yield "page: data_requests", lambda: data_requests(brand, since, until)
+    yield "refresh: members_per_store", lambda: members_per_store(brand)
+    yield "refresh: members_by_platform", lambda: members_by_platform(brand)
+    yield "refresh: platform_overlap", lambda: platform_overlap(brand)
+    yield "refresh: contactable", lambda: contactable(brand)
+    yield "refresh: lifecycle_now", lambda: lifecycle_now(brand)
+    yield "refresh: store_days", lambda: store_days(brand, until)
+    yield "refresh: consent_days", lambda: consent_days(brand, until)

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import time
 
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
 from members.metrics import stage_params, stage_sql
-from members.models import LifecycleStage, Member, Order, Store, StoreMembership
+from members.models import Brand, LifecycleStage, Member, Order, Store, StoreMembership
 
-from .models import LifecycleCount, LifecycleSnapshot, MemberStage
+from . import queries
+from .models import BrandFigures, ConsentDay, LifecycleCount, LifecycleSnapshot, MemberStage, StoreDay
 
 _CURRENT = "insights_current_stage"
 
@@ -120,7 +124,58 @@ def take_lifecycle_snapshot(*, month: dt.date | None = None) -> LifecycleSnapsho
     return snapshot
 
 
-def refresh_dashboard_history(*, now: dt.datetime | None = None) -> LifecycleSnapshot:
-    """What the nightly refresh adds for the dashboard: this month's lifecycle snapshot
-    when it is not taken yet (the first night of a month; later nights do nothing)."""
-    return take_lifecycle_snapshot(month=month_start(now or timezone.now()))
+@transaction.atomic
+def refresh_figures(*, brand: Brand, now: dt.datetime | None = None) -> BrandFigures:
+    """Recompute what the dashboard reads for ``brand``: the figures that do not depend on
+    the period (``BrandFigures``) and the daily counts per store (``StoreDay``) and of the
+    ledger (``ConsentDay``) up to ``now``, from which any period's figures are sums.
+
+    A handful of grouped queries over members, memberships, orders and the ledger (seconds
+    at a million members; see bench/dashboard), then a few thousand aggregate rows
+    replaced. The brand row is locked, so two refreshes of one brand run one after the
+    other; readers see the old figures until this one commits.
+    """
+    now = now or timezone.now()
+    started = time.perf_counter()
+    Brand.objects.select_for_update().filter(pk=brand.pk).first()
+    data = {
+        "members": {str(pk): n for pk, n in queries.members_per_store(brand).items()},
+        "platforms": queries.members_by_platform(brand),
+        "overlap": {str(k): n for k, n in queries.platform_overlap(brand).items()},
+        "contactable": [dataclasses.astuple(c) for c in queries.contactable(brand)],
+        "lifecycle": queries.lifecycle_now(brand),
+    }
+    days = queries.store_days(brand, now)
+    ledger = queries.consent_days(brand, now)
+    StoreDay.objects.filter(store__brand=brand).delete()
+    StoreDay.objects.bulk_create(days, batch_size=2000)
+    ConsentDay.objects.filter(brand=brand).delete()
+    ConsentDay.objects.bulk_create(ledger, batch_size=2000)
+    figures, _ = BrandFigures.objects.update_or_create(
+        brand=brand, defaults={"computed_at": now, "data": data, "seconds": time.perf_counter() - started}
+    )
+    transaction.on_commit(lambda: new_generation(brand.pk))
+    return figures
+
+
+def generation_key(brand_id: int) -> str:
+    return f"insights:dashboard:generation:{brand_id}"
+
+
+def new_generation(brand_id: int) -> None:
+    """Make every cached dashboard page of the brand stale (see ``charts.cache_key``)."""
+    key = generation_key(brand_id)
+    cache.add(key, 0, timeout=None)
+    try:
+        cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=None)
+
+
+def refresh_dashboard(*, now: dt.datetime | None = None) -> LifecycleSnapshot:
+    """What the nightly refresh does for the dashboard: every brand's figures, and this
+    month's lifecycle snapshot when it is not taken yet (the first night of a month)."""
+    now = now or timezone.now()
+    for brand in Brand.objects.order_by("pk"):
+        refresh_figures(brand=brand, now=now)
+    return take_lifecycle_snapshot(month=month_start(now))

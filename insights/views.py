@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from consent.csvutil import csv_response
 
-from . import charts
+from . import charts, tasks
 from .forms import DashboardForm, dashboard_form
 
 PERMISSION = "insights.view_dashboard"
@@ -29,6 +31,7 @@ def _require_permission(request: HttpRequest) -> None:
 
 
 def _bad_request(form: DashboardForm) -> HttpResponse:
+    """The form's errors as text: these URLs are only reached from the page's links."""
     errors = "\n".join(str(error) for errors in form.errors.values() for error in errors)
     return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
 
@@ -44,8 +47,10 @@ def index(request: HttpRequest) -> HttpResponse:
     if not can_view(request):
         return admin.site.index(request)
     form = dashboard_form(request.GET)
+    if form is None:  # no brand yet: nothing to show, and nothing wrong with the request
+        return admin.site.index(request, extra_context={"dashboard": {"form": None}})
     context = {"dashboard": {"form": form}}
-    if form.is_valid() and form.cleaned_data.get("brand") is not None:
+    if form.is_valid():
         figures = _figures(form)
         since, until = form.period_bounds()
         context["dashboard"].update(
@@ -70,6 +75,8 @@ def chart_csv(request: HttpRequest, slug: str) -> HttpResponse:
     if build is None:
         raise Http404
     form = dashboard_form(request.GET)
+    if form is None:
+        raise Http404
     if not form.is_valid():
         return _bad_request(form)
     chart = build(_figures(form))
@@ -81,11 +88,15 @@ def chart_csv(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 def refresh(request: HttpRequest) -> HttpResponse:
-    """Drop the cached figures of one brand and period, then show them computed afresh."""
+    """Recompute the brand's stored figures now (a Celery task; in-process without a
+    broker), then show the page again; every cached period of the brand goes stale."""
     _require_permission(request)
     form = dashboard_form(request.POST)
+    if form is None:
+        raise Http404
     if not form.is_valid():
         return _bad_request(form)
-    since, until = form.period_bounds()
-    charts.forget(form.cleaned_data["brand"], since, until)
+    tasks.refresh_figures.delay(form.cleaned_data["brand"].pk)
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        messages.info(request, _("The figures are being recomputed; reload the page in a minute to see them."))
     return HttpResponseRedirect(f"{reverse('admin:index')}?{form.query_string()}#dashboard")

@@ -61,7 +61,11 @@
       beginAtZero: true,
       stacked: spec.stacked,
       grid: {color: grid},
-      ticks: {color: text, callback: function (value) { return spec.percent ? value + "%" : value.toLocaleString(); }},
+      ticks: {
+        color: text,
+        precision: spec.percent ? undefined : 0, // people and events come in whole numbers
+        callback: function (value) { return spec.percent ? value + "%" : value.toLocaleString(); },
+      },
     };
     if (spec.percent) valueAxis.max = 100;
     var labelAxis = {stacked: spec.stacked, grid: {display: false}, ticks: {color: text}};

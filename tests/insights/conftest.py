@@ -45,7 +45,9 @@ class World:
 
 
 def _purpose(brand, code="marketing", channels=("sms", "email")) -> Purpose:
-    purpose = Purpose.objects.create(brand=brand, code=code, name=f"{code}营销", channels=list(channels), is_marketing=True)
+    purpose = Purpose.objects.create(
+        brand=brand, code=code, name=f"{code}营销", channels=list(channels), is_marketing=True
+    )
     consent_services.publish_notice(
         brand=brand, kind=Notice.Kind.PURPOSE_NOTICE, purpose=purpose, locale="zh-hans", title="告知", body="v1"
     )

@@ -11,7 +11,9 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 
 from consent.privacy.models import DataSubjectRequest
-from insights import charts
+from insights import charts, services
+from insights.models import BrandFigures
+from members.models import StoreMembership
 from tests.factories import UserFactory
 
 from .conftest import PERIOD, SINCE, UNTIL
@@ -42,13 +44,24 @@ def clerk(db):
     return user
 
 
+@pytest.fixture
+def refreshed(ledger):
+    """The nightly refresh has run."""
+    services.refresh_figures(brand=ledger.lotus)
+    services.refresh_figures(brand=ledger.rose)
+    return ledger
+
+
 def params(world, **extra):
     return {"brand": world.lotus.pk, **PERIOD, **extra}
 
 
-def test_dashboard_shows_every_chart_with_its_table_and_csv_link(client, analyst, ledger, django_assert_max_num_queries):
+def test_dashboard_shows_every_chart_with_its_table_and_csv_link(
+    client, analyst, refreshed, django_assert_max_num_queries
+):
+    ledger = refreshed
     client.force_login(analyst)
-    with django_assert_max_num_queries(30):
+    with django_assert_max_num_queries(16):
         response = client.get("/admin/", params(ledger))
     assert response.status_code == 200
     html = response.content.decode()
@@ -63,8 +76,9 @@ def test_dashboard_shows_every_chart_with_its_table_and_csv_link(client, analyst
     assert "vendor/chart.js/chart.umd.js" in html
 
 
-def test_query_count_does_not_grow_with_data(client, analyst, ledger, django_assert_max_num_queries):
+def test_query_count_does_not_grow_with_data(client, analyst, refreshed, django_assert_max_num_queries):
     """The same number of queries for many more people, stores and requests."""
+    ledger = refreshed
     client.force_login(analyst)
     cold = _count_queries(client, ledger)
     from tests.factories import StoreFactory, make_members
@@ -73,6 +87,7 @@ def test_query_count_does_not_grow_with_data(client, analyst, ledger, django_ass
         store = StoreFactory(brand=ledger.lotus, code=f"lotus-pos-{i}", platform="pos")
         members = make_members(store, 20, start=100 * (i + 1), orders_each=2)
         DataSubjectRequest.objects.bulk_create([DataSubjectRequest(member=m, kind="access") for m in members[:5]])
+    services.refresh_figures(brand=ledger.lotus)
     cache.clear()
     assert _count_queries(client, ledger) == cold
     with django_assert_max_num_queries(8):  # warm: the figures come from the cache
@@ -154,7 +169,7 @@ def test_csv_download_matches_the_table(client, analyst, ledger):
 
 
 def test_csv_neutralises_spreadsheet_formulas(client, analyst, world):
-    world.tmall.name = "=HYPERLINK(\"http://evil\")"
+    world.tmall.name = '=HYPERLINK("http://evil")'
     world.tmall.save()
     client.force_login(analyst)
     body = b"".join(client.get("/admin/insights/dashboard/stores.csv", params(world)).streaming_content)
@@ -166,21 +181,35 @@ def test_unknown_chart_is_404(client, analyst, world):
     assert client.get("/admin/insights/dashboard/nothing.csv", params(world)).status_code == 404
 
 
-def test_figures_are_cached_and_refresh_recomputes(client, analyst, ledger):
+def test_first_view_computes_the_stored_figures_once(client, analyst, ledger, django_assert_max_num_queries):
+    client.force_login(analyst)
+    assert not BrandFigures.objects.exists()
+    with django_assert_max_num_queries(40):
+        assert client.get("/admin/", params(ledger)).status_code == 200
+    assert BrandFigures.objects.filter(brand=ledger.lotus).exists()
+
+
+def test_figures_are_cached_and_refresh_recomputes(client, analyst, refreshed, django_capture_on_commit_callbacks):
+    ledger = refreshed
     client.force_login(analyst)
     client.get("/admin/", params(ledger))
     key = charts.cache_key(ledger.lotus, SINCE, UNTIL)
     assert cache.get(key).requests["open"] == 0
+    assert cache.get(key).platforms == {"jd": 3, "tmall": 4, "wechat": 1}
     DataSubjectRequest.objects.create(member=ledger.people["A"], kind="access")
+    StoreMembership.objects.create(member=ledger.people["D"], store=ledger.wechat, store_member_id="D2")
     client.get("/admin/", params(ledger))
     assert cache.get(key).requests["open"] == 0  # still the cached figures
     assert client.get("/admin/insights/dashboard/refresh/", params(ledger)).status_code == 405
-    response = client.post("/admin/insights/dashboard/refresh/", params(ledger))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/insights/dashboard/refresh/", params(ledger))
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/?brand=")
-    assert cache.get(key) is None
+    new_key = charts.cache_key(ledger.lotus, SINCE, UNTIL)
+    assert new_key != key and cache.get(new_key) is None
     client.get(response["Location"])
-    assert cache.get(key).requests["open"] == 1
+    assert cache.get(new_key).requests["open"] == 1
+    assert cache.get(new_key).platforms == {"jd": 3, "tmall": 4, "wechat": 2}
 
 
 def test_refresh_needs_the_csrf_token(analyst, ledger):
@@ -189,3 +218,12 @@ def test_refresh_needs_the_csrf_token(analyst, ledger):
     client = Client(enforce_csrf_checks=True)
     client.force_login(analyst)
     assert client.post("/admin/insights/dashboard/refresh/", params(ledger)).status_code == 403
+
+
+def test_without_any_brand_the_index_says_so(client, analyst, django_assert_max_num_queries):
+    client.force_login(analyst)
+    with django_assert_max_num_queries(8):
+        response = client.get("/admin/")
+    assert response.status_code == 200
+    assert "The dashboard appears once there is a brand with stores" in response.content.decode()
+    assert client.get("/admin/insights/dashboard/overlap.csv").status_code == 404

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from django.utils import timezone
 
 from insights import queries, services
@@ -39,8 +38,7 @@ def orders(world):
 
 def counts(brand, month):
     return {
-        (c.from_stage, c.to_stage): c.members
-        for c in LifecycleCount.objects.filter(brand=brand, snapshot__month=month)
+        (c.from_stage, c.to_stage): c.members for c in LifecycleCount.objects.filter(brand=brand, snapshot__month=month)
     }
 
 
@@ -89,8 +87,25 @@ def test_an_older_month_than_the_latest_is_refused(orders):
 
 
 def test_nightly_task_takes_the_current_month(orders, settings):
-    from insights.tasks import refresh_dashboard_history
+    from insights.tasks import refresh_dashboard
 
-    refresh_dashboard_history()
-    refresh_dashboard_history()
-    assert list(LifecycleSnapshot.objects.values_list("month", flat=True)) == [services.month_start(timezone.localdate())]
+    refresh_dashboard()
+    refresh_dashboard()
+    assert list(LifecycleSnapshot.objects.values_list("month", flat=True)) == [
+        services.month_start(timezone.localdate())
+    ]
+
+
+def test_refresh_dashboard_command_stores_every_brands_figures(orders):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from insights.models import BrandFigures
+
+    out = StringIO()
+    call_command("refresh_dashboard", stdout=out)
+    assert "Dashboard figures refreshed" in out.getvalue()
+    stored = {f.brand_id: f.data for f in BrandFigures.objects.all()}
+    assert stored[orders.lotus.pk]["overlap"] == {"1": 3, "2": 1, "3": 1}
+    assert stored[orders.rose.pk]["platforms"] == {"tmall": 2}

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from consent.privacy.models import DataSubjectRequest
-from insights import queries
+from insights import queries, services
 from members.models import Order
 
 from .conftest import SINCE, UNTIL, at
@@ -16,16 +16,36 @@ from .conftest import SINCE, UNTIL, at
 pytestmark = pytest.mark.django_db
 
 
-def test_members_by_store_counts_active_members_and_joins_in_the_period(world):
-    rows = {r.store: (r.platform, r.members, r.joined) for r in queries.members_by_store(world.lotus, SINCE, UNTIL)}
-    # E (merged) is not counted at WeChat; B joined Tmall on the period's first moment, A
-    # inside it; D joined JD before it; rose's store is not listed.
+def test_members_per_store_counts_active_members(world):
+    # E (merged) is not counted at WeChat; rose's store is not listed; nobody at rose's
+    # store is counted for lotus.
+    w = world
+    assert queries.members_per_store(w.lotus) == {w.tmall.pk: 4, w.tmall2.pk: 1, w.jd.pk: 3, w.wechat.pk: 1}
+
+
+def test_store_months_sum_joins_orders_and_member_orders_of_the_period(world):
+    w, p = world, world.people
+
+    def order(store, when, who=None):
+        Order.objects.create(store=store, external_id=f"{store.code}-{when:%m%d%H}", amount=100,
+                             placed_at=when, member=p[who] if who else None)  # fmt: skip
+
+    order(w.tmall, at(2026, 1, 10), "A")
+    order(w.tmall, at(2026, 1, 11))  # a guest
+    order(w.jd, at(2026, 1, 15), "C")
+    order(w.jd, at(2026, 1, 19, 1), "C")  # after the period
+    order(w.jd, at(2026, 1, 4, 23, 59), "D")  # before it (local time)
+    order(w.rose_tmall, at(2026, 1, 10), "F")  # another brand
+    services.refresh_figures(brand=w.lotus)
+    jan = dt.date(2026, 1, 1)
+    rows = {(m.store_id, m.month): (m.joined, m.orders, m.member_orders, m.rate)
+            for m in queries.store_months(w.lotus, SINCE, UNTIL)}  # fmt: skip
+    # Joins: A at Tmall on Jan 10 and B on the period's first moment; D joined JD in 2025.
     assert rows == {
-        "莲花天猫": ("tmall", 4, 2),
-        "莲花天猫二店": ("tmall", 1, 0),
-        "莲花京东": ("jd", 3, 0),
-        "莲花小程序": ("wechat", 1, 0),
+        (w.tmall.pk, jan): (2, 2, 1, Decimal("0.5000")),
+        (w.jd.pk, jan): (0, 1, 1, Decimal("1.0000")),
     }
+    assert queries.StoreMonth(w.jd.pk, jan, 1, 0, 0).rate is None
 
 
 def test_members_by_platform_counts_a_person_once_per_platform(world):
@@ -47,6 +67,7 @@ def test_contactable_per_purpose_and_channel(ledger):
 
 
 def test_consent_weeks_opt_ins_and_withdrawals_by_source(ledger):
+    services.refresh_figures(brand=ledger.lotus)
     weeks = queries.consent_weeks(ledger.lotus, SINCE, UNTIL)
     first, second = dt.date(2026, 1, 5), dt.date(2026, 1, 12)
     assert weeks.weeks == [first, second]
@@ -64,24 +85,6 @@ def test_consent_weeks_opt_ins_and_withdrawals_by_source(ledger):
 
 def test_weeks_between_covers_partial_weeks():
     assert queries.weeks_between(at(2026, 1, 7, 0), at(2026, 1, 13, 0)) == [dt.date(2026, 1, 5), dt.date(2026, 1, 12)]
-
-
-def test_capture_rates_per_store_and_month(world):
-    def order(store, when, who=None, ref=""):
-        Order.objects.create(store=store, external_id=f"{store.code}-{when:%m%d%H}{ref}", amount=100,
-                             placed_at=when, member=world.people[who] if who else None)  # fmt: skip
-
-    order(world.tmall, at(2026, 1, 10), "A")
-    order(world.tmall, at(2026, 1, 11))  # a guest
-    order(world.jd, at(2026, 1, 15), "C")
-    order(world.jd, at(2026, 1, 19, 1), "C")  # after the period
-    order(world.rose_tmall, at(2026, 1, 10), "F")  # another brand
-    rows = {
-        (r.store_id, r.month): (r.orders, r.member_orders, r.rate)
-        for r in queries.capture_rates(world.lotus, SINCE, UNTIL)
-    }
-    jan = dt.date(2026, 1, 1)
-    assert rows == {(world.tmall.pk, jan): (2, 1, Decimal("0.5000")), (world.jd.pk, jan): (1, 1, Decimal("1.0000"))}
 
 
 def test_lifecycle_now(world):

@@ -27,5 +27,7 @@ class Command(BaseCommand):
             raise CommandError("No members: run seed_demo first.")
         summary = seed_dashboard_history(seed=seed)
         self.stdout.write(
-            self.style.SUCCESS(f"Added {summary['requests']} data requests and {summary['snapshots']} lifecycle snapshots.")
+            self.style.SUCCESS(
+                f"Added {summary['requests']} data requests and {summary['snapshots']} lifecycle snapshots."
+            )
         )
