@@ -229,12 +229,19 @@ def overlap_chart(f: Figures) -> Chart:
 def contactable_chart(f: Figures) -> Chart:
     labels = [f"{c.purpose_name} · {_channel(c.channel)}" for c in f.contactable]
     top = max(f.contactable, key=lambda c: c.members, default=None)
-    summary = (
-        _("Most reachable now: %(purpose)s by %(channel)s, %(count)s people.")
-        % {"purpose": top.purpose_name, "channel": _channel(top.channel), "count": _n(top.members)}
-        if top
-        else _("The brand has no active purpose.")
-    )
+    if top is None:
+        summary = _("The brand has no active purpose.")
+    elif top.channel:
+        summary = _("Most reachable now: %(purpose)s by %(channel)s, %(count)s people.") % {
+            "purpose": top.purpose_name,
+            "channel": _channel(top.channel),
+            "count": _n(top.members),
+        }
+    else:
+        summary = _("Most reachable now: %(purpose)s, %(count)s people.") % {
+            "purpose": top.purpose_name,
+            "count": _n(top.members),
+        }
     return Chart(
         slug="contactable",
         title=_("Contactable members per purpose and channel"),
