@@ -229,3 +229,30 @@ def test_without_any_brand_the_index_says_so(client, analyst, django_assert_max_
     assert response.status_code == 200
     assert "The dashboard appears once there is a brand with stores" in response.content.decode()
     assert client.get("/admin/insights/dashboard/overlap.csv").status_code == 404
+
+
+def _csv(client, slug, world):
+    response = client.get(f"/admin/insights/dashboard/{slug}.csv", params(world))
+    assert response.status_code == 200
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+
+
+def test_chart_tables_carry_the_hand_counted_figures(client, analyst, refreshed):
+    client.force_login(analyst)
+    assert _csv(client, "opt-in-rate", refreshed)[1:] == [
+        ["2026-01-05", "3", "1", "75.0"],
+        ["2026-01-12", "1", "3", "25.0"],
+    ]
+    assert _csv(client, "overlap", refreshed)[1:] == [
+        ["1 platform", "3", "60.0%"], ["2 platforms", "1", "20.0%"], ["3 or more platforms", "1", "20.0%"],
+    ]  # fmt: skip
+    assert _csv(client, "contactable", refreshed)[1:] == [
+        ["marketing营销", "SMS", "1"],
+        ["marketing营销", "E-mail", "0"],
+    ]
+    assert _csv(client, "lifecycle", refreshed)[-1] == ["now", "2", "0", "1", "1", "1", "0", ""]
+    requests = dict(_csv(client, "data-requests", refreshed)[1:])
+    assert requests["Open"] == "0" and requests["Due within 3 days"] == "0"
+    html = client.get("/admin/", params(refreshed)).content.decode()
+    assert "Most reachable now: marketing营销 by SMS, 1 people." in html
+    assert "2 withdrawals" not in html and "4 withdrawals in the period; most through Privacy center (2)." in html
