@@ -256,3 +256,15 @@ def test_chart_tables_carry_the_hand_counted_figures(client, analyst, refreshed)
     html = client.get("/admin/", params(refreshed)).content.decode()
     assert "Most reachable now: marketing营销 by SMS, 1 people." in html
     assert "2 withdrawals" not in html and "4 withdrawals in the period; most through Privacy center (2)." in html
+
+
+def test_refresh_with_a_worker_says_the_figures_are_on_their_way(client, analyst, refreshed, settings, monkeypatch):
+    from insights import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.refresh_figures, "delay", lambda brand_id: queued.append(brand_id))
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    client.force_login(analyst)
+    response = client.post("/admin/insights/dashboard/refresh/", params(refreshed), follow=True)
+    assert queued == [refreshed.lotus.pk]
+    assert "The figures are being recomputed; reload the page in a minute to see them." in response.content.decode()
