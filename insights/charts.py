@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
+from django.utils.translation import ngettext, pgettext
 
 from consent.models import Channel, SourceType
 from members.models import Brand, LifecycleStage, Platform, Store
@@ -217,7 +217,11 @@ def overlap_chart(f: Figures) -> Chart:
     return Chart(
         slug="overlap",
         title=_("People on 1, 2, 3+ platforms"),
-        summary=_("%(share)s of members (%(count)s people) are members on two or more platforms.")
+        summary=ngettext(
+            "%(share)s of members (%(count)s person) are members on two or more platforms.",
+            "%(share)s of members (%(count)s people) are members on two or more platforms.",
+            several,
+        )
         % {"share": _pct(several, total), "count": _n(several)},
         columns=[_("Platforms"), _("People"), _("Share")],
         rows=[[label, n, _pct(n, total)] for label, n in zip(labels, counts, strict=True)] if total else [],
@@ -232,13 +236,21 @@ def contactable_chart(f: Figures) -> Chart:
     if top is None:
         summary = _("The brand has no active purpose.")
     elif top.channel:
-        summary = _("Most reachable now: %(purpose)s by %(channel)s, %(count)s people.") % {
+        summary = ngettext(
+            "Most reachable now: %(purpose)s by %(channel)s, %(count)s person.",
+            "Most reachable now: %(purpose)s by %(channel)s, %(count)s people.",
+            top.members,
+        ) % {
             "purpose": top.purpose_name,
             "channel": _channel(top.channel),
             "count": _n(top.members),
         }
     else:
-        summary = _("Most reachable now: %(purpose)s, %(count)s people.") % {
+        summary = ngettext(
+            "Most reachable now: %(purpose)s, %(count)s person.",
+            "Most reachable now: %(purpose)s, %(count)s people.",
+            top.members,
+        ) % {
             "purpose": top.purpose_name,
             "count": _n(top.members),
         }
@@ -292,7 +304,11 @@ def withdrawals_chart(f: Figures) -> Chart:
     total = sum(totals.values())
     top = max(sources, key=lambda s: totals[s], default=None)
     summary = (
-        _("%(total)s withdrawals in the period; most through %(source)s (%(count)s).")
+        ngettext(
+            "%(total)s withdrawal in the period; most through %(source)s (%(count)s).",
+            "%(total)s withdrawals in the period; most through %(source)s (%(count)s).",
+            total,
+        )
         % {"total": _n(total), "source": _label(SourceType, top), "count": _n(totals[top])}
         if top
         else _("No withdrawals in the period.")
@@ -369,14 +385,23 @@ def lifecycle_chart(f: Figures) -> Chart:
     rows.append([_("now"), *(f.lifecycle_now.get(s, 0) for s in stages), None])
     total = sum(f.lifecycle_now.values())
     largest = max(stages, key=lambda s: f.lifecycle_now.get(s, 0))
-    summary = _("Now %(total)s members; the largest stage is %(stage)s (%(share)s).") % {
+    summary = ngettext(
+        "Now %(total)s member; the largest stage is %(stage)s (%(share)s).",
+        "Now %(total)s members; the largest stage is %(stage)s (%(share)s).",
+        total,
+    ) % {
         "total": _n(total),
         "stage": LifecycleStage(largest).label,
         "share": _pct(f.lifecycle_now.get(largest, 0), total),
     }
     if months:
-        summary += " " + _("%(moved)s members changed stage in the month before %(month)s.") % {
-            "moved": _n(f.lifecycle.moved(months[-1])),
+        moved = f.lifecycle.moved(months[-1])
+        summary += " " + ngettext(
+            "%(moved)s member changed stage in the month before %(month)s.",
+            "%(moved)s members changed stage in the month before %(month)s.",
+            moved,
+        ) % {
+            "moved": _n(moved),
             "month": months[-1].strftime("%Y-%m"),
         }
     else:

@@ -254,7 +254,7 @@ def test_chart_tables_carry_the_hand_counted_figures(client, analyst, refreshed)
     requests = dict(_csv(client, "data-requests", refreshed)[1:])
     assert requests["Open"] == "0" and requests["Due within 3 days"] == "0"
     html = client.get("/admin/", params(refreshed)).content.decode()
-    assert "Most reachable now: marketing营销 by SMS, 1 people." in html
+    assert "Most reachable now: marketing营销 by SMS, 1 person." in html
     assert "2 withdrawals" not in html and "4 withdrawals in the period; most through Privacy center (2)." in html
 
 
