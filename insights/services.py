@@ -165,7 +165,7 @@ def generation_key(brand_id: int) -> str:
 
 
 def new_generation(brand_id: int) -> None:
-    """Make every cached dashboard page of the brand stale (see ``charts.cache_key``)."""
+    """Make every cached dashboard page of the brand stale (see ``figures.cache_key``)."""
     key = generation_key(brand_id)
     cache.add(key, 0, timeout=None)
     try:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from consent.csvutil import csv_response
 
-from . import charts, tasks
+from . import charts, figures, tasks
 from .forms import DashboardForm, dashboard_form
 
 PERMISSION = "insights.view_dashboard"
@@ -36,9 +36,9 @@ def _bad_request(form: DashboardForm) -> HttpResponse:
     return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
 
 
-def _figures(form: DashboardForm) -> charts.Figures:
+def _figures(form: DashboardForm) -> figures.Figures:
     since, until = form.period_bounds()
-    return charts.figures_for(form.cleaned_data["brand"], since, until)
+    return figures.figures_for(form.cleaned_data["brand"], since, until)
 
 
 def index(request: HttpRequest) -> HttpResponse:
@@ -51,11 +51,11 @@ def index(request: HttpRequest) -> HttpResponse:
         return admin.site.index(request, extra_context={"dashboard": {"form": None}})
     context = {"dashboard": {"form": form}}
     if form.is_valid():
-        figures = _figures(form)
+        found = _figures(form)
         since, until = form.period_bounds()
         context["dashboard"].update(
-            figures=figures,
-            charts=charts.charts(figures),
+            figures=found,
+            charts=charts.charts(found),
             query=form.query_string(),
             since=since,
             last_day=(until - dt.timedelta(days=1)).date(),

@@ -14,7 +14,8 @@ due dates around today, and the monthly lifecycle snapshots of the last 12 month
 
 Measured, ``--runs`` times each, median printed with every run listed:
 * cold: the cache is cleared, then ``GET /admin/`` for a superuser with brand ``bench``
-  and the last 90 days (every figure computed);
+  and the last 90 days, then 365 days (every figure of the page computed from the stored
+  figures and daily counts; one request on the other brand first warms the process);
 * warm: the same request again (figures from the cache);
 * each dashboard query alone (``insights.queries``): those the page runs, then those of
   the nightly refresh (``insights.services.refresh_figures``, also timed as a whole once
@@ -37,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 TARGET_S = 1.0
+PERIODS = ("90", "365")
 EXTRA_META = "bench_dashboard_meta"
 
 
@@ -150,23 +152,31 @@ def measure(runs: int, *, queries_only: bool = False) -> None:
     )
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(user)
-    url = f"/admin/?brand={brand.pk}&period=90"
-    cold, warm = [], []
-    for _ in range(0 if queries_only else runs):
-        cache.clear()
-        started = time.perf_counter()
-        with CaptureQueriesContext(connection) as cold_queries:
-            response = client.get(url)
-        cold.append(time.perf_counter() - started)
-        assert response.status_code == 200, response.status_code
-        assert b'id="dashboard"' in response.content, "the dashboard did not render"
-        started = time.perf_counter()
-        with CaptureQueriesContext(connection) as warm_queries:
-            client.get(url)
-        warm.append(time.perf_counter() - started)
-    if not queries_only:
-        print(f"page cold (cache cleared): {_median(cold)}, {len(cold_queries)} queries")
-        print(f"page warm (cached):        {_median(warm)}, {len(warm_queries)} queries")
+    # Warm the process (URLs, templates, translations) on the other brand, whose figures
+    # are cached under another key: a server answers many pages, and this is not the DB.
+    other = Brand.objects.exclude(pk=brand.pk).first()
+    if other is not None:
+        client.get(f"/admin/?brand={other.pk}&period=90")
+    medians = []
+    for period in PERIODS:
+        url = f"/admin/?brand={brand.pk}&period={period}"
+        cold, warm = [], []
+        for _ in range(0 if queries_only else runs):
+            cache.clear()
+            started = time.perf_counter()
+            with CaptureQueriesContext(connection) as cold_queries:
+                response = client.get(url)
+            cold.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.status_code
+            assert b'id="dashboard"' in response.content, "the dashboard did not render"
+            started = time.perf_counter()
+            with CaptureQueriesContext(connection) as warm_queries:
+                client.get(url)
+            warm.append(time.perf_counter() - started)
+        if not queries_only:
+            medians.append(statistics.median(cold))
+            print(f"page, last {period} days, cold (cache cleared): {_median(cold)}, {len(cold_queries)} queries")
+            print(f"page, last {period} days, warm (cached):        {_median(warm)}, {len(warm_queries)} queries")
     form = dashboard_form({"brand": str(brand.pk), "period": "90"})
     assert form.is_valid(), form.errors
     since, until = form.period_bounds()
@@ -179,8 +189,8 @@ def measure(runs: int, *, queries_only: bool = False) -> None:
             times.append(time.perf_counter() - started)
         print(f"  {name:<24} {_median(times)}")
     if not queries_only:
-        verdict = "under" if statistics.median(cold) < TARGET_S else "OVER"
-        print(f"target: cold page {verdict} {TARGET_S:.0f} s")
+        verdict = "under" if max(medians) < TARGET_S else "OVER"
+        print(f"target: cold page {verdict} {TARGET_S:.0f} s (median of each period)")
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 
 from consent.privacy.models import DataSubjectRequest
-from insights import charts, services
+from insights import charts, figures, services
 from insights.models import BrandFigures
 from members.models import StoreMembership
 from tests.factories import UserFactory
@@ -195,7 +195,7 @@ def test_figures_are_cached_and_refresh_recomputes(client, analyst, refreshed, d
     ledger = refreshed
     client.force_login(analyst)
     client.get("/admin/", params(ledger))
-    key = charts.cache_key(ledger.lotus, SINCE, UNTIL)
+    key = figures.cache_key(ledger.lotus, SINCE, UNTIL)
     assert cache.get(key).requests["open"] == 0
     assert cache.get(key).platforms == {"jd": 3, "tmall": 4, "wechat": 1}
     DataSubjectRequest.objects.create(member=ledger.people["A"], kind="access")
@@ -207,7 +207,7 @@ def test_figures_are_cached_and_refresh_recomputes(client, analyst, refreshed, d
         response = client.post("/admin/insights/dashboard/refresh/", params(ledger))
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/?brand=")
-    new_key = charts.cache_key(ledger.lotus, SINCE, UNTIL)
+    new_key = figures.cache_key(ledger.lotus, SINCE, UNTIL)
     assert new_key != key and cache.get(new_key) is None
     client.get(response["Location"])
     assert cache.get(new_key).requests["open"] == 1
