@@ -17,7 +17,7 @@ from members.models import Order
 from tests.factories import UserFactory
 from tests.insights.conftest import record
 
-from .conftest import ARTIFACTS, check_accessibility
+from .conftest import ARTIFACTS, admin_login, check_accessibility
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,11 +49,7 @@ def busy_world(world):  # noqa: F811
 
 
 def test_dashboard_in_chromium(page, live_server, busy_world):
-    page.set_viewport_size({"width": 1280, "height": 1000})
-    page.goto(live_server.url + "/admin/login/?next=/admin/")
-    page.fill("#id_username", "analyst")
-    page.fill("#id_password", "correct horse battery staple")
-    page.click("input[type=submit]")
+    admin_login(page, live_server, "analyst", "/admin/")
     page.wait_for_selector("#dashboard")
     page.select_option("#id_brand", str(busy_world.lotus.pk))
     with page.expect_navigation():
