@@ -1,4 +1,10 @@
-"""The dashboard's reads: one set-based query per figure, whatever the number of members.
+"""The dashboard's reads, each one set-based query whatever the number of members.
+
+Two kinds: the live reads over members, memberships, orders and the ledger (seconds at a
+million members) feed ``services.refresh_figures``, which stores their results nightly;
+the page reads those stored figures and sums its period out of the daily counts
+(``store_months``, ``consent_weeks``, ``lifecycle_history``: milliseconds), plus the live
+data-request counts.
 
 A brand's members are the active members (not merged, not erased) with a membership at
 one of its stores. ``since`` is inclusive and ``until`` exclusive, both aware datetimes;
