@@ -33,7 +33,7 @@ from cdp import audit
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
 from members.admin import MEMBER_SECTIONS
 from members.identities import RecordError, normalize_email, normalize_phone
-from members.masking import can_view_pii, mask_email, mask_phone
+from members.masking import audit_pii_view, can_view_pii, mask_email, mask_phone
 from members.models import Member
 
 from . import reports, services
@@ -281,6 +281,19 @@ class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return flatten_fieldsets(self.get_fieldsets(request, obj))
 
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        if obj is not None and obj.evidence and can_view_pii(request.user):  # IP, user agent, phone of an SMS reply
+            audit_pii_view("consent_consentevent_change", member=obj.member, event=obj.pk)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[ConsentEvent]:
         # The detail page shows every relation. The changelist ignores list_select_related
         # once the queryset has a select_related, so this one serves both.
@@ -335,7 +348,11 @@ class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def ledger_csv(self, request: HttpRequest, queryset: QuerySet[ConsentEvent]) -> HttpResponse:
         audit.record("consent.ledger_exported", changes={"query": dict(request.GET.lists())})
-        rows = reports.ledger_rows(queryset, evidence_values=can_view_pii(request.user))
+        evidence_values = can_view_pii(request.user)
+        if evidence_values:
+            members = queryset.order_by().values_list("member_id", flat=True).distinct()
+            audit_pii_view("consent_consentevent_export", member_ids=members)
+        rows = reports.ledger_rows(queryset, evidence_values=evidence_values)
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
         return csv_response(f"consent-ledger-{stamp}.csv", reports.LEDGER_CSV_HEADER, rows)
 
@@ -478,6 +495,28 @@ class SuppressionAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [] if obj is None else self.get_fields(request, obj)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", None) and response.context_data.get("cl")
+        if changelist is not None and can_view_pii(request.user):
+            # Contact points of no member in particular: the row names the suppressions shown.
+            shown = [s.pk for s in changelist.result_list]
+            audit_pii_view("consent_suppression_changelist", member_ids=[], suppressions=shown)
+        return response
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        if obj is not None and can_view_pii(request.user):
+            audit_pii_view("consent_suppression_change", member_ids=[], suppressions=[obj.pk])
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> tuple[Any, bool]:
         term = search_term.strip()

@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
 
 from . import services
-from .masking import can_view_pii, mask_email, mask_identity, mask_phone
+from .masking import audit_pii_view, can_view_pii, mask_email, mask_identity, mask_phone
 from .models import Brand, Identity, Member, MergeEvent, Order, Platform, Store, StoreMembership
 from .queries import members_matching
 
@@ -222,6 +222,29 @@ class MemberAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def store_count(self, obj: Member) -> int:
         return obj._stores
 
+    # --- Every unmasked view is audited (pii.viewed), one row per page ------------------
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        # Called exactly when the page (profile, identities inline) is rendered.
+        if obj is not None and can_view_pii(request.user):
+            audit_pii_view("members_member_change", member=obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", None) and response.context_data.get("cl")
+        if changelist is not None and can_view_pii(request.user):
+            # Evaluates the page's queryset once; the template reuses its result cache.
+            audit_pii_view("members_member_changelist", member_ids=[m.pk for m in changelist.result_list])
+        return response
+
     # --- Search: any identifier, any phone format -------------------------------------
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Member], search_term: str
@@ -389,6 +412,21 @@ class MergeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return self.get_fields(request, obj)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        if obj is not None and obj.matched_value and can_view_pii(request.user):  # the shared phone, e-mail, …
+            audit_pii_view(
+                "members_mergeevent_change", member=obj.survivor, member_ids=[obj.survivor_id, obj.absorbed_id]
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def has_unmerge_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("members.change_member")

@@ -211,3 +211,28 @@ def requests_of_brand(brand: Brand | int) -> QuerySet[DataSubjectRequest]:
     brand_id = brand.pk if isinstance(brand, Brand) else brand
     held = StoreMembership.objects.filter(member_id=OuterRef("member_id"), store__brand_id=brand_id)
     return DataSubjectRequest.objects.filter(Exists(held))
+
+
+def open_requests(queryset: QuerySet[DataSubjectRequest] | None = None) -> QuerySet[DataSubjectRequest]:
+    qs = DataSubjectRequest.objects.all() if queryset is None else queryset
+    return qs.filter(status__in=DataSubjectRequest.OPEN)
+
+
+def overdue(queryset: QuerySet[DataSubjectRequest] | None = None) -> QuerySet[DataSubjectRequest]:
+    """Open requests past their deadline (``due_at`` moves when a deadline is extended)."""
+    from django.utils import timezone
+
+    return open_requests(queryset).filter(due_at__lt=timezone.now())
+
+
+def due_soon(queryset: QuerySet[DataSubjectRequest] | None = None) -> QuerySet[DataSubjectRequest]:
+    """Open requests not yet overdue whose deadline is within ``DSR_DUE_SOON_DAYS``."""
+    import datetime as dt
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    now = timezone.now()
+    return open_requests(queryset).filter(
+        due_at__gte=now, due_at__lt=now + dt.timedelta(days=settings.DSR_DUE_SOON_DAYS)
+    )
