@@ -147,7 +147,7 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
     list_select_related = ("member", "assignee")
     list_per_page = 50
     show_facets = admin.ShowFacets.NEVER
-    date_hierarchy = "received_at"
+    show_full_result_count = False
     actions = ["assign_to_me"]
     change_form_template = "admin/consent/datasubjectrequest/change_form.html"
     fieldsets = (
