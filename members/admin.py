@@ -80,6 +80,8 @@ class IdentityInline(_IdentityInline):
 
 
 class MaskedIdentityInline(_IdentityInline):
+    template = "admin/members/member/tabular_masked.html"  # the stock one prints str(identity) in full
+
     @admin.display(description=_("value"))
     def shown_value(self, obj: Identity) -> str:
         return mask_identity(obj.kind, obj.value)
