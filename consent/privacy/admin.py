@@ -168,7 +168,8 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
         closed = Case(
             When(status__in=DataSubjectRequest.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField()
         )
-        return self.model._default_manager.annotate(_closed=closed).order_by(*self.get_ordering(request))
+        qs = self.model._default_manager.select_related("member", "assignee", "account")
+        return qs.annotate(_closed=closed).order_by(*self.get_ordering(request))
 
     def get_ordering(self, request: HttpRequest) -> list[str]:
         return ["_closed", "due_at", "id"]  # open ones first, the most urgent on top

@@ -334,3 +334,18 @@ def test_the_person_sees_the_extension_and_the_refusal_in_their_language(
         assert translation.gettext("Why:") == why
     assert extended in page and why in page
     assert "REASON-EXT" in page and "REASON-REFUSED" in page
+
+
+@pytest.mark.parametrize("history", [1, 30])
+def test_change_and_action_pages_stay_flat(officer_client, correction, history, django_assert_max_num_queries):
+    for k in range(history):
+        AuditLog.objects.create(
+            actor_type="user", actor_label=f"u{k}", action="privacy.request_assigned",
+            object_type="consent.datasubjectrequest", object_id=str(correction.pk),
+        )  # fmt: skip
+    with django_assert_max_num_queries(9):
+        page = officer_client.get(url("change", correction))
+    assert page.status_code == 200 and page.content.decode().count("privacy.request_assigned") == history
+    for name in ("complete", "refuse"):
+        with django_assert_max_num_queries(6):
+            assert officer_client.get(url(name, correction)).status_code == 200
