@@ -31,7 +31,7 @@ from django.utils.translation import gettext_lazy as _
 
 from cdp import audit
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
-from members.admin import MEMBER_SECTIONS
+from members.admin import MEMBER_SECTIONS, PiiAuditMixin
 from members.identities import RecordError, normalize_email, normalize_phone
 from members.masking import audit_pii_view, can_view_pii, mask_email, mask_phone
 from members.models import Member
@@ -239,7 +239,7 @@ class _QuerysetOnlyChangeList(ChangeList):
 
 
 @admin.register(ConsentEvent)
-class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ConsentEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id", "member_link", "brand", "purpose_code", "channel", "action", "occurred_at", "recorded_at",
         "source_type", "source_ref",
@@ -281,18 +281,9 @@ class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return flatten_fieldsets(self.get_fieldsets(request, obj))
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Any = None,
-    ) -> HttpResponse:
-        if obj is not None and obj.evidence and can_view_pii(request.user):  # IP, user agent, phone of an SMS reply
-            audit_pii_view("consent_consentevent_change", member=obj.member, event=obj.pk)
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def pii_on_page(self, obj: ConsentEvent) -> dict[str, Any] | None:
+        # IP, user agent, the phone of an SMS reply: shown in full to staff with view_pii.
+        return {"member": obj.member, "event": obj.pk} if obj.evidence else None
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ConsentEvent]:
         # The detail page shows every relation. The changelist ignores list_select_related
@@ -470,7 +461,7 @@ class SuppressionForm(forms.ModelForm):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class SuppressionAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
     """Added and removed, never edited: a wrong entry is removed and added again."""
 
     form = SuppressionForm
@@ -496,27 +487,12 @@ class SuppressionAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [] if obj is None else self.get_fields(request, obj)
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        response = super().changelist_view(request, extra_context)
-        changelist = getattr(response, "context_data", None) and response.context_data.get("cl")
-        if changelist is not None and can_view_pii(request.user):
-            # Contact points of no member in particular: the row names the suppressions shown.
-            shown = [s.pk for s in changelist.result_list]
-            audit_pii_view("consent_suppression_changelist", member_ids=[], suppressions=shown)
-        return response
+    # Contact points of no member in particular: the audit row names the entries shown.
+    def pii_on_page(self, obj: Suppression) -> dict[str, Any]:
+        return {"member_ids": [], "suppressions": [obj.pk]}
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Any = None,
-    ) -> HttpResponse:
-        if obj is not None and can_view_pii(request.user):
-            audit_pii_view("consent_suppression_change", member_ids=[], suppressions=[obj.pk])
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def pii_in_list(self, results: list[Suppression]) -> dict[str, Any]:
+        return {"member_ids": [], "suppressions": [s.pk for s in results]}
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> tuple[Any, bool]:
         term = search_term.strip()

@@ -29,6 +29,52 @@ from .queries import members_matching
 
 RECENT_ORDERS = 20
 
+
+class PiiAuditMixin:
+    """One ``pii.viewed`` audit row per page that shows contact points unmasked (to staff
+    with ``members.view_pii``). Subclasses say what a page showed: ``pii_on_page(obj)``
+    for a change page and ``pii_in_list(results)`` for a list, each returning the keyword
+    arguments of ``audit_pii_view`` or None (nothing unmasked). The view is named after
+    the admin URL (``members_member_change``)."""
+
+    def pii_on_page(self, obj: Any) -> dict[str, Any] | None:
+        return None
+
+    def pii_in_list(self, results: list[Any]) -> dict[str, Any] | None:
+        return None
+
+    def _pii_view_name(self, page: str) -> str:
+        opts = self.model._meta  # type: ignore[attr-defined]
+        return f"{opts.app_label}_{opts.model_name}_{page}"
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        # Called exactly when the page is rendered (GET, or a POST with errors).
+        if obj is not None and can_view_pii(request.user):
+            obj._show_pii = True  # for display methods that mask by themselves
+            shown = self.pii_on_page(obj)
+            if shown is not None:
+                audit_pii_view(self._pii_view_name("change"), **shown)
+        return super().render_change_form(request, context, add, change, form_url, obj)  # type: ignore[misc]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)  # type: ignore[misc]
+        changelist = getattr(response, "context_data", None) and response.context_data.get("cl")
+        if changelist is not None and can_view_pii(request.user):
+            # Evaluates the page's queryset once; the template reuses its result cache.
+            shown = self.pii_in_list(list(changelist.result_list))
+            if shown is not None:
+                audit_pii_view(self._pii_view_name("changelist"), **shown)
+        return response
+
+
 # Sections other apps add to the member page (the consent timeline, …). Apps that build
 # on members register here, so members never imports them. Each gets the member and the
 # request (for permission checks) and returns safe HTML, or "" to show nothing.
@@ -144,7 +190,7 @@ class StoreCountFilter(admin.SimpleListFilter):
 
 
 @admin.register(Member)
-class MemberAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
     list_display_links = ["id", "name"]
     list_filter = [
         "lifecycle_stage",
@@ -225,27 +271,11 @@ class MemberAdmin(AuditedAdminMixin, admin.ModelAdmin):
         return obj._stores
 
     # --- Every unmasked view is audited (pii.viewed), one row per page ------------------
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Any = None,
-    ) -> HttpResponse:
-        # Called exactly when the page (profile, identities inline) is rendered.
-        if obj is not None and can_view_pii(request.user):
-            audit_pii_view("members_member_change", member=obj)
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def pii_on_page(self, obj: Member) -> dict[str, Any]:
+        return {"member": obj}  # the profile and the identities inline
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        response = super().changelist_view(request, extra_context)
-        changelist = getattr(response, "context_data", None) and response.context_data.get("cl")
-        if changelist is not None and can_view_pii(request.user):
-            # Evaluates the page's queryset once; the template reuses its result cache.
-            audit_pii_view("members_member_changelist", member_ids=[m.pk for m in changelist.result_list])
-        return response
+    def pii_in_list(self, results: list[Member]) -> dict[str, Any]:
+        return {"member_ids": [m.pk for m in results]}
 
     # --- Search: any identifier, any phone format -------------------------------------
     def get_search_results(
@@ -385,7 +415,7 @@ class MemberAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(MergeEvent)
-class MergeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class MergeEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "absorbed", "survivor", "rule", "actor_label", "undone_at"]
     list_filter = ["rule", ("undone_at", admin.EmptyFieldListFilter)]
     list_select_related = ["absorbed", "survivor"]
@@ -415,20 +445,10 @@ class MergeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return self.get_fields(request, obj)
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Any = None,
-    ) -> HttpResponse:
-        if obj is not None and obj.matched_value and can_view_pii(request.user):  # the shared phone, e-mail, …
-            audit_pii_view(
-                "members_mergeevent_change", member=obj.survivor, member_ids=[obj.survivor_id, obj.absorbed_id]
-            )
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def pii_on_page(self, obj: MergeEvent) -> dict[str, Any] | None:
+        if not obj.matched_value:  # the shared phone, e-mail, …
+            return None
+        return {"member": obj.survivor, "member_ids": [obj.survivor_id, obj.absorbed_id]}
 
     def has_unmerge_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("members.change_member")

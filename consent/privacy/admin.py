@@ -26,7 +26,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from cdp.models import AuditLog
-from members.masking import audit_pii_view, can_view_pii, mask_email, mask_phone
+from members.admin import PiiAuditMixin
+from members.masking import mask_email, mask_phone
 from members.models import Brand
 
 from ..models import DataSubjectRequest, PrivacyAccount
@@ -138,7 +139,7 @@ def deadline_badge(obj: DataSubjectRequest, now: dt.datetime | None = None) -> s
 
 
 @admin.register(DataSubjectRequest)
-class DataSubjectRequestAdmin(admin.ModelAdmin):
+class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
     list_display = ("id", "kind", "member_link", "jurisdiction", "status", "received_at", "due", "assignee")
     list_display_links = ("id", "kind")
     list_filter = (DeadlineFilter, AssigneeFilter, BrandFilter, "status", "kind", "jurisdiction")
@@ -215,6 +216,9 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
         return " · ".join(v for v in (mask_phone(member.phone), mask_email(member.email)) if v) or "—"
 
     # --- The change page: read-only, with the action buttons -----------------------------
+    def pii_on_page(self, obj: DataSubjectRequest) -> dict[str, Any]:
+        return {"member": obj.member}  # its contact points, to reach the person
+
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
@@ -232,9 +236,6 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
         obj: Any = None,
     ) -> HttpResponse:
         if obj is not None:
-            if can_view_pii(request.user):
-                obj._show_pii = True
-                audit_pii_view("consent_datasubjectrequest_change", member=obj.member)
             context.update(
                 {
                     "show_save": False,
@@ -389,7 +390,7 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
 
 
 @admin.register(PrivacyAccount)
-class PrivacyAccountAdmin(admin.ModelAdmin):
+class PrivacyAccountAdmin(PiiAuditMixin, admin.ModelAdmin):
     list_display = ("id", "member", "phone_verified", "created_at", "linked_at", "closed_at")
     list_filter = ("phone_verified",)
     search_fields = ("=id", "=member__id")
@@ -404,19 +405,8 @@ class PrivacyAccountAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Any = None,
-    ) -> HttpResponse:
-        if obj is not None and obj.phone and can_view_pii(request.user):
-            obj._show_pii = True
-            audit_pii_view("consent_privacyaccount_change", member=obj.member, account=obj.pk)
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def pii_on_page(self, obj: PrivacyAccount) -> dict[str, Any] | None:
+        return {"member": obj.member, "account": obj.pk} if obj.phone else None
 
     @admin.display(description=_("phone"))
     def shown_phone(self, obj: PrivacyAccount) -> str:
