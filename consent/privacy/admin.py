@@ -9,6 +9,7 @@ extend, refuse) is a POST to a view that calls one service in ``services``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -34,37 +35,36 @@ from ..models import DataSubjectRequest, PrivacyAccount
 from . import deadlines, queries, services
 
 
-class DeadlineFilter(admin.SimpleListFilter):
+class _ChoiceFilter(admin.SimpleListFilter):
+    """A filter whose every choice narrows the queryset by one function of (request, qs)."""
+
+    narrowing: dict[str, tuple[Any, Callable[[HttpRequest, QuerySet[Any]], QuerySet[Any]]]] = {}
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [(value, label) for value, (label, _narrow) in self.narrowing.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        chosen = self.narrowing.get(self.value() or "")
+        return chosen[1](request, queryset) if chosen else queryset
+
+
+class DeadlineFilter(_ChoiceFilter):
     title = _("deadline")
     parameter_name = "deadline"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return [("open", _("open")), ("due_soon", _("due soon")), ("overdue", _("overdue"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if value == "open":
-            return queryset.filter(status__in=DataSubjectRequest.OPEN)
-        if value == "due_soon":
-            return queries.due_soon(queryset)
-        if value == "overdue":
-            return queries.overdue(queryset)
-        return queryset
+    narrowing = {
+        "open": (_("open"), lambda request, qs: queries.open_requests(qs)),
+        "due_soon": (_("due soon"), lambda request, qs: queries.due_soon(qs)),
+        "overdue": (_("overdue"), lambda request, qs: queries.overdue(qs)),
+    }
 
 
-class AssigneeFilter(admin.SimpleListFilter):
+class AssigneeFilter(_ChoiceFilter):
     title = _("assignee")
     parameter_name = "assignee"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return [("me", _("assigned to me")), ("none", _("not assigned"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        if self.value() == "me":
-            return queryset.filter(assignee_id=request.user.pk)
-        if self.value() == "none":
-            return queryset.filter(assignee__isnull=True)
-        return queryset
+    narrowing = {
+        "me": (_("assigned to me"), lambda request, qs: qs.filter(assignee_id=request.user.pk)),
+        "none": (_("not assigned"), lambda request, qs: qs.filter(assignee__isnull=True)),
+    }
 
 
 class BrandFilter(admin.SimpleListFilter):
