@@ -129,6 +129,8 @@ def deadline_badge(obj: DataSubjectRequest, now: dt.datetime | None = None) -> s
     """The due date with a written badge (never colour alone) for overdue and due-soon."""
     now = now or timezone.now()
     day = timezone.localtime(obj.due_at).strftime("%Y-%m-%d")
+    if obj.extended_at is not None:
+        day = format_html('{} <span class="dsr-badge">{}</span>', day, _("Extended"))
     if not obj.is_open:
         return day
     if obj.due_at < now:

@@ -247,6 +247,7 @@ def test_extend_moves_the_deadline_by_the_jurisdictions_rule_once(
     assert response.status_code == 302
     gdpr_request.refresh_from_db()
     assert gdpr_request.due_at == expected and gdpr_request.original_due_at == first_due
+    assert "Extended" in officer_client.get(QUEUE).content.decode()
     assert gdpr_request.extension_reason == "需要向三家门店核实记录。"
     row = AuditLog.objects.get(action="privacy.request_extended")
     assert [dt.datetime.fromisoformat(v) for v in row.changes["due_at"]] == [first_due, expected]
