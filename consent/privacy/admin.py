@@ -263,6 +263,11 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.assign_view),
                 name="consent_datasubjectrequest_assign",
             ),
+            path(
+                "<int:request_id>/erase/",
+                self.admin_site.admin_view(self.erase_view),
+                name="consent_datasubjectrequest_erase",
+            ),
             *(
                 path(
                     f"<int:request_id>/{name}/",
@@ -304,6 +309,20 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
                 request,
                 _("Request #%(id)s is assigned to %(user)s.") % {"id": obj.pk, "user": assignee.get_username()},
                 messages.SUCCESS,
+            )
+        return HttpResponseRedirect(self._change_url(obj))
+
+    def erase_view(self, request: HttpRequest, request_id: int) -> HttpResponse:
+        obj = self._request_to_act_on(request, request_id)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        try:
+            services.retry_erasure(obj.pk)
+        except services.QueueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(
+                request, _("The erasure of request #%(id)s is queued again.") % {"id": obj.pk}, messages.SUCCESS
             )
         return HttpResponseRedirect(self._change_url(obj))
 

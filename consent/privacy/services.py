@@ -156,5 +156,25 @@ def refuse_request(request_id: int, *, reason: str) -> DataSubjectRequest:
     return request
 
 
+@transaction.atomic
+def retry_erasure(request_id: int) -> DataSubjectRequest:
+    """Queue the erasure of an open deletion request again (its task gave up, or the
+    worker was lost); the erasure completes the request. Safe to repeat: the task does
+    nothing more once the request is completed."""
+    request = _locked(request_id)
+    _require_open(request)
+    if request.kind != Kind.DELETION:
+        raise QueueError(_("Only deletion requests are carried out by the erasure."))
+    audit.record("privacy.erasure_requeued", request)
+
+    def queue() -> None:
+        from ..tasks import erase_member_data
+
+        erase_member_data.delay(request_id)
+
+    transaction.on_commit(queue)
+    return request
+
+
 def staff_users() -> Any:
     return get_user_model().objects.filter(is_staff=True, is_active=True).order_by("username")

@@ -216,6 +216,25 @@ def test_a_deletion_is_not_completed_by_hand(officer_client, shopper):
     assert deletion.status == "received"
 
 
+def test_a_stuck_deletion_can_be_erased_again(officer_client, shopper, django_capture_on_commit_callbacks):
+    deletion = make_request(shopper, kind="deletion")  # its task gave up
+    assert 'value="Run the erasure again"' in officer_client.get(url("change", deletion)).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert officer_client.post(url("erase", deletion)).status_code == 302
+    deletion.refresh_from_db()
+    shopper.refresh_from_db()
+    assert deletion.status == "completed" and shopper.status == Member.Status.ERASED
+    assert AuditLog.objects.filter(action="privacy.erasure_requeued", object_id=str(deletion.pk)).exists()
+    again = officer_client.post(url("erase", deletion), follow=True)
+    assert "cannot be acted on again" in again.content.decode()
+
+
+def test_only_deletions_are_erased(officer_client, correction):
+    response = officer_client.post(url("erase", correction), follow=True)
+    assert "Only deletion requests" in response.content.decode()
+    assert officer_client.get(url("erase", correction)).status_code == 405
+
+
 # --- Extend -----------------------------------------------------------------------------
 
 
