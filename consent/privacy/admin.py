@@ -85,7 +85,10 @@ class BrandFilter(admin.SimpleListFilter):
 
 class AssignForm(forms.Form):
     assignee = forms.ModelChoiceField(
-        label=_("Assign to"), queryset=get_user_model().objects.none(), empty_label=_("Choose a staff member")
+        label=_("Assign to"),
+        queryset=get_user_model().objects.none(),
+        empty_label=_("Choose a staff member"),
+        widget=forms.Select(attrs={"form": "dsr-assign"}),  # the change page's own form is read-only
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -142,7 +145,7 @@ def deadline_badge(obj: DataSubjectRequest, now: dt.datetime | None = None) -> s
 
 @admin.register(DataSubjectRequest)
 class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
-    list_display = ("id", "kind", "member_link", "jurisdiction", "status", "received_at", "due", "assignee")
+    list_display = ("id", "kind", "member_link", "jurisdiction", "status", "received", "due", "assignee")
     list_display_links = ("id", "kind")
     list_filter = (DeadlineFilter, AssigneeFilter, BrandFilter, "status", "kind", "jurisdiction")
     search_fields = ("=id", "=member__id")
@@ -151,6 +154,7 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
     list_per_page = 50
     show_facets = admin.ShowFacets.NEVER
     show_full_result_count = False
+    ordering = ("due_at", "id")  # what the column headers show; get_ordering puts open ones first
     actions = ["assign_to_me"]
     change_form_template = "admin/consent/datasubjectrequest/change_form.html"
     fieldsets = (
@@ -188,6 +192,10 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
     def member_link(self, obj: DataSubjectRequest) -> str:
         url = reverse("admin:members_member_change", args=[obj.member_id])
         return format_html('<a href="{}">{}</a>', url, obj.member)
+
+    @admin.display(description=_("received"), ordering="received_at")
+    def received(self, obj: DataSubjectRequest) -> str:
+        return timezone.localtime(obj.received_at).strftime("%Y-%m-%d %H:%M")
 
     @admin.display(description=_("due"), ordering="due_at")
     def due(self, obj: DataSubjectRequest) -> str:

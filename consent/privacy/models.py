@@ -117,7 +117,7 @@ class DataSubjectRequest(models.Model):
         indexes = [models.Index(fields=["status", "due_at"]), models.Index(fields=["member", "received_at"])]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.kind} ({self.status})"
+        return f"#{self.pk} {self.get_kind_display()} ({self.get_status_display()})"
 
     OPEN = (Status.RECEIVED, Status.IN_PROGRESS)
 

@@ -218,7 +218,7 @@ def test_a_deletion_is_not_completed_by_hand(officer_client, shopper):
 
 def test_a_stuck_deletion_can_be_erased_again(officer_client, shopper, django_capture_on_commit_callbacks):
     deletion = make_request(shopper, kind="deletion")  # its task gave up
-    assert 'value="Run the erasure again"' in officer_client.get(url("change", deletion)).content.decode()
+    assert 'form="dsr-erase">Run the erasure again' in officer_client.get(url("change", deletion)).content.decode()
     with django_capture_on_commit_callbacks(execute=True):
         assert officer_client.post(url("erase", deletion)).status_code == 302
     deletion.refresh_from_db()
