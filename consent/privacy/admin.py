@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -27,7 +28,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from cdp.models import AuditLog
-from members.admin import PiiAuditMixin
+from members.admin import MEMBER_SECTIONS, PiiAuditMixin
 from members.masking import mask_email, mask_phone
 from members.models import Brand
 
@@ -442,3 +443,25 @@ class PrivacyAccountAdmin(PiiAuditMixin, admin.ModelAdmin):
         if not obj.phone:
             return "—"
         return obj.phone if getattr(obj, "_show_pii", False) else mask_phone(obj.phone)
+
+
+def member_requests(member: Any, request: HttpRequest) -> str:
+    """The person's data-subject requests on their member page (one query), for staff who
+    may read the queue; nothing when they made none."""
+    if not request.user.has_perm("consent.view_datasubjectrequest"):
+        return ""
+    found = list(
+        DataSubjectRequest.objects.filter(member_id=member.pk).select_related("assignee").order_by("-received_at")[:20]
+    )
+    if not found:
+        return ""
+    now = timezone.now()
+    for item in found:
+        item.badge = deadline_badge(item, now)
+    return render_to_string(
+        "admin/consent/datasubjectrequest/member_requests.html", {"requests": found}, request=request
+    )
+
+
+if member_requests not in MEMBER_SECTIONS:  # a reload must not show it twice
+    MEMBER_SECTIONS.append(member_requests)

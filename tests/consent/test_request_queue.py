@@ -369,3 +369,14 @@ def test_change_and_action_pages_stay_flat(officer_client, correction, history, 
     for name in ("complete", "refuse"):
         with django_assert_max_num_queries(6):
             assert officer_client.get(url(name, correction)).status_code == 200
+
+
+def test_the_member_page_lists_the_persons_requests(officer_client, shopper, client):
+    late = make_request(shopper, due_in_days=-1)
+    page = officer_client.get(reverse("admin:members_member_change", args=[shopper.pk])).content.decode()
+    assert url("change", late) in page and "⚠ Overdue" in page
+    client.force_login(staff("mk2", "Marketer"))
+    assert (
+        url("change", late)
+        not in client.get(reverse("admin:members_member_change", args=[shopper.pk])).content.decode()
+    )
