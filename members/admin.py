@@ -83,7 +83,8 @@ MEMBER_SECTIONS: list[Callable[[Member, HttpRequest], str]] = []
 
 @admin.register(Brand)
 class BrandAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "code", "color", "store_count", "created_at"]
+    list_display = ["name", "code", "jurisdiction", "color", "store_count", "created_at"]
+    list_filter = ["jurisdiction"]
     search_fields = ["name", "code"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Brand]:
