@@ -383,7 +383,7 @@ def test_the_member_page_lists_the_persons_requests(officer_client, shopper, cli
 
 
 def test_odd_queries_are_not_errors(officer_client, correction):
-    for query in ("?q=abc", "?q=%s" % correction.pk, "?deadline=bogus", "?brand=xyz", "?assignee=someone"):
+    for query in ("?q=abc", f"?q={correction.pk}", "?deadline=bogus", "?brand=xyz", "?assignee=someone"):
         assert officer_client.get(QUEUE + query).status_code == 200, query
     assert officer_client.get(url("change", correction).replace(str(correction.pk), "999999")).status_code in (302, 404)
     assert officer_client.post(reverse("admin:consent_datasubjectrequest_refuse", args=[999999])).status_code == 404
