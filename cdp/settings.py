@@ -272,6 +272,8 @@ DSR_GDPR_EXTENSION_MONTHS = env_int("DSR_GDPR_EXTENSION_MONTHS", 2)
 # extendable by 5 working days with a reasoned notice.
 DSR_RU_WORKING_DAYS = env_int("DSR_RU_WORKING_DAYS", 10)
 DSR_RU_EXTENSION_WORKING_DAYS = env_int("DSR_RU_EXTENSION_WORKING_DAYS", 5)
+# Art. 20(3): corrections (and destruction of data) within 7 working days, no extension.
+DSR_RU_CORRECTION_WORKING_DAYS = env_int("DSR_RU_CORRECTION_WORKING_DAYS", 7)
 DSR_DEFAULT_JURISDICTION = env_str("DSR_DEFAULT_JURISDICTION", "CN")
 if DSR_DEFAULT_JURISDICTION not in ("CN", "EU", "RU"):
     raise ImproperlyConfigured(f"DSR_DEFAULT_JURISDICTION={DSR_DEFAULT_JURISDICTION!r} is not one of CN, EU, RU")

@@ -148,16 +148,17 @@ def withdraw_all(
 # --- Data-subject requests ---------------------------------------------------------------
 
 
-def _new_request(*, member: Member, **fields: Any) -> DataSubjectRequest:
+def _new_request(*, member: Member, kind: str, **fields: Any) -> DataSubjectRequest:
     """A request with the jurisdiction of the brands holding the person's data and the
     deadline of that jurisdiction's rule."""
     received = timezone.now()
-    jurisdiction = deadlines.jurisdiction_for(member.pk)
+    jurisdiction = deadlines.jurisdiction_for(member.pk, kind)
     return DataSubjectRequest.objects.create(
         member=member,
+        kind=kind,
         received_at=received,
         jurisdiction=jurisdiction,
-        due_at=deadlines.due_at(jurisdiction, received),
+        due_at=deadlines.due_at(jurisdiction, received, kind),
         **fields,
     )
 

@@ -204,7 +204,7 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
 
     @admin.display(description=_("rule"))
     def rule(self, obj: DataSubjectRequest) -> str:
-        rule = deadlines.rule_for(obj.jurisdiction)
+        rule = deadlines.rule_for(obj.jurisdiction, obj.kind)
         units = {
             deadlines.DAYS: _("days"),
             deadlines.MONTHS: _("months"),
@@ -259,7 +259,7 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
                         object_type="consent.datasubjectrequest", object_id=str(obj.pk)
                     ).order_by("created_at", "id"),
                     "can_complete": obj.kind in (DataSubjectRequest.Kind.ACCESS, DataSubjectRequest.Kind.CORRECTION),
-                    "can_extend": obj.extended_at is None and deadlines.rule_for(obj.jurisdiction).extendable,
+                    "can_extend": obj.extended_at is None and deadlines.rule_for(obj.jurisdiction, obj.kind).extendable,
                 }
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -366,7 +366,9 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
             status = 400
         new_due = None
         if name == "extend":
-            new_due = deadlines.extended_due_at(obj.jurisdiction, received_at=obj.received_at, due=obj.due_at)
+            new_due = deadlines.extended_due_at(
+                obj.jurisdiction, received_at=obj.received_at, due=obj.due_at, kind=obj.kind
+            )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,

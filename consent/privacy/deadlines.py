@@ -15,6 +15,8 @@ extension moves that date.
 - **Russia, 152-FZ** Art. 14(3) and Art. 20(1)-(2) as amended by Federal Law 266-FZ of
   14.07.2022 (in force 1 September 2022): 10 working days from the request, extendable by
   at most 5 working days when the operator sends a reasoned notice before the period ends.
+  Corrections, and the destruction of data, are due within 7 working days (Art. 20(3)),
+  with no extension (``DSR_RU_CORRECTION_WORKING_DAYS``).
   Working days follow the Russian production calendar (public holidays and the
   government's transfers of days off, including working Saturdays), from the
   ``holidays`` package.
@@ -57,8 +59,14 @@ class Rule:
         return self.extension > 0
 
 
-def rule_for(jurisdiction: str) -> Rule:
-    """The rule of ``jurisdiction``, read from settings on each call (tests override them)."""
+CORRECTION_KINDS = ("correction", "deletion")  # DataSubjectRequest.Kind values
+
+
+def rule_for(jurisdiction: str, kind: str = "") -> Rule:
+    """The rule of ``jurisdiction`` for a request of ``kind``, read from settings on each
+    call (tests override them)."""
+    if jurisdiction == Jurisdiction.RU and kind in CORRECTION_KINDS:
+        return Rule(Jurisdiction.RU, WORKING_DAYS, settings.DSR_RU_CORRECTION_WORKING_DAYS, 0, _("152-FZ Art. 20(3)"))
     if jurisdiction == Jurisdiction.EU:
         return Rule(
             Jurisdiction.EU, MONTHS, settings.DSR_GDPR_MONTHS, settings.DSR_GDPR_EXTENSION_MONTHS, _("GDPR Art. 12(3)")
@@ -116,16 +124,18 @@ def local_date(moment: dt.datetime) -> dt.date:
     return timezone.localdate(moment)
 
 
-def due_at(jurisdiction: str, received_at: dt.datetime) -> dt.datetime:
-    rule = rule_for(jurisdiction)
+def due_at(jurisdiction: str, received_at: dt.datetime, kind: str = "") -> dt.datetime:
+    rule = rule_for(jurisdiction, kind)
     return end_of_day(_add(rule.unit, local_date(received_at), rule.due))
 
 
-def extended_due_at(jurisdiction: str, *, received_at: dt.datetime, due: dt.datetime) -> dt.datetime | None:
+def extended_due_at(
+    jurisdiction: str, *, received_at: dt.datetime, due: dt.datetime, kind: str = ""
+) -> dt.datetime | None:
     """The deadline after the one extension the rule allows, or None if it allows none.
     Months count from receipt (one month + two = three months after receipt); days and
     working days from the current deadline."""
-    rule = rule_for(jurisdiction)
+    rule = rule_for(jurisdiction, kind)
     if not rule.extendable:
         return None
     if rule.unit == MONTHS:
@@ -133,7 +143,7 @@ def extended_due_at(jurisdiction: str, *, received_at: dt.datetime, due: dt.date
     return end_of_day(_add(rule.unit, local_date(due), rule.extension))
 
 
-def jurisdiction_for(member_id: int) -> str:
+def jurisdiction_for(member_id: int, kind: str = "") -> str:
     """The jurisdiction of a new request: among the brands holding the person's store
     memberships, the one whose deadline comes first (so every controller's deadline is
     met); ``DSR_DEFAULT_JURISDICTION`` for a person with no membership. One query."""
@@ -146,4 +156,4 @@ def jurisdiction_for(member_id: int) -> str:
     if not found:
         return settings.DSR_DEFAULT_JURISDICTION
     now = timezone.now()
-    return min(sorted(found), key=lambda j: due_at(j, now))
+    return min(sorted(found), key=lambda j: due_at(j, now, kind))

@@ -49,7 +49,7 @@ def seed_requests(*, seed: int = 42) -> int:
             received = now - dt.timedelta(days=days, hours=rng.randint(0, 8))
             # Backdated as if it had arrived then (demo only; real requests arrive now).
             DataSubjectRequest.objects.filter(pk=request.pk).update(
-                received_at=received, due_at=deadlines.due_at(request.jurisdiction, received)
+                received_at=received, due_at=deadlines.due_at(request.jurisdiction, received, request.kind)
             )
             if fate == "completed":
                 services.complete_request(request.pk, note="已按您的要求更正资料。")

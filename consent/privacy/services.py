@@ -113,7 +113,7 @@ def extend_request(request_id: int, *, reason: str) -> DataSubjectRequest:
     reason = _text(reason, required=_("Give the reason for the extension: the person will read it."))
     request = _locked(request_id)
     _require_open(request)
-    rule = deadlines.rule_for(request.jurisdiction)
+    rule = deadlines.rule_for(request.jurisdiction, request.kind)
     if request.extended_at is not None:
         raise QueueError(_("Request #%(id)s was extended once already.") % {"id": request.pk})
     if request.due_at < timezone.now():
@@ -121,7 +121,9 @@ def extend_request(request_id: int, *, reason: str) -> DataSubjectRequest:
             _("Request #%(id)s is overdue: an extension must be announced before the deadline passes.")
             % {"id": request.pk}
         )
-    new_due = deadlines.extended_due_at(request.jurisdiction, received_at=request.received_at, due=request.due_at)
+    new_due = deadlines.extended_due_at(
+        request.jurisdiction, received_at=request.received_at, due=request.due_at, kind=request.kind
+    )
     if new_due is None:
         raise QueueError(
             _("Requests under %(law)s cannot be extended: answer or refuse with a reason.") % {"law": rule.law}

@@ -87,6 +87,14 @@ def test_russia_extension_is_five_more_working_days():
     assert extended.astimezone(SHANGHAI).date() == dt.date(2026, 4, 23)
 
 
+def test_russian_corrections_take_seven_working_days_without_extension():
+    # Thursday 2026-04-02 + 7 working days: 3, 6-10, 13 April.
+    due = deadlines.due_at("RU", at(2026, 4, 2), "correction")
+    assert due.astimezone(SHANGHAI).date() == dt.date(2026, 4, 13)
+    assert deadlines.extended_due_at("RU", received_at=at(2026, 4, 2), due=due, kind="correction") is None
+    assert deadlines.due_at("RU", at(2026, 4, 2), "access").astimezone(SHANGHAI).date() == dt.date(2026, 4, 16)
+
+
 def test_pipl_has_no_extension_unless_configured():
     received = at(2026, 3, 20)
     first = deadlines.due_at("CN", received)
@@ -109,8 +117,8 @@ def test_a_request_takes_the_earliest_deadline_of_the_brands_holding_the_person(
     assert rights.request_correction(member=member, account=None, details="x").jurisdiction == "EU"
     StoreMembership.objects.create(member=member, store=ru, store_member_id="R1")
     request = rights.request_correction(member=member, account=None, details="y")
-    assert request.jurisdiction == "RU"  # 10 working days come before one month
-    assert request.due_at == deadlines.due_at("RU", request.received_at)
+    assert request.jurisdiction == "RU"  # 7 working days (a correction) come before one month
+    assert request.due_at == deadlines.due_at("RU", request.received_at, "correction")
 
 
 @pytest.mark.django_db

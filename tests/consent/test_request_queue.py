@@ -259,7 +259,7 @@ def test_extend_moves_the_deadline_by_the_jurisdictions_rule_once(
 ):
     first_due = gdpr_request.due_at
     page = officer_client.get(url("extend", gdpr_request)).content.decode()
-    expected = deadlines.extended_due_at("EU", received_at=gdpr_request.received_at, due=first_due)
+    expected = deadlines.extended_due_at("EU", received_at=gdpr_request.received_at, due=first_due, kind="correction")
     assert timezone.localtime(expected).strftime("%Y-%m-%d") in page  # the new date is shown before acting
     with django_capture_on_commit_callbacks(execute=True):
         response = officer_client.post(url("extend", gdpr_request), {"reason": "需要向三家门店核实记录。"})
@@ -344,7 +344,7 @@ def signed_in_shopper(account):
 def test_the_person_sees_the_extension_and_the_refusal_in_their_language(
     signed_in_shopper, shopper, language, why, extended
 ):
-    extended_request = make_request(shopper, jurisdiction="RU")
+    extended_request = make_request(shopper, kind="access", jurisdiction="RU")
     queue.extend_request(extended_request.pk, reason="REASON-EXT")
     refused = make_request(shopper)
     queue.refuse_request(refused.pk, reason="REASON-REFUSED")
