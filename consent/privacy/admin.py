@@ -139,7 +139,7 @@ def deadline_badge(obj: DataSubjectRequest, now: dt.datetime | None = None) -> s
         return day
     if obj.due_at < now:
         return format_html('{} <strong class="dsr-badge dsr-overdue">⚠ {}</strong>', day, _("Overdue"))
-    if obj.due_at < now + dt.timedelta(days=settings.DSR_DUE_SOON_DAYS):
+    if obj.due_at < now + dt.timedelta(days=settings.DASHBOARD_DUE_SOON_DAYS):
         return format_html('{} <span class="dsr-badge dsr-soon">{}</span>', day, _("Due soon"))
     return day
 

@@ -20,7 +20,7 @@ from . import deadlines, services
 # (days since received, what happens to it)
 PLAN = [
     (22, "open"), (19, "open"), (17, "open"),  # past the 15 days: overdue
-    (14, "open"), (13, "open"),  # due within DSR_DUE_SOON_DAYS
+    (14, "open"), (13, "open"),  # due within DASHBOARD_DUE_SOON_DAYS
     (4, "open"), (2, "open"), (1, "open"), (0, "open"),
     (9, "completed"), (6, "completed"), (8, "refused"), (3, "access"),
 ]  # fmt: skip

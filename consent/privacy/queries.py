@@ -228,8 +228,8 @@ def overdue(queryset: QuerySet[DataSubjectRequest] | None = None) -> QuerySet[Da
 
 
 def due_soon(queryset: QuerySet[DataSubjectRequest] | None = None) -> QuerySet[DataSubjectRequest]:
-    """Open requests not yet overdue whose deadline is within ``DSR_DUE_SOON_DAYS``."""
+    """Open requests not yet overdue whose deadline is within ``DASHBOARD_DUE_SOON_DAYS`` (as the dashboard)."""
     now = timezone.now()
     return open_requests(queryset).filter(
-        due_at__gte=now, due_at__lt=now + dt.timedelta(days=settings.DSR_DUE_SOON_DAYS)
+        due_at__gte=now, due_at__lt=now + dt.timedelta(days=settings.DASHBOARD_DUE_SOON_DAYS)
     )

@@ -18,6 +18,7 @@ from insights import roles
 from members.models import Identity, StoreMembership
 from segments.models import SegmentExport
 from tests.factories import MemberFactory, UserFactory
+from tests.insights.conftest import PERIOD
 from tests.segments.conftest import build, grant, make_segment, shopper
 
 pytestmark = pytest.mark.django_db
@@ -81,7 +82,11 @@ def statuses(client: Client) -> dict[str, int]:
     return {name: client.get(url).status_code for name, url in ADMIN_PAGES.items()}
 
 
-def test_marketer_works_with_masked_members_segments_and_exports(member, correction, segment_build):
+def dashboard_csv(client: Client, brand) -> int:
+    return client.get("/admin/insights/dashboard/data-requests.csv", {"brand": brand.pk, **PERIOD}).status_code
+
+
+def test_marketer_works_with_masked_members_segments_and_exports(member, correction, segment_build, brand):
     client = login(roles.MARKETER)
     page = client.get(member_page(member)).content.decode()
     assert MASKED_PHONE in page and FULL_PHONE not in page and "alice@example.com" not in page
@@ -95,11 +100,13 @@ def test_marketer_works_with_masked_members_segments_and_exports(member, correct
     )
     assert export.status_code == 302 and SegmentExport.objects.count() == 1
     assert client.post(reverse("admin:consent_datasubjectrequest_assign", args=[correction.pk]), {}).status_code == 403
-    assert client.user.has_perm("insights.view_dashboard")
+    assert dashboard_csv(client, brand) == 200
     assert not client.user.has_perm("insights.view_compliance_report")
 
 
-def test_privacy_officer_sees_full_pii_audited_the_ledger_notices_and_the_queue(member, correction, segment_build):
+def test_privacy_officer_sees_full_pii_audited_the_ledger_notices_and_the_queue(
+    member, correction, segment_build, brand
+):
     client = login(roles.PRIVACY_OFFICER)
     page = client.get(member_page(member)).content.decode()
     assert FULL_PHONE in page and "alice@example.com" in page
@@ -115,7 +122,7 @@ def test_privacy_officer_sees_full_pii_audited_the_ledger_notices_and_the_queue(
     assert correction.assignee == client.user
     export = client.post(reverse("admin:segments_segmentbuild_export", args=[segment_build.pk]), {"kind": "send"})
     assert export.status_code == 403  # campaigns are the marketers' job
-    assert client.user.has_perm("insights.view_dashboard")
+    assert dashboard_csv(client, brand) == 200
     assert client.user.has_perm("insights.view_compliance_report")
 
 
@@ -125,6 +132,11 @@ def test_administrator_manages_users_and_everything_else(member, correction):
     assert client.get(reverse("admin:auth_user_add")).status_code == 200
     assert client.user.has_perm("members.view_pii") and client.user.has_perm("insights.view_compliance_report")
     assert FULL_PHONE in client.get(member_page(member)).content.decode()
+
+
+def test_staff_without_a_role_sees_no_dashboard(client, brand):
+    client.force_login(UserFactory(username="no-role", is_staff=True))
+    assert dashboard_csv(client, brand) == 403
 
 
 def test_seeding_is_idempotent_and_resets_groups_to_the_definition():
