@@ -25,8 +25,4 @@ class Command(BaseCommand):
         if not Member.objects.exists():
             raise CommandError("No members: run seed_demo first.")
         summary = seed_dashboard_history()
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Added {summary['snapshots']} lifecycle snapshots."
-            )
-        )
+        self.stdout.write(self.style.SUCCESS(f"Added {summary['snapshots']} lifecycle snapshots."))
