@@ -135,10 +135,9 @@ class Pipeline:
                     pass
                 except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                     with self.cond:
-                        if self.error is None:
-                            self.error = exc
                         if self.stop_after is None or index < self.stop_after:
-                            self.stop_after = index
+                            # The first failing chunk's error is the one an import in order raises.
+                            self.error, self.stop_after = exc, index
                         self.cond.notify_all()
         finally:
             connection.close()
