@@ -22,16 +22,21 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP) messages vendor
 
-# Front-end files from npm (package.json), copied into static/vendor/: axe-core for the
-# accessibility checks of the browser tests. Skipped with a note when npm is missing.
-vendor: static/vendor/axe-core/axe.min.js
+# Front-end files from npm (package.json), copied into static/vendor/: Chart.js for the
+# admin dashboard (its figures are also tables, so it reads without them) and axe-core for
+# the accessibility checks of the browser tests. Skipped with a note when npm is missing.
+VENDOR_FILES := static/vendor/axe-core/axe.min.js static/vendor/chart.js/chart.umd.js
+vendor: $(VENDOR_FILES)
 
-static/vendor/axe-core/axe.min.js: package.json
+$(VENDOR_FILES) &: package.json
 	@if command -v npm >/dev/null; then \
-	  (npm install --no-audit --no-fund --silent && mkdir -p static/vendor/axe-core && \
-	   cp node_modules/axe-core/axe.min.js node_modules/axe-core/LICENSE static/vendor/axe-core/) || \
-	  echo "npm install failed: browser accessibility checks will be skipped"; \
-	else echo "npm not found: browser accessibility checks will be skipped"; fi
+	  (npm install --no-audit --no-fund --silent && \
+	   mkdir -p static/vendor/axe-core static/vendor/chart.js && \
+	   cp node_modules/axe-core/axe.min.js node_modules/axe-core/LICENSE static/vendor/axe-core/ && \
+	   cp node_modules/chart.js/dist/chart.umd.js node_modules/chart.js/LICENSE.md static/vendor/chart.js/ && \
+	   touch $(VENDOR_FILES)) || \
+	  echo "npm install failed: the dashboard shows tables without charts; browser accessibility checks are skipped"; \
+	else echo "npm not found: the dashboard shows tables without charts; browser accessibility checks are skipped"; fi
 
 messages: $(STAMP)
 	@if ls locale/*/LC_MESSAGES/*.po >/dev/null 2>&1; then $(DEV) $(BIN)/python manage.py compilemessages --ignore=.venv -v 0; fi
@@ -41,6 +46,7 @@ migrate: install
 
 seed: migrate
 	$(DEV) $(BIN)/python manage.py seed_demo --members $(DEMO_MEMBERS) --if-empty
+	$(DEV) $(BIN)/python manage.py seed_dashboard_history --if-empty
 	$(DEV) $(BIN)/python manage.py ensure_demo_admin
 
 serve:

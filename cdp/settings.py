@@ -202,6 +202,12 @@ CELERY_BEAT_SCHEDULE = {
         # 03:30 local time, before marketers look at the day's segments.
         "schedule": crontab(hour=3, minute=30),
     },
+    # After the metrics: the dashboard's figures and daily counts of every brand, and on
+    # the first night of a month its lifecycle snapshot.
+    "refresh-dashboard-nightly": {
+        "task": "insights.tasks.refresh_dashboard",
+        "schedule": crontab(hour=4, minute=15),
+    },
     "consent-ledger-checkpoint": {
         "task": "consent.tasks.create_checkpoint",
         "schedule": env_int("CONSENT_CHECKPOINT_INTERVAL", 600),
@@ -387,6 +393,12 @@ MINOR_AGE = env_int("MINOR_AGE", 14)
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # How often the ledger's chain heads are fixed in a checkpoint (seconds).
 CONSENT_CHECKPOINT_INTERVAL = env_int("CONSENT_CHECKPOINT_INTERVAL", 600)
+
+# Admin dashboard (insights): seconds its figures are kept in the cache per brand and
+# period (staff can refresh them at once), and the days ahead that count as "due soon"
+# for data requests.
+DASHBOARD_CACHE_SECONDS = env_int("DASHBOARD_CACHE_SECONDS", 300)
+DASHBOARD_DUE_SOON_DAYS = env_int("DASHBOARD_DUE_SOON_DAYS", 3)
 
 # Segments (DESIGN.md "Segment rules"). Weekly message limit for members who set none
 # themselves and whose brand has no contact policy (0: no default limit).

@@ -3,6 +3,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from insights import views as insights_views
+
 from . import views
 
 admin.site.site_header = "Consent-first CDP"
@@ -13,6 +15,9 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
+    # The admin index carries the dashboard (insights); everything else is the stock admin.
+    path("admin/", admin.site.admin_view(insights_views.index), name="admin-index-dashboard"),
+    path("admin/insights/", include("insights.urls")),
     path("admin/", admin.site.urls),
     path("privacy/accounts/", include("allauth.urls")),
     path("privacy/", include("consent.privacy.urls")),

@@ -16,7 +16,11 @@ from django.utils import timezone
 from .models import LifecycleStage, Member, Order
 
 
-def _stage_sql() -> str:
+def stage_sql() -> str:
+    """The lifecycle stage as a SQL CASE over a row ``agg`` with ``order_count``,
+    ``first_order_at``, ``last_order_at`` and ``recent_orders`` (orders in the loyalty
+    window), taking the parameters of :func:`stage_params`. Also used by the monthly
+    lifecycle snapshots of the dashboard, so both agree on what each stage means."""
     return f"""
         CASE
           WHEN agg.order_count = 0 THEN '{LifecycleStage.PROSPECT}'
@@ -29,6 +33,19 @@ def _stage_sql() -> str:
         END"""
 
 
+def stage_params(now: dt.datetime) -> dict[str, Any]:
+    """The thresholds of :func:`stage_sql` as of ``now`` (settings ``LIFECYCLE_*``)."""
+    ops = connection.ops
+    return {
+        "now": ops.adapt_datetimefield_value(now),
+        "new_since": ops.adapt_datetimefield_value(now - dt.timedelta(days=settings.LIFECYCLE_NEW_DAYS)),
+        "active_since": ops.adapt_datetimefield_value(now - dt.timedelta(days=settings.LIFECYCLE_ACTIVE_DAYS)),
+        "at_risk_since": ops.adapt_datetimefield_value(now - dt.timedelta(days=settings.LIFECYCLE_AT_RISK_DAYS)),
+        "loyal_since": ops.adapt_datetimefield_value(now - dt.timedelta(days=settings.LIFECYCLE_LOYAL_WINDOW_DAYS)),
+        "loyal_min": settings.LIFECYCLE_LOYAL_MIN_ORDERS,
+    }
+
+
 def refresh_member_metrics(*, member_ids: Sequence[int] | None = None, now: dt.datetime | None = None) -> int:
     """Recompute order count, spend, first/last order and lifecycle stage.
 
@@ -37,16 +54,10 @@ def refresh_member_metrics(*, member_ids: Sequence[int] | None = None, now: dt.d
     longer). Rows whose values would not change are not written. Returns rows written.
     """
     now = now or timezone.now()
-    ops = connection.ops
     member_table = Member._meta.db_table
     order_table = Order._meta.db_table
     params: dict[str, Any] = {
-        "now": ops.adapt_datetimefield_value(now),
-        "new_since": ops.adapt_datetimefield_value(now - dt.timedelta(days=settings.LIFECYCLE_NEW_DAYS)),
-        "active_since": ops.adapt_datetimefield_value(now - dt.timedelta(days=settings.LIFECYCLE_ACTIVE_DAYS)),
-        "at_risk_since": ops.adapt_datetimefield_value(now - dt.timedelta(days=settings.LIFECYCLE_AT_RISK_DAYS)),
-        "loyal_since": ops.adapt_datetimefield_value(now - dt.timedelta(days=settings.LIFECYCLE_LOYAL_WINDOW_DAYS)),
-        "loyal_min": settings.LIFECYCLE_LOYAL_MIN_ORDERS,
+        **stage_params(now),
         "merged": Member.Status.MERGED.value,
         "prospect": LifecycleStage.PROSPECT.value,
     }
@@ -70,7 +81,7 @@ def refresh_member_metrics(*, member_ids: Sequence[int] | None = None, now: dt.d
           lifecycle_stage = agg.stage,
           metrics_refreshed_at = %(now)s
         FROM (
-          SELECT agg.*, {_stage_sql()} AS stage FROM (
+          SELECT agg.*, {stage_sql()} AS stage FROM (
             SELECT o.member_id,
                    COUNT(*) AS order_count,
                    SUM(o.amount) AS total_spent,

@@ -64,6 +64,15 @@ def check_accessibility(page, name: str) -> None:
     assert not bad, f"{name}: " + "; ".join(bad)
 
 
+def admin_login(page, live_server, username: str, next_url: str) -> None:
+    """Sign in to the admin at 1280×1000 as ``username`` (factories' password) and land on ``next_url``."""
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    page.goto(f"{live_server.url}/admin/login/?next={next_url}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "correct horse battery staple")
+    page.click("input[type=submit]")
+
+
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"privacy-{name}.png"), full_page=True)

@@ -14,7 +14,7 @@ from segments.models import Segment
 from tests.factories import UserFactory
 from tests.segments.conftest import SEGMENT_PERMS, grant, shopper
 
-from .conftest import ARTIFACTS
+from .conftest import ARTIFACTS, admin_login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,11 +35,7 @@ def marketing_setup(brand, tmall):
 
 
 def test_builder_live_count_save_and_build(page, live_server, marketing_setup, brand):
-    page.set_viewport_size({"width": 1280, "height": 1000})
-    page.goto(live_server.url + "/admin/login/?next=/admin/segments/segment/add/")
-    page.fill("#id_username", "builder")
-    page.fill("#id_password", "correct horse battery staple")
-    page.click("input[type=submit]")
+    admin_login(page, live_server, "builder", "/admin/segments/segment/add/")
 
     page.wait_for_selector("#rule-builder:not([hidden])")
     page.select_option("#id_brand", str(brand.pk))

@@ -1,0 +1,102 @@
+"""The admin index with the dashboard above the app list, each chart's CSV, and the
+refresh button. Every view runs inside ``admin.site.admin_view`` (signed-in staff)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from consent.csvutil import csv_response
+
+from . import charts, figures, tasks
+from .forms import DashboardForm, dashboard_form
+
+PERMISSION = "insights.view_dashboard"
+
+
+def can_view(request: HttpRequest) -> bool:
+    return request.user.is_active and request.user.is_staff and request.user.has_perm(PERMISSION)
+
+
+def _require_permission(request: HttpRequest) -> None:
+    if not can_view(request):
+        raise PermissionDenied
+
+
+def _bad_request(form: DashboardForm) -> HttpResponse:
+    """The form's errors as text: these URLs are only reached from the page's links."""
+    errors = "\n".join(str(error) for errors in form.errors.values() for error in errors)
+    return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
+
+
+def _figures(form: DashboardForm) -> figures.Figures:
+    since, until = form.period_bounds()
+    return figures.figures_for(form.cleaned_data["brand"], since, until)
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    """``/admin/``: the stock index, with the dashboard on top for people allowed to see it.
+    A bad brand or period shows the form's errors (400) instead of the figures."""
+    if not can_view(request):
+        return admin.site.index(request)
+    form = dashboard_form(request.GET)
+    if form is None:  # no brand yet: nothing to show, and nothing wrong with the request
+        return admin.site.index(request, extra_context={"dashboard": {"form": None}})
+    context = {"dashboard": {"form": form}}
+    if form.is_valid():
+        found = _figures(form)
+        since, until = form.period_bounds()
+        context["dashboard"].update(
+            figures=found,
+            charts=charts.charts(found),
+            query=form.query_string(),
+            since=since,
+            last_day=(until - dt.timedelta(days=1)).date(),
+            brand=form.cleaned_data["brand"],
+        )
+    response = admin.site.index(request, extra_context=context)
+    if form.is_bound and form.errors:
+        response.status_code = 400
+    return response
+
+
+@require_GET
+def chart_csv(request: HttpRequest, slug: str) -> HttpResponse:
+    """One chart's table as CSV, for the same brand and period as the page."""
+    _require_permission(request)
+    build = charts.BUILDERS.get(slug)
+    if build is None:
+        raise Http404
+    form = dashboard_form(request.GET)
+    if form is None:
+        raise Http404
+    if not form.is_valid():
+        return _bad_request(form)
+    chart = build(_figures(form))
+    since, until = form.period_bounds()
+    brand = form.cleaned_data["brand"]
+    filename = f"{brand.code}-{slug}-{since:%Y%m%d}-{until - dt.timedelta(days=1):%Y%m%d}.csv"
+    return csv_response(filename, chart.columns, chart.rows)
+
+
+@require_POST
+def refresh(request: HttpRequest) -> HttpResponse:
+    """Recompute the brand's stored figures now (a Celery task; in-process without a
+    broker), then show the page again; every cached period of the brand goes stale."""
+    _require_permission(request)
+    form = dashboard_form(request.POST)
+    if form is None:
+        raise Http404
+    if not form.is_valid():
+        return _bad_request(form)
+    tasks.refresh_figures.delay(form.cleaned_data["brand"].pk)
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        messages.info(request, _("The figures are being recomputed; reload the page in a minute to see them."))
+    return HttpResponseRedirect(f"{reverse('admin:index')}?{form.query_string()}#dashboard")
