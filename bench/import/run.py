@@ -2,8 +2,9 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/import/run.py [--rows N]
 
-Creates a fresh database ``cdp_bench_import`` next to the one DATABASE_URL names,
-generates the files (bench/import/generate.py) if they are missing, then:
+Creates a fresh database ``cdp_bench_import`` (``--database NAME`` for another) next to
+the one DATABASE_URL names, generates the files (bench/import/generate.py) if they are
+missing, then:
 
 1. imports ``other.csv`` (the JD store, 20% of the people) so the big file meets people
    it already knows (not timed as the result);
@@ -15,6 +16,8 @@ generates the files (bench/import/generate.py) if they are missing, then:
    Member with the file's profile columns: no identity resolution, memberships or
    consent, so it does less work than our import) and prints the ratio.
 Targets: 1M rows < 120 s (≥ 8,500 rows/s), peak RSS < 1 GiB, ≥ 15× import_data.
+``--baseline-rows 0`` skips step 3 (quicker while iterating). Figures: README.md
+"Importing member files".
 """
 
 from __future__ import annotations

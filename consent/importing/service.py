@@ -203,7 +203,7 @@ def import_member_file(
                     chunk.append(validator.parse(number, cells))
                 except RowProblem as exc:
                     refused.append((number, exc.column, exc.reason, exc.value))
-                if len(chunk) >= chunk_size:
+                if len(chunk) + len(refused) >= chunk_size:  # refused rows too: a file of bad rows streams
                     flush(chunk, refused)
                     chunk, refused = [], []
             if chunk:

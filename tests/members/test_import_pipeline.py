@@ -103,7 +103,8 @@ def _crowded_file(tmp_path: Path, *, rows: int = 160, seed: int = 5) -> Path:
             values["consent_at"] = f"2024-0{rng.randint(1, 9)}-0{rng.randint(1, 9)} 0{rng.randint(0, 9)}:00:00"
         member_id = f"C{rng.randrange(rows) if rng.random() < 0.05 else n}"
         lines.append(row(member_id, **values))
-    lines.insert(rows // 2, row("", name="无编号"))  # refused by validation, mid-file
+    for _ in range(5):  # refused by validation, mid-file: chunks of refused rows only
+        lines.insert(rows // 2, row("", name="无编号"))
     return write_csv(tmp_path / "crowded.csv", lines, header=HEADER)
 
 
