@@ -82,14 +82,15 @@ class _Person:
 @dataclass
 class Touched:
     """What a chunk's transaction reads and writes besides rows no other chunk names:
-    every identity key of its rows and every existing member it locked. A chunk that sent
-    rows through ``resolve_store_record`` (merges, erased people) may touch members beyond
-    those, so it is a barrier. Two chunks whose sets are disjoint (and neither a barrier)
-    give the same result whichever commits first (see ``pipeline``)."""
+    every identity key of its rows and every existing member it found. Rows that go
+    through ``resolve_store_record`` (merges, erased people) stay inside these too: a
+    merge moves the identities, memberships, orders and events of members the look-up
+    found, so a later chunk that reaches any of them finds one of those members. Two
+    chunks whose sets are disjoint give the same result whichever commits first (see
+    ``pipeline``)."""
 
     keys: set[tuple[str, str]] = field(default_factory=set)
     members: set[int] = field(default_factory=set)
-    barrier: bool = False
 
 
 class Turn:
@@ -285,7 +286,7 @@ def _prepare(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, tu
     existing = _memberships(store, [rows[i].record.store_member_id for i in known])
     plan = _Plan(
         now=now,
-        touched=Touched(keys=key_set, members=set(member_ids), barrier=bool(fallback_rows)),
+        touched=Touched(keys=key_set, members=set(member_ids)),
         persons=persons,
         created=set(),
         new_people=[],

@@ -11,12 +11,15 @@ Why the result is the one of running the chunks in order:
 * The prepare phases run in chunk order (k+1 starts its reads when k has finished its
   own), and commits run in chunk order (k+1 commits after k).
 * Chunk k+1 reads only committed data. Before its look-up, if it shares an identity key
-  with chunk k (its rows name a person k creates or changes), or k sent rows through the
-  row-by-row service (a merge may move anyone's identities), it waits until k committed.
-  After its look-up, if it found a member k locked, it waits for k's commit and looks up
+  with chunk k (its rows name a person k creates or changes), it waits until k committed.
+  After its look-up, if it found a member k found, it waits for k's commit and looks up
   again. Otherwise nothing k writes is anything k+1 reads (``fast.Touched``): k+1's
   members, their identities, memberships, chain heads, consent states and external ids
   are not k's, so k+1 sees the same data as it would after k's commit.
+* Should a dependency ever slip past that check, PostgreSQL still orders the two: row
+  locks, unique keys (a collision is a retry) and, for the one wait it cannot see (k
+  waiting for a lock k+1 holds while k+1 waits for k's commit), k+1 checks
+  ``pg_blocking_pids`` while it waits, steps back and runs after k.
 * Only chunk k can be unfinished when k+1 runs: k-1 ran on k+1's worker before it.
 * A chunk that fails and retries (a concurrent writer took one of its identities) first
   lets its successor roll back, since the successor was planned against the failed
@@ -231,7 +234,7 @@ class _PipelineTurn(Turn):
     def check_keys(self, keys: set[tuple[str, str]]) -> None:
         with self.p.cond:
             previous, touched = self._predecessor()
-            if touched is not None and (self.serial or touched.barrier or not keys.isdisjoint(touched.keys)):
+            if touched is not None and (self.serial or not keys.isdisjoint(touched.keys)):
                 self._wait_for_commit(previous)
 
     def check_members(self, members: set[int]) -> bool:

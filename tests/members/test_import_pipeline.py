@@ -154,14 +154,14 @@ def test_a_chunk_that_loses_a_race_is_retried_with_its_successor(tmp_path, tmall
     def flaky(ctx, rows, plan, result, rejected):
         write(ctx, rows, plan, result, rejected)
         numbers = {r.number for r in rows}
-        for number in (10, 23):
+        for number in (10, 31):
             if number in numbers and number not in failed:
                 failed.add(number)
                 raise IntegrityError("duplicate key value violates unique constraint (simulated)")
 
     monkeypatch.setattr(fast_module, "_write", flaky)
     _assert_same(expected, _pipelined(path, tmall))
-    assert failed == {10, 23}
+    assert failed == {10, 31}
 
 
 def test_a_chunk_that_fails_for_good_stops_the_chunks_after_it(tmp_path, tmall, purposes, settings, monkeypatch):
@@ -210,4 +210,4 @@ def test_a_dependency_the_check_misses_neither_hangs_nor_changes_the_result(
     monkeypatch.setattr(fast_module, "_write", slow_first_chunk)
     with caplog.at_level(logging.INFO, logger="consent.importing.pipeline"):
         _assert_same(expected, _pipelined(path, tmall))
-    assert _pipeline_stats(caplog)["restarted"] == 1
+    assert _pipeline_stats(caplog)["restarted"] >= 1
