@@ -264,8 +264,26 @@ ACCOUNT_LOGOUT_REDIRECT_URL = "/privacy/"
 # consent.privacy.sms.outbox) or the dotted path of a class implementing
 # consent.privacy.sms.SmsBackend for a real gateway.
 SMS_BACKEND = env_str("SMS_BACKEND", "consent.privacy.sms.ConsoleSmsBackend")
-# Days the brand has to answer a data-subject request (PIPL: promptly; 15 days is usual).
+# Time to answer a data-subject request, per jurisdiction (consent/privacy/deadlines.py
+# explains each rule and its source). A request takes the jurisdiction of the brands
+# holding the person's data (the earliest deadline wins), else DSR_DEFAULT_JURISDICTION.
+# PIPL: "promptly"; 15 calendar days is usual (and inside the 15 working days the 2019
+# App rules allow). PIPL knows no extension: 0 days means the deadline cannot move.
 DSR_DUE_DAYS = env_int("DSR_DUE_DAYS", 15)
+DSR_CN_EXTENSION_DAYS = env_int("DSR_CN_EXTENSION_DAYS", 0)
+# GDPR Art. 12(3): one month, extendable by two further months.
+DSR_GDPR_MONTHS = env_int("DSR_GDPR_MONTHS", 1)
+DSR_GDPR_EXTENSION_MONTHS = env_int("DSR_GDPR_EXTENSION_MONTHS", 2)
+# 152-FZ Arts. 14(3), 20 (as amended by 266-FZ of 14.07.2022): 10 working days,
+# extendable by 5 working days with a reasoned notice.
+DSR_RU_WORKING_DAYS = env_int("DSR_RU_WORKING_DAYS", 10)
+DSR_RU_EXTENSION_WORKING_DAYS = env_int("DSR_RU_EXTENSION_WORKING_DAYS", 5)
+# Art. 20(3): corrections (and destruction of data) within 7 working days, no extension.
+DSR_RU_CORRECTION_WORKING_DAYS = env_int("DSR_RU_CORRECTION_WORKING_DAYS", 7)
+DSR_DEFAULT_JURISDICTION = env_str("DSR_DEFAULT_JURISDICTION", "CN")
+if DSR_DEFAULT_JURISDICTION not in ("CN", "EU", "RU"):
+    raise ImproperlyConfigured(f"DSR_DEFAULT_JURISDICTION={DSR_DEFAULT_JURISDICTION!r} is not one of CN, EU, RU")
+# "Due soon" for the queue is DASHBOARD_DUE_SOON_DAYS below: one definition for both.
 # Key of the keyed hashes that replace erased contact points. Derived from SECRET_KEY by
 # default; set it separately so rotating SECRET_KEY does not forget who asked to be erased.
 ERASURE_HASH_KEY = env_str("ERASURE_HASH_KEY") or f"erasure:{SECRET_KEY}"
@@ -396,7 +414,7 @@ CONSENT_CHECKPOINT_INTERVAL = env_int("CONSENT_CHECKPOINT_INTERVAL", 600)
 
 # Admin dashboard (insights): seconds its figures are kept in the cache per brand and
 # period (staff can refresh them at once), and the days ahead that count as "due soon"
-# for data requests.
+# for data requests (on the dashboard and in the data-request queue).
 DASHBOARD_CACHE_SECONDS = env_int("DASHBOARD_CACHE_SECONDS", 300)
 DASHBOARD_DUE_SOON_DAYS = env_int("DASHBOARD_DUE_SOON_DAYS", 3)
 

@@ -31,9 +31,9 @@ from django.utils.translation import gettext_lazy as _
 
 from cdp import audit
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
-from members.admin import MEMBER_SECTIONS
+from members.admin import MEMBER_SECTIONS, PiiAuditMixin
 from members.identities import RecordError, normalize_email, normalize_phone
-from members.masking import can_view_pii, mask_email, mask_phone
+from members.masking import audit_pii_view, can_view_pii, mask_email, mask_phone
 from members.models import Member
 
 from . import reports, services
@@ -239,7 +239,7 @@ class _QuerysetOnlyChangeList(ChangeList):
 
 
 @admin.register(ConsentEvent)
-class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ConsentEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id", "member_link", "brand", "purpose_code", "channel", "action", "occurred_at", "recorded_at",
         "source_type", "source_ref",
@@ -280,6 +280,10 @@ class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return flatten_fieldsets(self.get_fieldsets(request, obj))
+
+    def pii_on_page(self, obj: ConsentEvent) -> dict[str, Any] | None:
+        # IP, user agent, the phone of an SMS reply: shown in full to staff with view_pii.
+        return {"member": obj.member, "event": obj.pk} if obj.evidence else None
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ConsentEvent]:
         # The detail page shows every relation. The changelist ignores list_select_related
@@ -335,7 +339,11 @@ class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def ledger_csv(self, request: HttpRequest, queryset: QuerySet[ConsentEvent]) -> HttpResponse:
         audit.record("consent.ledger_exported", changes={"query": dict(request.GET.lists())})
-        rows = reports.ledger_rows(queryset, evidence_values=can_view_pii(request.user))
+        evidence_values = can_view_pii(request.user)
+        if evidence_values:
+            members = queryset.order_by().values_list("member_id", flat=True).distinct()
+            audit_pii_view("consent_consentevent_export", member_ids=members)
+        rows = reports.ledger_rows(queryset, evidence_values=evidence_values)
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
         return csv_response(f"consent-ledger-{stamp}.csv", reports.LEDGER_CSV_HEADER, rows)
 
@@ -453,7 +461,7 @@ class SuppressionForm(forms.ModelForm):
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class SuppressionAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
     """Added and removed, never edited: a wrong entry is removed and added again."""
 
     form = SuppressionForm
@@ -478,6 +486,13 @@ class SuppressionAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [] if obj is None else self.get_fields(request, obj)
+
+    # Contact points of no member in particular: the audit row names the entries shown.
+    def pii_on_page(self, obj: Suppression) -> dict[str, Any]:
+        return {"member_ids": [], "suppressions": [obj.pk]}
+
+    def pii_in_list(self, results: list[Suppression]) -> dict[str, Any]:
+        return {"member_ids": [], "suppressions": [s.pk for s in results]}
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> tuple[Any, bool]:
         term = search_term.strip()

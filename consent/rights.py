@@ -24,6 +24,7 @@ from members.queries import canonical_member
 
 from . import services
 from .models import Action, ConsentState, DataSubjectRequest, Preference, PrivacyAccount, SourceType
+from .privacy import deadlines
 from .services import GRANTING
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def withdraw_all(
     and keep the request as a completed data-subject request."""
     member = canonical_member(member)
     Member.objects.select_for_update().filter(pk=member.pk).first()
-    request = DataSubjectRequest.objects.create(
+    request = _new_request(
         member=member,
         account=account,
         kind=DataSubjectRequest.Kind.WITHDRAW_ALL,
@@ -147,11 +148,26 @@ def withdraw_all(
 # --- Data-subject requests ---------------------------------------------------------------
 
 
+def _new_request(*, member: Member, kind: str, **fields: Any) -> DataSubjectRequest:
+    """A request with the jurisdiction of the brands holding the person's data and the
+    deadline of that jurisdiction's rule."""
+    received = timezone.now()
+    jurisdiction = deadlines.jurisdiction_for(member.pk, kind)
+    return DataSubjectRequest.objects.create(
+        member=member,
+        kind=kind,
+        received_at=received,
+        jurisdiction=jurisdiction,
+        due_at=deadlines.due_at(jurisdiction, received, kind),
+        **fields,
+    )
+
+
 @transaction.atomic
 def record_access_request(*, member: Member, account: PrivacyAccount | None) -> DataSubjectRequest:
     """A copy of the data is produced on the spot (``consent.privacy.export``): the request
     is complete as soon as it is made, and kept so the person and the officer see it."""
-    request = DataSubjectRequest.objects.create(
+    request = _new_request(
         member=canonical_member(member),
         account=account,
         kind=DataSubjectRequest.Kind.ACCESS,
@@ -169,7 +185,7 @@ def request_correction(*, member: Member, account: PrivacyAccount | None, detail
         raise RequestError("Please say what is wrong and what it should be.")
     if len(text) > MAX_DETAILS:
         raise RequestError("Please keep the description under 4,000 characters.")
-    request = DataSubjectRequest.objects.create(
+    request = _new_request(
         member=canonical_member(member), account=account, kind=DataSubjectRequest.Kind.CORRECTION, details=text
     )
     audit.record("privacy.correction_request", request.member, changes={"request": request.pk})
@@ -189,7 +205,7 @@ def request_deletion(*, member: Member, account: PrivacyAccount | None) -> DataS
     ).first()
     if open_request is not None:
         return open_request
-    request = DataSubjectRequest.objects.create(member=member, account=account, kind=DataSubjectRequest.Kind.DELETION)
+    request = _new_request(member=member, account=account, kind=DataSubjectRequest.Kind.DELETION)
     audit.record("privacy.deletion_request", member, changes={"request": request.pk})
     request_id = request.pk
     transaction.on_commit(lambda: _queue_erasure(request_id))
@@ -232,7 +248,8 @@ def carry_out_deletion(request_id: int) -> Erasure:
     request = DataSubjectRequest.objects.select_for_update().select_related("member").get(pk=request_id)
     if request.kind != DataSubjectRequest.Kind.DELETION:
         raise ValueError(f"request {request_id} is not a deletion request")
-    if request.status == DataSubjectRequest.Status.COMPLETED:
+    if request.status in (DataSubjectRequest.Status.COMPLETED, DataSubjectRequest.Status.REJECTED):
+        # Done before, or refused by the privacy officer (with the reason shown to the person).
         return Erasure(request, done_now=False)
     member = canonical_member(request.member)
     Member.objects.select_for_update().filter(pk=member.pk).first()

@@ -81,6 +81,14 @@ def send_erasure_receipt(request_id: int, address: str, language: str) -> bool:
     return notify.send_erasure_receipt(request_id, address, language)
 
 
+@shared_task(name="consent.tasks.send_request_update", **_MAIL_RETRY)
+def send_request_update(request_id: int, event: str) -> bool:
+    """Tell the person their request was completed, extended or refused (and why)."""
+    from .privacy import notify
+
+    return notify.send_request_update(request_id, event)
+
+
 @shared_task(name="consent.tasks.run_import_job", acks_late=True, reject_on_worker_lost=True)
 def run_import_job(job_id: int) -> dict[str, int | float] | None:
     """Import a big uploaded member file. Redelivered after a worker died, it claims the

@@ -23,11 +23,57 @@ from django.utils.translation import gettext_lazy as _
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
 
 from . import services
-from .masking import can_view_pii, mask_email, mask_identity, mask_phone
+from .masking import audit_pii_view, can_view_pii, mask_email, mask_identity, mask_phone
 from .models import Brand, Identity, Member, MergeEvent, Order, Platform, Store, StoreMembership
 from .queries import members_matching
 
 RECENT_ORDERS = 20
+
+
+class PiiAuditMixin:
+    """One ``pii.viewed`` audit row per page that shows contact points unmasked (to staff
+    with ``members.view_pii``). Subclasses say what a page showed: ``pii_on_page(obj)``
+    for a change page and ``pii_in_list(results)`` for a list, each returning the keyword
+    arguments of ``audit_pii_view`` or None (nothing unmasked). The view is named after
+    the admin URL (``members_member_change``)."""
+
+    def pii_on_page(self, obj: Any) -> dict[str, Any] | None:
+        return None
+
+    def pii_in_list(self, results: list[Any]) -> dict[str, Any] | None:
+        return None
+
+    def _pii_view_name(self, page: str) -> str:
+        opts = self.model._meta  # type: ignore[attr-defined]
+        return f"{opts.app_label}_{opts.model_name}_{page}"
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        # Called exactly when the page is rendered (GET, or a POST with errors).
+        if obj is not None and can_view_pii(request.user):
+            obj._show_pii = True  # for display methods that mask by themselves
+            shown = self.pii_on_page(obj)
+            if shown is not None:
+                audit_pii_view(self._pii_view_name("change"), **shown)
+        return super().render_change_form(request, context, add, change, form_url, obj)  # type: ignore[misc]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)  # type: ignore[misc]
+        changelist = getattr(response, "context_data", None) and response.context_data.get("cl")
+        if changelist is not None and can_view_pii(request.user):
+            # Evaluates the page's queryset once; the template reuses its result cache.
+            shown = self.pii_in_list(list(changelist.result_list))
+            if shown is not None:
+                audit_pii_view(self._pii_view_name("changelist"), **shown)
+        return response
+
 
 # Sections other apps add to the member page (the consent timeline, …). Apps that build
 # on members register here, so members never imports them. Each gets the member and the
@@ -37,7 +83,8 @@ MEMBER_SECTIONS: list[Callable[[Member, HttpRequest], str]] = []
 
 @admin.register(Brand)
 class BrandAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "code", "color", "store_count", "created_at"]
+    list_display = ["name", "code", "jurisdiction", "color", "store_count", "created_at"]
+    list_filter = ["jurisdiction"]
     search_fields = ["name", "code"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Brand]:
@@ -80,6 +127,8 @@ class IdentityInline(_IdentityInline):
 
 
 class MaskedIdentityInline(_IdentityInline):
+    template = "admin/members/member/tabular_masked.html"  # the stock one prints str(identity) in full
+
     @admin.display(description=_("value"))
     def shown_value(self, obj: Identity) -> str:
         return mask_identity(obj.kind, obj.value)
@@ -142,7 +191,7 @@ class StoreCountFilter(admin.SimpleListFilter):
 
 
 @admin.register(Member)
-class MemberAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
     list_display_links = ["id", "name"]
     list_filter = [
         "lifecycle_stage",
@@ -221,6 +270,13 @@ class MemberAdmin(AuditedAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("stores"), ordering="_stores")
     def store_count(self, obj: Member) -> int:
         return obj._stores
+
+    # --- Every unmasked view is audited (pii.viewed), one row per page ------------------
+    def pii_on_page(self, obj: Member) -> dict[str, Any]:
+        return {"member": obj}  # the profile and the identities inline
+
+    def pii_in_list(self, results: list[Member]) -> dict[str, Any]:
+        return {"member_ids": [m.pk for m in results]}
 
     # --- Search: any identifier, any phone format -------------------------------------
     def get_search_results(
@@ -360,7 +416,7 @@ class MemberAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(MergeEvent)
-class MergeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class MergeEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "absorbed", "survivor", "rule", "actor_label", "undone_at"]
     list_filter = ["rule", ("undone_at", admin.EmptyFieldListFilter)]
     list_select_related = ["absorbed", "survivor"]
@@ -389,6 +445,11 @@ class MergeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return self.get_fields(request, obj)
+
+    def pii_on_page(self, obj: MergeEvent) -> dict[str, Any] | None:
+        if not obj.matched_value:  # the shared phone, e-mail, …
+            return None
+        return {"member": obj.survivor, "member_ids": [obj.survivor_id, obj.absorbed_id]}
 
     def has_unmerge_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("members.change_member")

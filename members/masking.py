@@ -1,10 +1,14 @@
-"""Masked display of contact points for staff without the ``members.view_pii`` permission."""
+"""Masked display of contact points for staff without the ``members.view_pii`` permission,
+and the audit row written whenever staff with it see them unmasked."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 PII_PERMISSION = "members.view_pii"
+# The audit action of every unmasked view; the compliance report reads it.
+PII_VIEWED = "pii.viewed"
 
 
 def can_view_pii(user: Any) -> bool:
@@ -39,3 +43,25 @@ def mask_identity(kind: str, value: str) -> str:
     if kind == "wechat_unionid" and len(value) > 8:
         return f"{value[:4]}****{value[-4:]}"
     return value
+
+
+def audit_pii_view(
+    view: str,
+    *,
+    member: Any = None,
+    member_ids: Iterable[int] | None = None,
+    actor: Any = None,
+    **extra: Any,
+) -> Any:
+    """One ``pii.viewed`` audit row for one page view or export, never one per member:
+    ``obj`` is the member when the page is about one person, and ``changes`` lists the
+    members whose contact points were shown (``members``, ``count``) and the admin view
+    (``view``). ``extra`` names other records shown (a suppression list, a store). A page
+    that showed nobody's data writes nothing."""
+    from cdp import audit
+
+    ids = sorted(set(member_ids)) if member_ids is not None else ([member.pk] if member is not None else [])
+    if not ids and member is None and not any(extra.values()):
+        return None
+    changes = {"members": ids, "count": len(ids), "view": view, **extra}
+    return audit.record(PII_VIEWED, member, changes=changes, actor=actor)

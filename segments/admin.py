@@ -21,10 +21,11 @@ from cdp import audit
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
 from consent.csvutil import csv_response
 from consent.models import Purpose
+from members.masking import audit_pii_view
 
 from . import services
 from .models import FUNNEL, ContactLog, ContactPolicy, Segment, SegmentBuild, SegmentExport
-from .queries import EXPORT_HEADER, dry_run_counts, export_rows
+from .queries import EXPORT_HEADER, dry_run_counts, export_rows, exported_members
 from .rules import FIELDS
 
 FUNNEL_LABELS = {
@@ -316,6 +317,11 @@ class SegmentExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             raise Http404
         segment = export.build.segment
         audit.record("segment.export_downloaded", export, changes={"rows": export.exported})
+        audit_pii_view(
+            "segments_segmentexport_csv",
+            member_ids=exported_members(export).values_list("pk", flat=True),
+            export=export.pk,
+        )
         filename = f"{segment.brand.code}-{segment.slug}-export-{export.pk}.csv"
         return csv_response(filename, EXPORT_HEADER, export_rows(export, segment.channel))
 

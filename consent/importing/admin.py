@@ -25,7 +25,8 @@ from django.utils.translation import gettext_lazy as _
 from cdp import audit
 from cdp.admin import ReadOnlyAdminMixin
 from consent.csvutil import csv_response
-from members.models import ImportJob, Store
+from members.masking import audit_pii_view
+from members.models import ImportJob, Store, StoreMembership
 
 from . import jobs
 from .columns import EXPORT_COLUMNS
@@ -179,4 +180,6 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return HttpResponse(_("Choose a store to export."), status=400, content_type="text/plain; charset=utf-8")
         store = form.cleaned_data["store"]
         audit.record("members.exported", store, changes={"store": store.code})
+        shown = StoreMembership.objects.filter(store=store).values_list("member_id", flat=True)
+        audit_pii_view("members_importjob_export", member_ids=shown, store=store.code)
         return csv_response(f"members-{store.code}.csv", EXPORT_COLUMNS, export_rows(store))

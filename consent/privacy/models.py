@@ -14,7 +14,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from members.models import Member
+from members.models import Brand, Member
 
 
 class PrivacyAccount(models.Model):
@@ -45,12 +45,22 @@ class PrivacyAccount(models.Model):
 
 
 def default_due_at() -> dt.datetime:
-    return timezone.now() + dt.timedelta(days=settings.DSR_DUE_DAYS)
+    """The deadline of a request made now under the default jurisdiction. Services set
+    ``due_at`` from the request's own jurisdiction (``consent.privacy.deadlines``)."""
+    from .deadlines import due_at
+
+    return due_at(settings.DSR_DEFAULT_JURISDICTION, timezone.now())
+
+
+def default_jurisdiction() -> str:
+    return settings.DSR_DEFAULT_JURISDICTION
 
 
 class DataSubjectRequest(models.Model):
     """A person's request to access, correct or delete their data, or to withdraw every
-    consent (PIPL Arts. 15, 45-47). Due ``DSR_DUE_DAYS`` after it arrived."""
+    consent (PIPL Arts. 15, 45-47; GDPR Arts. 15-17; 152-FZ Arts. 14, 20-21). Due by the
+    rule of its jurisdiction (``consent.privacy.deadlines``); ``due_at`` moves when the
+    deadline is extended. Changes go through ``consent.privacy.services``."""
 
     class Kind(models.TextChoices):
         ACCESS = "access", _("Copy of my data")
@@ -79,6 +89,24 @@ class DataSubjectRequest(models.Model):
     received_at = models.DateTimeField(_("received"), default=timezone.now)
     due_at = models.DateTimeField(_("due"), default=default_due_at)
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+    jurisdiction = models.CharField(
+        _("jurisdiction"), max_length=10, choices=Brand.Jurisdiction.choices, default=default_jurisdiction
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("assignee"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_data_requests",
+        limit_choices_to={"is_staff": True},
+    )
+    # The one extension the law allows: when, from which deadline, and why (shown to the person).
+    extended_at = models.DateTimeField(_("extended"), null=True, blank=True)
+    original_due_at = models.DateTimeField(_("first due"), null=True, blank=True)
+    extension_reason = models.TextField(_("reason for the extension"), blank=True)
+    # Shown to the person: why the request was refused, or a note on its completion.
+    response = models.TextField(_("answer to the person"), blank=True)
     # What was done (counts of erased rows, events recorded, …); never personal data.
     outcome = models.JSONField(_("outcome"), default=dict, blank=True)
 
@@ -89,8 +117,14 @@ class DataSubjectRequest(models.Model):
         indexes = [models.Index(fields=["status", "due_at"]), models.Index(fields=["member", "received_at"])]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.kind} ({self.status})"
+        return f"#{self.pk} {self.get_kind_display()} ({self.get_status_display()})"
+
+    OPEN = (Status.RECEIVED, Status.IN_PROGRESS)
 
     @property
     def is_open(self) -> bool:
-        return self.status in (self.Status.RECEIVED, self.Status.IN_PROGRESS)
+        return self.status in self.OPEN
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.is_open and self.due_at < timezone.now()

@@ -3,11 +3,14 @@ whatever the number of brands, purposes, events or orders."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Exists, Max, OuterRef, QuerySet, Sum
+from django.utils import timezone
 
 from members.models import Brand, Identity, Member, Order, StoreMembership
 
@@ -211,3 +214,22 @@ def requests_of_brand(brand: Brand | int) -> QuerySet[DataSubjectRequest]:
     brand_id = brand.pk if isinstance(brand, Brand) else brand
     held = StoreMembership.objects.filter(member_id=OuterRef("member_id"), store__brand_id=brand_id)
     return DataSubjectRequest.objects.filter(Exists(held))
+
+
+def open_requests(queryset: QuerySet[DataSubjectRequest] | None = None) -> QuerySet[DataSubjectRequest]:
+    """Requests received or in progress (of ``queryset``, e.g. ``requests_of_brand``)."""
+    qs = DataSubjectRequest.objects.all() if queryset is None else queryset
+    return qs.filter(status__in=DataSubjectRequest.OPEN)
+
+
+def overdue(queryset: QuerySet[DataSubjectRequest] | None = None) -> QuerySet[DataSubjectRequest]:
+    """Open requests past their deadline (``due_at`` moves when a deadline is extended)."""
+    return open_requests(queryset).filter(due_at__lt=timezone.now())
+
+
+def due_soon(queryset: QuerySet[DataSubjectRequest] | None = None) -> QuerySet[DataSubjectRequest]:
+    """Open requests not yet overdue whose deadline is within ``DASHBOARD_DUE_SOON_DAYS`` (as the dashboard)."""
+    now = timezone.now()
+    return open_requests(queryset).filter(
+        due_at__gte=now, due_at__lt=now + dt.timedelta(days=settings.DASHBOARD_DUE_SOON_DAYS)
+    )

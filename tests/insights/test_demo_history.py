@@ -1,4 +1,4 @@
-"""The demo's dashboard history: data requests and a year of monthly snapshots, so the
+"""The demo's dashboard history: a year of monthly snapshots (seed_demo adds the requests), so the
 dashboard of a fresh `make demo` has every figure filled."""
 
 from __future__ import annotations

@@ -122,3 +122,13 @@ def test_demo_admin_only_in_debug(settings):
     admin = get_user_model().objects.get(username="admin")
     assert admin.check_password("admin") and admin.is_superuser and admin.email == "admin@example.com"
     assert "password: admin" in out.getvalue()
+
+
+def test_the_request_queue_has_work_in_every_state(seeded):
+    from consent.models import DataSubjectRequest
+    from consent.privacy import queries
+
+    assert "data-subject requests: 13" in seeded
+    assert queries.overdue().count() == 3 and queries.due_soon().count() == 2
+    assert set(DataSubjectRequest.objects.values_list("status", flat=True)) == {"received", "completed", "rejected"}
+    assert DataSubjectRequest.objects.exclude(response="").count() == 3

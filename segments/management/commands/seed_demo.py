@@ -11,6 +11,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from consent.demo import privacy_center_hint, seed_consent
+from consent.privacy.demo import seed_requests
 from members.demo import seed_demo
 from members.models import Brand
 from segments.demo import seed_segments
@@ -36,6 +37,7 @@ class Command(BaseCommand):
         summary = seed_demo(members=members, seed=seed)
         consent = seed_consent(people=summary.pop("people"), seed=seed)
         segments = seed_segments(seed=seed)
+        requests = seed_requests(seed=seed)
         seconds = time.monotonic() - started
         self.stdout.write(
             self.style.SUCCESS(
@@ -48,6 +50,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  identities: {summary['identities']}")
         self.stdout.write(f"  lifecycle:  {summary['lifecycle']}")
         self.stdout.write(f"  consent:    {consent['by_purpose']}")
+        self.stdout.write(f"  data-subject requests: {requests} (some overdue, see Consent → data-subject requests)")
         for name, funnel in segments.items():
             steps = " → ".join(f"{count}" for count in funnel.values())
             self.stdout.write(f"  segment {name}: {steps} (matched → consented → under cap → reachable → final)")
