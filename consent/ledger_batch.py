@@ -123,8 +123,10 @@ def copy_text(value: object) -> str:
 
 
 def copy_lines(cursor, table: str, columns: Sequence[str], lines: Iterable[str]) -> None:
-    """COPY pre-formatted text lines (values escaped with ``esc``/``copy_text``)."""
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+    """COPY pre-formatted text lines (values escaped with ``esc``/``copy_text``) through a
+    raw psycopg cursor; errors come out as Django's (a unique violation is an
+    ``IntegrityError``, which callers retry)."""
+    with connection.wrap_database_errors, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         block: list[str] = []
         for line in lines:
             block.append(line)

@@ -2,8 +2,9 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/import/run.py [--rows N]
 
-Creates a fresh database ``cdp_bench_import`` next to the one DATABASE_URL names,
-generates the files (bench/import/generate.py) if they are missing, then:
+Creates a fresh database ``cdp_bench_import`` (``--database NAME`` for another) next to
+the one DATABASE_URL names, generates the files (bench/import/generate.py) if they are
+missing, then:
 
 1. imports ``other.csv`` (the JD store, 20% of the people) so the big file meets people
    it already knows (not timed as the result);
@@ -15,6 +16,8 @@ generates the files (bench/import/generate.py) if they are missing, then:
    Member with the file's profile columns: no identity resolution, memberships or
    consent, so it does less work than our import) and prints the ratio.
 Targets: 1M rows < 120 s (≥ 8,500 rows/s), peak RSS < 1 GiB, ≥ 15× import_data.
+``--baseline-rows 0`` skips step 3 (quicker while iterating). Figures: README.md
+"Importing member files".
 """
 
 from __future__ import annotations
@@ -118,8 +121,9 @@ def _baseline(url: str, path: Path, rows: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--baseline-rows", type=int, default=100_000)
+    parser.add_argument("--baseline-rows", type=int, default=100_000, help="0 skips the comparison")
     parser.add_argument("--data", type=Path, default=Path(__file__).parent / "data")
+    parser.add_argument("--database", default=DB_NAME, help=f"the benchmark's own database (default {DB_NAME})")
     args = parser.parse_args()
     admin_url = os.environ.get("DATABASE_URL", "")
     if not admin_url.startswith("postgres"):
@@ -130,9 +134,9 @@ def main() -> None:
         print(f"generating {args.rows:,} rows into {data} …")
         subprocess.run([PYTHON, str(Path(__file__).parent / "generate.py"), "--rows", str(args.rows), "--out", str(data)],
                        check=True)  # fmt: skip
-    url = bench_url(admin_url, DB_NAME)
-    print(f"database {DB_NAME}; files in {data}")
-    recreate_database(admin_url, DB_NAME)
+    url = bench_url(admin_url, args.database)
+    print(f"database {args.database}; files in {data}")
+    recreate_database(admin_url, args.database)
     _setup(url)
 
     counts, wall, _ = _import(url, other_path, "bench-jd")
@@ -145,6 +149,8 @@ def main() -> None:
     print(f"   {counts}")
     print("   " + _manage(url, "verify_consent_ledger").strip())
     print("   " + _manage(url, "rebuild_consent_state", "--check").strip())
+    if args.baseline_rows <= 0:
+        return
     baseline = _baseline(url, main_path, args.baseline_rows)
     print(
         f"3. django-import-export import_data: {baseline:,.0f} rows/s; ours {rate:,.0f} rows/s = {rate / baseline:.1f}×"

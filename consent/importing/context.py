@@ -37,3 +37,8 @@ class ImportContext:
 
     def evidence(self, row: Any) -> dict[str, Any]:
         return {"file_sha256": self.sha256, "row": row.number}
+
+    def evidence_text(self, row: Any) -> str:
+        """``canonical_json(self.evidence(row))`` without a JSON encoder per row (the fast
+        path writes a million of these; tests/members/test_import_fast.py compares them)."""
+        return f'{{"file_sha256":"{self.sha256}","row":{row.number}}}'

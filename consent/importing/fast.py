@@ -1,7 +1,9 @@
 """The PostgreSQL path: a chunk of rows resolved and written with a few set-based
 statements instead of a dozen per row.
 
-Per chunk (one transaction):
+Per chunk (one transaction), in two phases:
+
+*Prepare* (reads, locks and Python):
 
 1. Look up who owns each identity of the chunk (one join on the unique (kind, value)
    index) and lock those members in id order, as ``resolve_store_record`` does.
@@ -11,20 +13,24 @@ Per chunk (one transaction):
    ``resolve_store_record`` (rare, and the merge then gets its MergeEvent). Groups that
    touch a merged or erased member go that way too.
 3. For every other group, apply the rows in order with the survivorship rules of
-   ``members.services`` in memory, then write: COPY new members, identities, memberships
-   and audit rows; UPDATE changed members and memberships from arrays.
-4. Append the consent events with ``consent.ledger_batch.append_many`` (same chain and
-   projection rules as a single append).
+   ``members.services`` in memory.
 
-The result equals the row-by-row path on the same file (tests/members/test_import_fast.py).
+*Write*: COPY new members, identities, memberships and audit rows; UPDATE changed
+members and memberships from arrays; append the consent events with
+``consent.ledger_batch.append_many`` (same chain and projection rules as a single
+append); then the row-by-row groups.
+
+``pipeline`` runs the prepare phase of the next chunk while this one writes, on a second
+connection, when the two chunks are independent (``Touched``). The result equals the
+row-by-row path on the same file (tests/members/test_import_fast.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from django.conf import settings
@@ -33,7 +39,6 @@ from django.utils import timezone
 
 from cdp import audit
 from consent.ledger_batch import NewEvent, append_many, copy_lines, copy_text, esc, temp_table
-from consent.models import canonical_json
 from members.identities import erased_value
 from members.models import Identity, Member, StoreMembership
 
@@ -43,47 +48,109 @@ from .report import ImportResult
 from .rows import ParsedRow
 
 PROFILE = Member.PROFILE_FIELDS  # name, gender, birth_date, province, city, locale, phone, email
+_profile_of = attrgetter(*PROFILE)
+_DEFAULTS = {name: Member._meta.get_field(name).get_default() for name in PROFILE}
+_DEFAULTS["birth_date"] = None
 MEMBER_COLUMNS = (
     "id", "status", "name", "gender", "birth_date", "province", "city", "locale", "phone", "email", "attributes",
     "profile_observed_at", "order_count", "total_spent", "lifecycle_stage", "created_at", "updated_at",
 )  # fmt: skip
 
 
-@dataclass
 class _Person:
     """A group of rows that are one person: an existing member or a new one."""
 
-    member_id: int | None = None
-    profile: dict[str, Any] = field(default_factory=dict)
-    observed_at: dt.datetime | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    locale: str = ""
-    changed: bool = False  # profile or attributes differ from the stored member
-    rows: list[int] = field(default_factory=list)
+    __slots__ = ("member_id", "profile", "observed_at", "attributes", "locale", "changed", "rows")
+
+    def __init__(
+        self,
+        member_id: int | None = None,
+        profile: dict[str, Any] | None = None,
+        observed_at: dt.datetime | None = None,
+        attributes: dict[str, Any] | None = None,
+        locale: str = "",
+    ) -> None:
+        self.member_id = member_id
+        self.profile = profile if profile is not None else {}
+        self.observed_at = observed_at
+        self.attributes = attributes if attributes is not None else {}
+        self.locale = locale
+        self.changed = False  # profile or attributes differ from the stored member
+        self.rows: list[int] = []
+
+
+@dataclass
+class Touched:
+    """What a chunk's transaction reads and writes besides rows no other chunk names:
+    every identity key of its rows and every existing member it found. Rows that go
+    through ``resolve_store_record`` (merges, erased people) stay inside these too: a
+    merge moves the identities, memberships, orders and events of members the look-up
+    found, so a later chunk that reaches any of them finds one of those members. Two
+    chunks whose sets are disjoint give the same result whichever commits first (see
+    ``pipeline``)."""
+
+    keys: set[tuple[str, str]] = field(default_factory=set)
+    members: set[int] = field(default_factory=set)
+
+
+class Turn:
+    """Hooks of a chunk's transaction for the pipeline; these defaults run chunks one
+    after the other (dry runs, SQLite's plain path, an import inside a transaction)."""
+
+    def check_keys(self, keys: set[tuple[str, str]]) -> None:
+        """Before the look-up: wait for an unfinished chunk that shares keys with us."""
+
+    def check_members(self, members: set[int]) -> bool:
+        """After the look-up: True when we waited for an unfinished chunk that locked one
+        of these members (the look-up must be made again)."""
+        return False
+
+    def prepared(self, touched: Touched) -> None:
+        """The prepare phase is done; the next chunk may start its own."""
+
+    def before_commit(self) -> None:
+        """Wait until the chunk before us committed."""
+
+
+SEQUENTIAL = Turn()
 
 
 class _Retry(Exception):
     pass
 
 
-def process_rows(ctx: ImportContext, rows: list[ParsedRow]) -> None:
+def process_rows(ctx: ImportContext, rows: list[ParsedRow], turn: Turn = SEQUENTIAL) -> None:
+    """Resolve and write one chunk in one transaction, retried when a concurrent writer
+    got in between (the chunk rolled back whole, so reading again and replaying is safe)."""
     attempts = settings.RESOLUTION_MAX_ATTEMPTS
     for attempt in range(1, attempts + 1):
         local = ImportResult()
         rejected: list[tuple[int, str, str]] = []
         try:
             with transaction.atomic():
-                _process(ctx, rows, local, rejected)
+                run_chunk(ctx, rows, local, rejected, turn)
         except (IntegrityError, _Retry):
-            # A concurrent writer created one of our identities: the chunk rolled back
-            # whole, so reading the owners again and replaying it is safe.
             if attempt == attempts:
                 raise
             continue
-        ctx.result.add(local)
-        for number, column, reason in rejected:
-            ctx.errors.reject(number, column, reason)
+        record_outcome(ctx, local, rejected)
         return
+
+
+def run_chunk(
+    ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, rejected: list, turn: Turn = SEQUENTIAL
+) -> None:
+    """Both phases, inside the caller's transaction."""
+    plan = _prepare(ctx, rows, result, turn)
+    turn.prepared(plan.touched)
+    _write(ctx, rows, plan, result, rejected)
+    turn.before_commit()
+
+
+def record_outcome(ctx: ImportContext, local: ImportResult, rejected: list[tuple[int, str, str]]) -> None:
+    ctx.result.add(local)
+    for number, column, reason in rejected:
+        ctx.errors.reject(number, column, reason)
 
 
 def _owners(cursor: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -100,20 +167,41 @@ def _owners(cursor: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], i
     return {(kind, value): member_id for kind, value, member_id in cursor.fetchall()}
 
 
-def _process(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, rejected: list) -> None:
+@dataclass
+class _Plan:
+    now: dt.datetime
+    touched: Touched
+    persons: list[_Person]
+    created: set[int]  # id() of the persons new in this chunk
+    new_people: list[_Person]
+    member_updates: list[_Person]
+    identities: list[tuple[_Person, str, str]]
+    new_memberships: list[tuple[_Person, ParsedRow]]
+    membership_updates: list[tuple[dict[str, Any], _Person]]  # the membership's new values, owner
+    created_ids: list[_Person]  # audit: members created, in file order
+    updated_ids: list[_Person]  # audit: members updated
+    fallback_rows: list[int]
+
+
+def _prepare(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, turn: Turn) -> _Plan:
     store = ctx.store
     now = timezone.now()
     row_keys = [row.record.identity_keys() for row in rows]
-    all_keys = sorted({key for keys in row_keys for key in keys})
+    key_set = {key for keys in row_keys for key in keys}
+    all_keys = sorted(key_set)
+    turn.check_keys(key_set)
     # Identities of people erased at their request are stored as keyed hashes; a row that
     # names one is refused by resolve_store_record, so its group takes that path.
     erased_keys = {(kind, erased_value(kind, value)): (kind, value) for kind, value in all_keys}
+    lookup = [*all_keys, *erased_keys]
     with connection.cursor() as cursor:
-        owners = _owners(cursor, [*all_keys, *erased_keys])
+        owners = _owners(cursor, lookup)
+        if turn.check_members(set(owners.values())):
+            owners = _owners(cursor, lookup)
         erased_hits = {erased_keys[key] for key in owners if key in erased_keys}
         owners = {key: member_id for key, member_id in owners.items() if key not in erased_keys}
         member_ids = sorted(set(owners.values()))
-        members: dict[int, dict[str, Any]] = {}
+        members: dict[int, tuple] = {}
         if member_ids:
             cursor.execute(
                 f"""SELECT id, status, locale, attributes, profile_observed_at, {", ".join(PROFILE)}
@@ -122,21 +210,17 @@ def _process(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, re
             )
             for member_id, status, locale, attributes, observed, *profile in cursor.fetchall():
                 attrs = attributes if isinstance(attributes, dict) else json.loads(attributes or "{}")
-                members[member_id] = {
-                    "status": status,
-                    "locale": locale,
-                    "attributes": attrs,
-                    "observed": observed,
-                    "profile": dict(zip(PROFILE, profile, strict=True)),
-                }
+                members[member_id] = (status, locale, attrs, observed, profile)
             owned = sorted(owners)
             if _owners(cursor, owned) != owners:
                 raise _Retry  # identities moved between our read and the lock
 
     # --- 2. Replay the chunk over a union-find ------------------------------------------
-    parent: dict[Any, Any] = {}
+    # Nodes: a member is its (positive) id, row i is -(i + 1). A member node stays the
+    # root, so a group's member is its root.
+    parent: dict[int, int] = {}
 
-    def find(node: Any) -> Any:
+    def find(node: int) -> int:
         root = node
         while parent[root] != root:
             root = parent[root]
@@ -144,91 +228,95 @@ def _process(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, re
             parent[node], node = root, parent[node]
         return root
 
-    key_node: dict[tuple[str, str], Any] = {}
+    key_node: dict[tuple[str, str], int] = {}
     for key, member_id in owners.items():
-        node = ("m", member_id)
-        parent.setdefault(node, node)
-        key_node[key] = node
-    flagged: list[Any] = []
+        parent[member_id] = member_id
+        key_node[key] = member_id
+    flagged: list[int] = []
     new_keys: list[list[tuple[str, str]]] = []
-
-    def union(a: Any, b: Any) -> None:
-        ra, rb = find(a), find(b)
-        if ra == rb:
-            return
-        # A member node stays the root, so a group's member is its root.
-        if ra[0] == "m":
-            parent[rb] = ra
-        else:
-            parent[ra] = rb
-
     for index, keys in enumerate(row_keys):
-        node = ("r", index)
+        node = -(index + 1)
         parent[node] = node
         roots = {find(key_node[key]) for key in keys if key in key_node}
-        for root in roots:
-            union(node, root)
-        if len(roots) > 1 or (erased_hits and not erased_hits.isdisjoint(keys)):
+        if roots:
+            members_among = [root for root in roots if root > 0]
+            top = members_among[0] if members_among else next(iter(roots))
+            for root in roots:
+                if root != top:
+                    parent[root] = top
+            parent[node] = top
+            if len(roots) > 1:
+                flagged.append(node)
+        if erased_hits and not erased_hits.isdisjoint(keys):
             flagged.append(node)
-        new_keys.append([key for key in keys if key not in key_node])
-        for key in keys:
-            key_node.setdefault(key, node)
+        fresh = [key for key in keys if key not in key_node]
+        new_keys.append(fresh)
+        for key in fresh:
+            key_node[key] = node
     fallback_roots = {find(node) for node in flagged}
     for member_id, info in members.items():
-        if info["status"] != Member.Status.ACTIVE:
-            fallback_roots.add(find(("m", member_id)))
+        if info[0] != Member.Status.ACTIVE:
+            fallback_roots.add(find(member_id))
 
-    groups: dict[Any, list[int]] = defaultdict(list)
+    groups: dict[int, list[int]] = {}
     for index in range(len(rows)):
-        groups[find(("r", index))].append(index)
+        root = find(-(index + 1))
+        if root in groups:
+            groups[root].append(index)
+        else:
+            groups[root] = [index]
 
     # --- 3. Apply rows in order, in memory ------------------------------------------------
-    persons: dict[Any, _Person] = {}
+    persons: list[_Person] = []
     fallback_rows: list[int] = []
     for root, indexes in groups.items():
         if root in fallback_roots:
             fallback_rows.extend(indexes)
             continue
-        if root[0] == "m":
-            info = members[root[1]]
-            person = _Person(
-                member_id=root[1],
-                profile=dict(info["profile"]),
-                observed_at=info["observed"],
-                attributes=dict(info["attributes"]),
-                locale=info["locale"] or "",
-            )
+        if root > 0:
+            _status, locale, attrs, observed, profile = members[root]
+            person = _Person(root, dict(zip(PROFILE, profile, strict=True)), observed, dict(attrs), locale or "")
         else:
             person = _Person()
         person.rows = indexes
-        persons[root] = person
+        persons.append(person)
 
-    store_keys = [keys[0] for keys in row_keys]
-    cursor_memberships = _memberships(store, [rows[i].record.store_member_id for p in persons.values() for i in p.rows])
-
-    new_people: list[_Person] = []
-    member_updates: list[_Person] = []
-    identities: list[tuple[Any, str, str]] = []  # person, kind, value
-    new_memberships: list[tuple[_Person, ParsedRow]] = []
-    membership_updates: list[tuple[dict[str, Any], _Person]] = []  # the membership's new values, owner
-    audit_rows: list[tuple[_Person, str, dict[str, Any]]] = []
-    for person in persons.values():
+    # A membership can exist only where the store member id is a known identity.
+    known = [i for p in persons for i in p.rows if row_keys[i][0] in owners]
+    existing = _memberships(store, [rows[i].record.store_member_id for i in known])
+    plan = _Plan(
+        now=now,
+        touched=Touched(keys=key_set, members=set(member_ids)),
+        persons=persons,
+        created=set(),
+        new_people=[],
+        member_updates=[],
+        identities=[],
+        new_memberships=[],
+        membership_updates=[],
+        created_ids=[],
+        updated_ids=[],
+        fallback_rows=fallback_rows,
+    )
+    identities, new_memberships = plan.identities, plan.new_memberships
+    for person in persons:
         created_here = person.member_id is None
         for position, index in enumerate(person.rows):
             row = rows[index]
             record = row.record
-            values = {k: v for k, v in record.profile().items() if v not in (None, "")}
+            values = {
+                name: value for name, value in zip(PROFILE, _profile_of(record), strict=True) if value not in (None, "")
+            }
+            fresh = new_keys[index]
             if created_here and position == 0:
-                person.profile = {
-                    name: values.get(name, Member._meta.get_field(name).get_default()) for name in PROFILE
-                }
-                person.profile["birth_date"] = values.get("birth_date")
+                person.profile = {**_DEFAULTS, **values}
                 person.observed_at = record.observed_at
                 person.attributes = dict(record.attributes)
-                identities.extend((person, k, v) for k, v in new_keys[index])
+                identities.extend((person, k, v) for k, v in fresh)
                 new_memberships.append((person, row))
                 result.created += 1
-                audit_rows.append((person, "member.created", {"store": store.code}))
+                plan.created.add(id(person))
+                plan.created_ids.append(person)
                 continue
             newer = person.observed_at is None or record.observed_at >= person.observed_at
             changed = _apply_profile(person, values, newer=newer)
@@ -243,46 +331,36 @@ def _process(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, re
                     person.observed_at = record.observed_at
                 if not created_here:
                     person.changed = True
-            identities.extend((person, k, v) for k, v in new_keys[index])
-            if store_keys[index] in owners:
-                existing = cursor_memberships.get(record.store_member_id)
-                if existing is None:
-                    new_memberships.append((person, row))
-                    changed.append("membership")
-                else:
-                    updates = _membership_changes(existing, person, record)
-                    if updates:
-                        existing.update(updates)
-                        if not any(m is existing for m, _ in membership_updates[-1:]):
-                            membership_updates.append((existing, person))
-                        changed.append("membership")
-            else:
+            identities.extend((person, k, v) for k, v in fresh)
+            membership = existing.get(record.store_member_id) if row_keys[index][0] in owners else None
+            if membership is None:
                 new_memberships.append((person, row))
                 changed.append("membership")
-            if changed or new_keys[index]:
+            else:
+                updates = _membership_changes(membership, person, record)
+                if updates:
+                    membership.update(updates)
+                    if not any(m is membership for m, _ in plan.membership_updates[-1:]):
+                        plan.membership_updates.append((membership, person))
+                    changed.append("membership")
+            if changed or fresh:
                 result.updated += 1
-                audit_rows.append(
-                    (
-                        person,
-                        "member.updated",
-                        {"store": store.code, "fields": changed, "identities_added": len(new_keys[index])},
-                    )
-                )
+                plan.updated_ids.append(person)
         if created_here:
-            new_people.append(person)
+            plan.new_people.append(person)
         elif person.changed:
-            member_updates.append(person)
+            plan.member_updates.append(person)
+    return plan
 
-    # --- 4. Write ---------------------------------------------------------------------------
-    _write(ctx, now, new_people, member_updates, identities, new_memberships, membership_updates, audit_rows)
-    created_ids = {id(person) for person in new_people}
-    result.consent_events += _append_consent(ctx, rows, persons, created_ids, now)
 
-    if fallback_rows:
-        fallback_rows.sort()
+def _write(ctx: ImportContext, rows: list[ParsedRow], plan: _Plan, result: ImportResult, rejected: list) -> None:
+    _write_members(ctx, plan)
+    result.consent_events += _append_consent(ctx, rows, plan)
+    if plan.fallback_rows:
+        plan.fallback_rows.sort()
         plain.process_rows(
             ctx,
-            [rows[i] for i in fallback_rows],
+            [rows[i] for i in plan.fallback_rows],
             result=result,
             reject=lambda number, column, reason: rejected.append((number, column, reason)),
         )
@@ -291,23 +369,33 @@ def _process(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, re
 def _apply_profile(person: _Person, values: dict[str, Any], *, newer: bool) -> list[str]:
     """``members.services._apply_profile`` on the in-memory copy of a member."""
     changed = []
+    profile = person.profile
     for name, value in values.items():
-        current = person.profile.get(name)
+        current = profile.get(name)
         if current == value:
             continue
         if current in (None, "") or newer:
-            person.profile[name] = value
+            profile[name] = value
             changed.append(name)
     return changed
 
 
 def _memberships(store: Any, store_member_ids: list[str]) -> dict[str, dict[str, Any]]:
-    found = {}
-    for m in StoreMembership.objects.filter(store=store, store_member_id__in=store_member_ids).values(
-        "id", "member_id", "store_member_id", "joined_at", "tier", "points"
-    ):
-        found[m["store_member_id"]] = m
-    return found
+    """This store's memberships of these member ids (only existing members can have one)."""
+    if not store_member_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT s.id, s.member_id, s.store_member_id, s.joined_at, s.tier, s.points
+                FROM {StoreMembership._meta.db_table} s
+                JOIN unnest(string_to_array(%s, E'\\x1f')) AS x(id) ON s.store_member_id = x.id
+                WHERE s.store_id = %s""",  # noqa: S608
+            ["\x1f".join(store_member_ids), store.pk],
+        )
+        return {
+            smid: {"id": pk, "member_id": member_id, "joined_at": joined_at, "tier": tier, "points": points}
+            for pk, member_id, smid, joined_at, tier, points in cursor.fetchall()
+        }
 
 
 def _membership_changes(existing: dict[str, Any], person: _Person, record: Any) -> dict[str, Any]:
@@ -321,20 +409,13 @@ def _membership_changes(existing: dict[str, Any], person: _Person, record: Any) 
     return changes
 
 
-def _write(
-    ctx: ImportContext,
-    now: dt.datetime,
-    new_people: list[_Person],
-    member_updates: list[_Person],
-    identities: list[tuple[_Person, str, str]],
-    new_memberships: list[tuple[_Person, ParsedRow]],
-    membership_updates: list[tuple[dict[str, Any], _Person]],
-    audit_rows: list[tuple[_Person, str, dict[str, Any]]],
-) -> None:
+def _write_members(ctx: ImportContext, plan: _Plan) -> None:
     store = ctx.store
+    now = plan.now
     with connection.cursor() as cursor:
         raw = cursor.cursor
         now_text = now.isoformat()
+        new_people = plan.new_people
         if new_people:
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
@@ -342,8 +423,14 @@ def _write(
             )
             for person, (pk,) in zip(new_people, sorted(cursor.fetchall()), strict=True):
                 person.member_id = pk
-            copy_lines(raw, Member._meta.db_table, MEMBER_COLUMNS, (_member_line(p, now_text) for p in new_people))
-        if member_updates:
+            tail = f"\t0\t0\tprospect\t{now_text}\t{now_text}"
+            copy_lines(
+                raw,
+                Member._meta.db_table,
+                MEMBER_COLUMNS,
+                (_member_line(p, "active\t") + tail for p in new_people),
+            )
+        if plan.member_updates:
             temp_table(
                 cursor,
                 "_import_members",
@@ -353,8 +440,8 @@ def _write(
             copy_lines(
                 raw,
                 "_import_members",
-                ("id", *PROFILE[:-2], "phone", "email", "attributes", "observed"),
-                (_member_line(p, now_text, update=True) for p in member_updates),
+                ("id", *PROFILE, "attributes", "observed"),
+                (_member_line(p, "") for p in plan.member_updates),
             )
             cursor.execute(
                 f"""UPDATE {Member._meta.db_table} m SET name = v.name, gender = v.gender, birth_date = v.birth_date,
@@ -364,17 +451,17 @@ def _write(
                 [now],
             )
         store_id = str(store.pk)
-        if identities:
+        if plan.identities:
             copy_lines(
                 raw,
                 Identity._meta.db_table,
                 ("member_id", "kind", "value", "store_id", "created_at"),
                 (
                     f"{person.member_id}\t{kind}\t{esc(value)}\t{store_id}\t{now_text}"
-                    for person, kind, value in identities
+                    for person, kind, value in plan.identities
                 ),
             )
-        if new_memberships:
+        if plan.new_memberships:
             copy_lines(
                 raw,
                 StoreMembership._meta.db_table,
@@ -383,10 +470,11 @@ def _write(
                     f"{person.member_id}\t{store_id}\t{esc(row.record.store_member_id)}\t"
                     f"{copy_text(row.record.joined_at)}\t{esc(row.record.tier)}\t{row.record.points or 0}\t"
                     f"{now_text}\t{now_text}"
-                    for person, row in new_memberships
+                    for person, row in plan.new_memberships
                 ),
             )
-        if membership_updates:
+        if plan.membership_updates:
+            updates = plan.membership_updates
             cursor.execute(
                 f"""UPDATE {StoreMembership._meta.db_table} s SET member_id = v.member_id, joined_at = v.joined_at,
                       tier = v.tier, points = v.points, updated_at = %s
@@ -395,86 +483,96 @@ def _write(
                     WHERE s.id = v.id""",  # noqa: S608
                 [
                     now,
-                    [m["id"] for m, _ in membership_updates],
-                    [person.member_id for _, person in membership_updates],
-                    [m["joined_at"] for m, _ in membership_updates],
-                    [m["tier"] for m, _ in membership_updates],
-                    [m["points"] for m, _ in membership_updates],
+                    [m["id"] for m, _ in updates],
+                    [person.member_id for _, person in updates],
+                    [m["joined_at"] for m, _ in updates],
+                    [m["tier"] for m, _ in updates],
+                    [m["points"] for m, _ in updates],
                 ],
             )
-        if audit_rows:
+        if plan.created_ids or plan.updated_ids:
             # One audit row per chunk naming every member it created or changed (a row per
             # member, as resolve_store_record writes, would be a million rows per file).
-            created = [person.member_id for person, action, _ in audit_rows if action == "member.created"]
-            updated = sorted({person.member_id for person, action, _ in audit_rows if action == "member.updated"})
             audit.record(
                 "members.import_chunk",
                 store,
-                changes={"source": ctx.source_ref, "created": created, "updated": updated},
+                changes={
+                    "source": ctx.source_ref,
+                    "created": [person.member_id for person in plan.created_ids],
+                    "updated": sorted({person.member_id for person in plan.updated_ids}),
+                },
             )
 
 
-def _member_line(p: _Person, now_text: str, *, update: bool = False) -> str:
+def _member_line(p: _Person, status: str) -> str:
+    """id, status (new members: "active\\t"), the profile, attributes and the survivorship
+    time, as COPY text."""
     pr = p.profile
-    observed = copy_text(p.observed_at)
-    values = (
-        f"{p.member_id}\t{esc(pr['name'])}\t{pr['gender']}\t{copy_text(pr['birth_date'])}\t{esc(pr['province'])}\t"
-        f"{esc(pr['city'])}\t{esc(pr['locale'])}\t{esc(pr['phone'])}\t{esc(pr['email'])}\t{esc(_json(p.attributes))}"
+    return (
+        f"{p.member_id}\t{status}{esc(pr['name'])}\t{pr['gender']}\t{copy_text(pr['birth_date'])}\t"
+        f"{esc(pr['province'])}\t{esc(pr['city'])}\t{esc(pr['locale'])}\t{esc(pr['phone'])}\t{esc(pr['email'])}\t"
+        f"{esc(_json(p.attributes))}\t{copy_text(p.observed_at)}"
     )
-    if update:
-        return f"{values}\t{observed}"
-    # MEMBER_COLUMNS order: id, status, then the profile.
-    head, rest = values.split("\t", 1)
-    return f"{head}\tactive\t{rest}\t{observed}\t0\t0\tprospect\t{now_text}\t{now_text}"
 
 
 def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, ensure_ascii=False) if value else "{}"
 
 
-def _append_consent(
-    ctx: ImportContext, rows: list[ParsedRow], persons: dict[Any, _Person], created: set[int], now: dt.datetime
-) -> int:
+def _append_consent(ctx: ImportContext, rows: list[ParsedRow], plan: _Plan) -> int:
     wanted = []
-    for person in persons.values():
+    for person in plan.persons:
         for index in person.rows:
-            for choice in rows[index].consents:
-                wanted.append((index, person, choice))
+            if rows[index].consents:
+                wanted.append((index, person))
     if not wanted:
         return 0
-    wanted.sort(key=lambda item: item[0])  # file order, then column order (sort is stable)
+    wanted.sort(key=lambda item: item[0])  # file order; choices in column order
     # A person new in this chunk has no events yet: look up only the others' external ids.
+    created = plan.created
     seen = plain.existing_external_ids(
-        ctx, [rows[i].external_id(choice) for i, person, choice in wanted if id(person) not in created]
+        ctx,
+        [
+            rows[index].external_id(choice)
+            for index, person in wanted
+            if id(person) not in created
+            for choice in rows[index].consents
+        ],
     )
     events = []
     brand_id, store_id, source_ref = ctx.store.brand_id, ctx.store.pk, ctx.source_ref[:200]
-    evidence: dict[int, str] = {}
-    for index, person, choice in wanted:
+    recorded_at = plan.now
+    notices: dict[tuple[int, str], int | None] = {}
+    for index, person in wanted:
         row = rows[index]
-        external_id = row.external_id(choice)
-        if external_id in seen:
-            continue
-        seen.add(external_id)
-        notice = ctx.notice_for(choice.purpose.id, person.locale)
-        if index not in evidence:
-            evidence[index] = canonical_json(ctx.evidence(row))
-        events.append(
-            NewEvent(
-                member_id=person.member_id,
-                brand_id=brand_id,
-                purpose_id=choice.purpose.id,
-                channel=choice.channel,
-                action=choice.action,
-                occurred_at=row.occurred_at,
-                recorded_at=now,
-                source_type="import_job",
-                source_ref=source_ref,
-                store_id=store_id,
-                notice_id=notice.pk if notice else None,
-                evidence=evidence[index],
-                external_id=external_id,
+        evidence = None
+        for choice in row.consents:
+            external_id = row.external_id(choice)
+            if external_id in seen:
+                continue
+            seen.add(external_id)
+            key = (choice.purpose.id, person.locale)
+            if key not in notices:
+                notice = ctx.notice_for(*key)
+                notices[key] = notice.pk if notice else None
+            if evidence is None:
+                evidence = ctx.evidence_text(row)
+            events.append(
+                NewEvent(
+                    member_id=person.member_id,
+                    brand_id=brand_id,
+                    purpose_id=choice.purpose.id,
+                    channel=choice.channel,
+                    action=choice.action,
+                    occurred_at=row.occurred_at,
+                    recorded_at=recorded_at,
+                    source_type="import_job",
+                    source_ref=source_ref,
+                    store_id=store_id,
+                    notice_id=notices[key],
+                    evidence=evidence,
+                    external_id=external_id,
+                )
             )
-        )
     append_many(events)
     return len(events)

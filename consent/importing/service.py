@@ -30,6 +30,7 @@ from .report import ErrorLog, ImportResult
 from .rows import ParsedRow, RowProblem, RowValidator, unquote
 
 Progress = Callable[[int, int], None]
+Refusal = tuple[int, str, str, str]  # row, column, reason, value
 PLAIN_CHUNK_ROWS = 500
 
 
@@ -115,11 +116,14 @@ def import_member_file(
     fast: bool | None = None,
     errors_to: IO[str] | None = None,
     start_job: Callable[[FileInfo, int], ImportJob] | None = None,
+    pipelined: bool | None = None,
 ) -> ImportResult:
     """Import one member file into ``store``; raise ``FileProblem`` if it cannot be read
     (then nothing was written). Rows with problems are rejected and reported; the rest go
     in. Importing the same file again changes nothing. ``start_job`` makes the job row
-    once the file proved readable (the command's imports)."""
+    once the file proved readable (the command's imports). ``pipelined``: two chunks in
+    flight on two connections (``pipeline``); by default on the fast path unless this is
+    a dry run or runs inside a transaction."""
     started = time.monotonic()
     info = inspect(Path(path), encoding=encoding)
     found = scan(info)
@@ -144,13 +148,16 @@ def import_member_file(
     else:
         from .plain import process_rows
     chunk_size = settings.IMPORT_CHUNK_ROWS if fast else PLAIN_CHUNK_ROWS
+    if pipelined is None:
+        pipelined = not connection.in_atomic_block
+    pipelined = pipelined and fast and not dry_run
     done = 0
 
-    def flush(chunk: list[ParsedRow]) -> None:
-        process_rows(ctx, chunk)
+    def chunk_done(rows_done: int) -> None:
+        """After each chunk's commit, in file order (from a pipeline's worker thread too)."""
         if job is not None and not dry_run:
             ImportJob.objects.filter(pk=job.pk).update(
-                rows_done=done,
+                rows_done=rows_done,
                 heartbeat_at=timezone.now(),
                 created=result.created,
                 updated=result.updated,
@@ -158,10 +165,30 @@ def import_member_file(
                 rejected=result.rejected,
                 consent_events=result.consent_events,
             )
+        if progress:
+            progress(rows_done, found.rows)
+
+    pipeline = None
+    if pipelined:
+        from .pipeline import Pipeline
+
+        pipeline = Pipeline(ctx, on_committed=chunk_done)
+
+    def flush(chunk: list[ParsedRow], refused: list[Refusal]) -> None:
+        # Rows refused by validation are reported with their chunk, before its own refusals:
+        # the error file lists rows in the order one chunk after the other would.
+        if pipeline is not None:
+            pipeline.submit(chunk, refused, done)
+            return
+        for refusal in refused:
+            errors.reject(*refusal)
+        process_rows(ctx, chunk)
+        chunk_done(done)
 
     try:
         with transaction.atomic() if dry_run else nullcontext():
             chunk: list[ParsedRow] = []
+            refused: list[Refusal] = []
             for number, cells in _numbered(info):
                 done += 1
                 try:
@@ -175,14 +202,18 @@ def import_member_file(
                         )
                     chunk.append(validator.parse(number, cells))
                 except RowProblem as exc:
-                    errors.reject(number, exc.column, exc.reason, exc.value)
-                if len(chunk) >= chunk_size:
-                    flush(chunk)
-                    chunk = []
-                    if progress:
-                        progress(done, found.rows)
+                    refused.append((number, exc.column, exc.reason, exc.value))
+                if len(chunk) + len(refused) >= chunk_size:  # refused rows too: a file of bad rows streams
+                    flush(chunk, refused)
+                    chunk, refused = [], []
             if chunk:
-                flush(chunk)
+                flush(chunk, refused)
+                refused = []
+            if pipeline is not None:
+                pipeline, running = None, pipeline
+                running.close()
+            for refusal in refused:  # after the last chunk: no chunk to go with
+                errors.reject(*refusal)
             if progress:
                 progress(done, found.rows)
             result.seconds = time.monotonic() - started
@@ -196,6 +227,9 @@ def import_member_file(
                 raise _DryRun
     except _DryRun:
         pass
+    finally:
+        if pipeline is not None:  # reading failed: let the chunks already handed over finish
+            pipeline.close(raise_error=False)
     if errors_to is not None:
         errors.write_csv(errors_to)
     errors.close()

@@ -120,3 +120,41 @@ def test_fast_phone_normalisation_equals_phonenumbers():
         except RecordError:
             got = "error"
         assert got == expected, raw
+
+
+def test_fast_email_validation_equals_djangos():
+    """normalize_email's validator (compiled user pattern, cached domains) answers as
+    Django's validate_email does."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    from members.identities import normalize_email
+
+    rng = random.Random(11)
+    parts = ["a", "Z9", "user.name", "x+y", '"quoted"', "..", ".a", "a.", "é", "名", "a b", "", "-", "_"]
+    domains = ["example.com", "qq.com", "localhost", "[127.0.0.1]", "[::1]", "[300.1.1.1]", "ex_ample.com",
+               "-bad.com", "xn--fsq.com", "例子.公司", "a" * 64 + ".com", "com", "a..b", "a.b-", ""]  # fmt: skip
+    for _ in range(3000):
+        raw = rng.choice(parts) + rng.choice(["@", "@", "@@", ""]) + rng.choice(domains)
+        try:
+            validate_email(raw.strip().lower())
+            expected = raw.strip().lower()
+        except ValidationError:
+            expected = "error"
+        try:
+            got = normalize_email(raw)
+        except RecordError:
+            got = "error"
+        assert got == expected or (got == "error" and not raw.strip()), raw
+
+
+def test_evidence_text_is_the_canonical_json_of_the_evidence():
+    from types import SimpleNamespace
+
+    from consent.importing.context import ImportContext
+    from consent.models import canonical_json
+
+    ctx = ImportContext.__new__(ImportContext)
+    ctx.sha256 = "ab" * 32
+    row = SimpleNamespace(number=12345)
+    assert ctx.evidence_text(row) == canonical_json(ctx.evidence(row))
