@@ -54,8 +54,11 @@ serve:
 
 demo: seed serve
 
+# The SQLite run is split over the machine's cores (pytest-xdist, one in-memory database
+# per worker); .ci/run's PostgreSQL run stays serial (its tests share one Redis and start
+# real celery workers).
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $${TEST_WORKERS:-auto}
 
 lint: install
 	$(BIN)/ruff check .

@@ -104,3 +104,15 @@ def real_celery():
     app.conf.task_always_eager = False
     yield app
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _english_outside_requests():
+    """Every test starts with English active, whatever the test before it (or a request it
+    made) left active in this thread: messages built outside a request otherwise depend on
+    test order. Tests about other languages activate or request them."""
+    from django.utils import translation
+
+    translation.activate("en")
+    yield
+    translation.deactivate()

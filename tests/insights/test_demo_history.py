@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 def test_seed_dashboard_history_after_seed_demo(client, superuser):
     with pytest.raises(CommandError, match="seed_demo first"):
         call_command("seed_dashboard_history", stdout=StringIO())
-    call_command("seed_demo", "--members", "300", stdout=StringIO())
+    call_command("seed_demo", "--members", "120", stdout=StringIO())
     out = StringIO()
     call_command("seed_dashboard_history", stdout=out)
     assert "12 lifecycle snapshots" in out.getvalue()

@@ -24,7 +24,7 @@ PLATFORMS = {"tmall", "jd", "douyin", "wechat", "xiaohongshu", "pos", "website"}
 @pytest.fixture
 def seeded():
     out = StringIO()
-    call_command("seed_demo", "--members", "300", stdout=out)
+    call_command("seed_demo", "--members", "120", stdout=out)
     return out.getvalue()
 
 
