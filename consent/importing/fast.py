@@ -97,22 +97,25 @@ class Turn:
     """Hooks of a chunk's transaction for the pipeline; these defaults run chunks one
     after the other (dry runs, SQLite's plain path, an import inside a transaction)."""
 
-    def check_keys(self, keys: set[tuple[str, str]]) -> None:
-        """Before the look-up: wait for an unfinished chunk that shares keys with us."""
+    def pending(self) -> Touched | None:
+        """What the chunk before us reads and writes, while it has not committed; None
+        once it has. Our rows that share a key or a member with it are *late*: they go
+        row by row after its commit (``run_chunk``)."""
+        return None
 
-    def check_members(self, members: set[int]) -> bool:
-        """After the look-up: True when we waited for an unfinished chunk that locked one
-        of these members (the look-up must be made again)."""
-        return False
+    def wait_for_predecessor(self) -> None:
+        """Wait until the chunk before us committed (too many late rows)."""
 
-    def prepared(self, touched: Touched) -> None:
-        """The prepare phase is done; the next chunk may start its own."""
+    def prepared(self, touched: Touched, late: int = 0) -> None:
+        """The prepare phase is done (``late`` rows wait for the chunk before us); the
+        next chunk may start its own."""
 
     def before_commit(self) -> None:
         """Wait until the chunk before us committed."""
 
 
 SEQUENTIAL = Turn()
+LATE_ROWS_MIN = 50
 
 
 class _Retry(Exception):
@@ -142,9 +145,12 @@ def run_chunk(
 ) -> None:
     """Both phases, inside the caller's transaction."""
     plan = _prepare(ctx, rows, result, turn)
-    turn.prepared(plan.touched)
+    turn.prepared(plan.touched, len(plan.late_rows))
     _write(ctx, rows, plan, result, rejected)
     turn.before_commit()
+    if plan.late_rows:
+        _row_by_row(ctx, rows, plan.late_rows, result, rejected)
+        rejected.sort()  # file order, as one row after the other reports them
 
 
 def record_outcome(ctx: ImportContext, local: ImportResult, rejected: list[tuple[int, str, str]]) -> None:
@@ -181,6 +187,7 @@ class _Plan:
     created_ids: list[_Person]  # audit: members created, in file order
     updated_ids: list[_Person]  # audit: members updated
     fallback_rows: list[int]
+    late_rows: list[int]  # rows that wait for the chunk before us (``Turn.pending``)
 
 
 def _prepare(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, turn: Turn) -> _Plan:
@@ -189,31 +196,30 @@ def _prepare(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, tu
     row_keys = [row.record.identity_keys() for row in rows]
     key_set = {key for keys in row_keys for key in keys}
     all_keys = sorted(key_set)
-    turn.check_keys(key_set)
+    limit = _late_limit(len(rows))
+    pending = turn.pending()
+    late_keys: set[tuple[str, str]] = set()
+    if pending is not None:
+        late_keys = key_set & pending.keys
+        if late_keys and sum(1 for keys in row_keys if not late_keys.isdisjoint(keys)) > limit:
+            turn.wait_for_predecessor()
+            pending, late_keys = None, set()
     # Identities of people erased at their request are stored as keyed hashes; a row that
     # names one is refused by resolve_store_record, so its group takes that path.
     erased_keys = {(kind, erased_value(kind, value)): (kind, value) for kind, value in all_keys}
     lookup = [*all_keys, *erased_keys]
     with connection.cursor() as cursor:
         owners = _owners(cursor, lookup)
-        if turn.check_members(set(owners.values())):
-            owners = _owners(cursor, lookup)
+        late_members: set[int] = set()
+        if pending is not None:
+            late_members = pending.members.intersection(owners.values())
+            if late_members and sum(1 for key, owner in owners.items() if owner in late_members) > limit:
+                turn.wait_for_predecessor()
+                late_members = set()
+                owners = _owners(cursor, lookup)
         erased_hits = {erased_keys[key] for key in owners if key in erased_keys}
         owners = {key: member_id for key, member_id in owners.items() if key not in erased_keys}
-        member_ids = sorted(set(owners.values()))
-        members: dict[int, tuple] = {}
-        if member_ids:
-            cursor.execute(
-                f"""SELECT id, status, locale, attributes, profile_observed_at, {", ".join(PROFILE)}
-                    FROM {Member._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE""",  # noqa: S608
-                [member_ids],
-            )
-            for member_id, status, locale, attributes, observed, *profile in cursor.fetchall():
-                attrs = attributes if isinstance(attributes, dict) else json.loads(attributes or "{}")
-                members[member_id] = (status, locale, attrs, observed, profile)
-            owned = sorted(owners)
-            if _owners(cursor, owned) != owners:
-                raise _Retry  # identities moved between our read and the lock
+        found_ids = set(owners.values())
 
     # --- 2. Replay the chunk over a union-find ------------------------------------------
     # Nodes: a member is its (positive) id, row i is -(i + 1). A member node stays the
@@ -253,6 +259,29 @@ def _prepare(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, tu
         new_keys.append(fresh)
         for key in fresh:
             key_node[key] = node
+    late_roots = {find(member_id) for member_id in late_members}
+    if late_keys:
+        late_roots.update(find(-(index + 1)) for index, keys in enumerate(row_keys) if not late_keys.isdisjoint(keys))
+
+    # Lock the members we plan (not those of late rows: the chunk before us may hold
+    # their locks; late rows take them after its commit) in id order, as
+    # resolve_store_record does, then check nobody moved their identities meanwhile.
+    member_ids = sorted(m for m in found_ids if find(m) not in late_roots) if late_roots else sorted(found_ids)
+    members: dict[int, tuple] = {}
+    if member_ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""SELECT id, status, locale, attributes, profile_observed_at, {", ".join(PROFILE)}
+                    FROM {Member._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE""",  # noqa: S608
+                [member_ids],
+            )
+            for member_id, status, locale, attributes, observed, *profile in cursor.fetchall():
+                attrs = attributes if isinstance(attributes, dict) else json.loads(attributes or "{}")
+                members[member_id] = (status, locale, attrs, observed, profile)
+            locked = set(member_ids)
+            owned = sorted(key for key, owner in owners.items() if owner in locked)
+            if _owners(cursor, owned) != {key: owners[key] for key in owned}:
+                raise _Retry  # identities moved between our read and the lock
     fallback_roots = {find(node) for node in flagged}
     for member_id, info in members.items():
         if info[0] != Member.Status.ACTIVE:
@@ -269,7 +298,11 @@ def _prepare(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, tu
     # --- 3. Apply rows in order, in memory ------------------------------------------------
     persons: list[_Person] = []
     fallback_rows: list[int] = []
+    late_rows: list[int] = []
     for root, indexes in groups.items():
+        if root in late_roots:
+            late_rows.extend(indexes)
+            continue
         if root in fallback_roots:
             fallback_rows.extend(indexes)
             continue
@@ -286,7 +319,7 @@ def _prepare(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, tu
     existing = _memberships(store, [rows[i].record.store_member_id for i in known])
     plan = _Plan(
         now=now,
-        touched=Touched(keys=key_set, members=set(member_ids)),
+        touched=_touched(key_set, found_ids, pending if late_rows else None),
         persons=persons,
         created=set(),
         new_people=[],
@@ -297,6 +330,7 @@ def _prepare(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, tu
         created_ids=[],
         updated_ids=[],
         fallback_rows=fallback_rows,
+        late_rows=late_rows,
     )
     identities, new_memberships = plan.identities, plan.new_memberships
     for person in persons:
@@ -357,13 +391,33 @@ def _write(ctx: ImportContext, rows: list[ParsedRow], plan: _Plan, result: Impor
     _write_members(ctx, plan)
     result.consent_events += _append_consent(ctx, rows, plan)
     if plan.fallback_rows:
-        plan.fallback_rows.sort()
-        plain.process_rows(
-            ctx,
-            [rows[i] for i in plan.fallback_rows],
-            result=result,
-            reject=lambda number, column, reason: rejected.append((number, column, reason)),
-        )
+        _row_by_row(ctx, rows, plan.fallback_rows, result, rejected)
+
+
+def _row_by_row(
+    ctx: ImportContext, rows: list[ParsedRow], indexes: list[int], result: ImportResult, rejected: list
+) -> None:
+    plain.process_rows(
+        ctx,
+        [rows[i] for i in sorted(indexes)],
+        result=result,
+        reject=lambda number, column, reason: rejected.append((number, column, reason)),
+    )
+
+
+def _late_limit(rows: int) -> int:
+    """Late rows go row by row (about a millisecond each): beyond this many, a chunk
+    waits for the one before it instead."""
+    return max(LATE_ROWS_MIN, rows // 100)
+
+
+def _touched(keys: set, members: set[int], pending: Touched | None) -> Touched:
+    """Our keys and found members; with late rows, also those of the chunk before us:
+    after its commit our late rows may reach the people it created or changed, which our
+    successor must then treat as ours."""
+    if pending is None:
+        return Touched(keys=keys, members=members)
+    return Touched(keys=keys | pending.keys, members=members | pending.members)
 
 
 def _apply_profile(person: _Person, values: dict[str, Any], *, newer: bool) -> list[str]:

@@ -10,12 +10,18 @@ Why the result is the one of running the chunks in order:
 
 * The prepare phases run in chunk order (k+1 starts its reads when k has finished its
   own), and commits run in chunk order (k+1 commits after k).
-* Chunk k+1 reads only committed data. Before its look-up, if it shares an identity key
-  with chunk k (its rows name a person k creates or changes), it waits until k committed.
-  After its look-up, if it found a member k found, it waits for k's commit and looks up
-  again. Otherwise nothing k writes is anything k+1 reads (``fast.Touched``): k+1's
-  members, their identities, memberships, chain heads, consent states and external ids
-  are not k's, so k+1 sees the same data as it would after k's commit.
+* Chunk k+1 reads only committed data, and sets aside what k may change. Its rows that
+  share an identity key with k's rows (they name a person k creates or changes), or that
+  reach a member k's look-up found, are *late*: k+1 neither locks nor plans them, and
+  after k committed it runs them row by row (``resolve_store_record``) in its own
+  transaction before it commits. A late row's whole group (the rows that are one person
+  with it) is late, so a late person is never half planned. Everything else k writes is
+  nothing k+1 reads (``fast.Touched``): k+1's other members, their identities,
+  memberships, chain heads, consent states and external ids are not k's, so k+1 sees the
+  same data as it would after k's commit. A chunk with late rows hands on k's keys and
+  members with its own, since its late rows may reach k's people. More than 1% late
+  rows and k+1 waits for k's commit before its look-up instead (one row at a time costs
+  about a millisecond).
 * Should a dependency ever slip past that check, PostgreSQL still orders the two: row
   locks, unique keys (a collision is a retry) and, for the one wait it cannot see (k
   waiting for a lock k+1 holds while k+1 waits for k's commit), k+1 checks
@@ -74,9 +80,10 @@ class Pipeline:
         self.stop_after: int | None = None  # chunks after this one must not commit
         self.error: BaseException | None = None
         self.submitted = 0
-        # How often a chunk waited for the one before it (shared keys or members), started
-        # over (its predecessor retried, or the lock safety net) or retried on its own.
-        self.waited = self.restarted = self.retried = 0
+        # How often a chunk waited for the one before it (too many rows sharing keys or
+        # members with it), started over (its predecessor retried, or the lock safety net)
+        # or retried on its own; how many rows went in after the chunk before theirs.
+        self.waited = self.restarted = self.retried = self.late = 0
         self.queues: list[queue.Queue] = [queue.Queue(maxsize=1) for _ in range(WORKERS)]
         self.threads = [
             threading.Thread(
@@ -114,8 +121,8 @@ class Pipeline:
         for thread in self.threads:
             thread.join()
         logger.info(
-            "import pipeline: %d chunks, %d waited for the one before, %d started over, %d retried",
-            self.submitted, self.waited, self.restarted, self.retried,
+            "import pipeline: %d chunks, %d waited for the one before, %d started over, %d retried, %d late rows",
+            self.submitted, self.waited, self.restarted, self.retried, self.late,
         )  # fmt: skip
         if raise_error:
             self._raise()
@@ -231,23 +238,24 @@ class _PipelineTurn(Turn):
             p.active.add(self.index)
             p.backends[self.index] = connection.connection.info.backend_pid
 
-    def check_keys(self, keys: set[tuple[str, str]]) -> None:
+    def pending(self) -> Touched | None:
         with self.p.cond:
             previous, touched = self._predecessor()
-            if touched is not None and (self.serial or not keys.isdisjoint(touched.keys)):
+            if touched is not None and self.serial:
                 self._wait_for_commit(previous)
+                return None
+            return touched
 
-    def check_members(self, members: set[int]) -> bool:
+    def wait_for_predecessor(self) -> None:
         with self.p.cond:
             previous, touched = self._predecessor()
-            if touched is not None and not members.isdisjoint(touched.members):
+            if touched is not None:
                 self._wait_for_commit(previous)
-                return True
-            return False
 
-    def prepared(self, touched: Touched) -> None:
+    def prepared(self, touched: Touched, late: int = 0) -> None:
         with self.p.cond:
             self.p.prepared[self.index] = touched
+            self.p.late += late
             self.p.cond.notify_all()
 
     def before_commit(self) -> None:
