@@ -130,11 +130,11 @@ class Member(models.Model):
     gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, blank=True)
     birth_date = models.DateField(_("birth date"), null=True, blank=True)
     province = models.CharField(_("province"), max_length=64, blank=True)
-    city = models.CharField(_("city"), max_length=64, blank=True, db_index=True)
+    city = models.CharField(_("city"), max_length=64, blank=True)
     locale = models.CharField(_("language"), max_length=10, blank=True)
     # The preferred contact points; every known one is an Identity.
-    phone = models.CharField(_("phone"), max_length=20, blank=True, db_index=True)
-    email = models.EmailField(_("e-mail"), max_length=254, blank=True, db_index=True)
+    phone = models.CharField(_("phone"), max_length=20, blank=True)
+    email = models.EmailField(_("e-mail"), max_length=254, blank=True)
     # Free-text attributes from store files (unknown columns) and the API.
     attributes = models.JSONField(_("attributes"), default=dict, blank=True)
     # Survivorship: when the profile values were last observed at their source. A record
@@ -151,7 +151,6 @@ class Member(models.Model):
         max_length=10,
         choices=LifecycleStage.choices,
         default=LifecycleStage.PROSPECT,
-        db_index=True,
     )
     metrics_refreshed_at = models.DateTimeField(_("metrics refreshed"), null=True, blank=True)
 
@@ -168,6 +167,15 @@ class Member(models.Model):
         verbose_name_plural = _("members")
         ordering = ["-created_at", "-id"]
         permissions = [("view_pii", _("Can see full phone numbers and e-mail addresses"))]
+        # Plain b-trees: ``db_index`` on a CharField also builds a second, LIKE-prefix
+        # (varchar_pattern_ops) index on PostgreSQL that no query uses, and every member
+        # written pays for each index (a million per import).
+        indexes = [
+            models.Index(fields=["city"], name="member_city_idx"),
+            models.Index(fields=["phone"], name="member_phone_idx"),
+            models.Index(fields=["email"], name="member_email_idx"),
+            models.Index(fields=["lifecycle_stage"], name="member_lifecycle_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status="merged", merged_into__isnull=False)
@@ -226,8 +234,14 @@ class Identity(models.Model):
 class StoreMembership(models.Model):
     """A member's membership ("入会") in one store, under the store's own member id."""
 
-    member = models.ForeignKey(Member, verbose_name=_("member"), on_delete=models.CASCADE, related_name="memberships")
-    store = models.ForeignKey(Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="memberships")
+    # No index of their own: (member, store) and the unique (store, store_member_id) lead
+    # with these columns already.
+    member = models.ForeignKey(
+        Member, verbose_name=_("member"), on_delete=models.CASCADE, related_name="memberships", db_index=False
+    )
+    store = models.ForeignKey(
+        Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="memberships", db_index=False
+    )
     store_member_id = models.CharField(_("store member id"), max_length=100)
     joined_at = models.DateTimeField(_("joined"), null=True, blank=True)
     tier = models.CharField(_("tier"), max_length=50, blank=True)
