@@ -417,6 +417,8 @@ CONSENT_CHECKPOINT_INTERVAL = env_int("CONSENT_CHECKPOINT_INTERVAL", 600)
 # for data requests (on the dashboard and in the data-request queue).
 DASHBOARD_CACHE_SECONDS = env_int("DASHBOARD_CACHE_SECONDS", 300)
 DASHBOARD_DUE_SOON_DAYS = env_int("DASHBOARD_DUE_SOON_DAYS", 3)
+# A brand's figures are recomputed at most once in this many seconds by "Refresh figures".
+DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 120)
 
 # Segments (DESIGN.md "Segment rules"). Weekly message limit for members who set none
 # themselves and whose brand has no contact policy (0: no default limit).

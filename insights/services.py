@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
@@ -158,6 +159,14 @@ def refresh_figures(*, brand: Brand, now: dt.datetime | None = None) -> BrandFig
         )
         transaction.on_commit(lambda: new_generation(brand.pk))
     return figures
+
+
+def claim_refresh(brand: Brand) -> bool:
+    """Whether a refresh of ``brand`` may start now: False while one started less than
+    ``DASHBOARD_REFRESH_SECONDS`` ago. A refresh reads every member, membership and
+    ledger event of the brand (about a minute of database time at a million members), so
+    repeated clicks of the button start one, not one each."""
+    return cache.add(f"insights:dashboard:refresh:{brand.pk}", 1, timeout=settings.DASHBOARD_REFRESH_SECONDS)
 
 
 def generation_key(brand_id: int) -> str:

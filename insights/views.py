@@ -11,11 +11,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from consent.csvutil import csv_response
 
-from . import charts, figures, tasks
+from . import charts, figures, services, tasks
 from .forms import DashboardForm, dashboard_form
 
 PERMISSION = "insights.view_dashboard"
@@ -96,7 +97,22 @@ def refresh(request: HttpRequest) -> HttpResponse:
         raise Http404
     if not form.is_valid():
         return _bad_request(form)
-    tasks.refresh_figures.delay(form.cleaned_data["brand"].pk)
-    if not settings.CELERY_TASK_ALWAYS_EAGER:
-        messages.info(request, _("The figures are being recomputed; reload the page in a minute to see them."))
+    brand = form.cleaned_data["brand"]
+    if services.claim_refresh(brand):
+        tasks.refresh_figures.delay(brand.pk)
+        if not settings.CELERY_TASK_ALWAYS_EAGER:
+            messages.info(request, _("The figures are being recomputed; reload the page in a minute to see them."))
+    else:
+        minutes = max(1, settings.DASHBOARD_REFRESH_SECONDS // 60)
+        messages.warning(
+            request,
+            ngettext(
+                "The figures of %(brand)s were recomputed less than a minute ago, or are being recomputed; "
+                "try again later.",
+                "The figures of %(brand)s were recomputed less than %(minutes)d minutes ago, or are being "
+                "recomputed; try again later.",
+                minutes,
+            )
+            % {"brand": brand.name, "minutes": minutes},
+        )
     return HttpResponseRedirect(f"{reverse('admin:index')}?{form.query_string()}#dashboard")

@@ -116,3 +116,12 @@ def _english_outside_requests():
     translation.activate("en")
     yield
     translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Every test starts with an empty cache: ids repeat between tests (SQLite reuses
+    them after a rollback), so a key a test left behind could answer the next one."""
+    from django.core.cache import cache
+
+    cache.clear()

@@ -268,3 +268,25 @@ def test_refresh_with_a_worker_says_the_figures_are_on_their_way(client, analyst
     response = client.post("/admin/insights/dashboard/refresh/", params(refreshed), follow=True)
     assert queued == [refreshed.lotus.pk]
     assert "The figures are being recomputed; reload the page in a minute to see them." in response.content.decode()
+
+
+def test_a_second_refresh_within_the_interval_starts_nothing(client, analyst, refreshed, settings, monkeypatch):
+    """A refresh costs about a minute of database time at a million members: clicking the
+    button again right away says so and queues nothing; after the interval it works."""
+    from insights import services as insight_services
+    from insights import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.refresh_figures, "delay", lambda brand_id: queued.append(brand_id))
+    settings.DASHBOARD_REFRESH_SECONDS = 120
+    client.force_login(analyst)
+    first = client.post("/admin/insights/dashboard/refresh/", params(refreshed), follow=True)
+    assert queued == [refreshed.lotus.pk] and "less than 2 minutes ago" not in first.content.decode()
+    second = client.post("/admin/insights/dashboard/refresh/", params(refreshed), follow=True)
+    assert second.status_code == 200
+    assert queued == [refreshed.lotus.pk]
+    assert f"The figures of {refreshed.lotus.name} were recomputed less than 2 minutes ago" in second.content.decode()
+    cache.delete(f"insights:dashboard:refresh:{refreshed.lotus.pk}")  # the interval passed
+    client.post("/admin/insights/dashboard/refresh/", params(refreshed))
+    assert queued == [refreshed.lotus.pk, refreshed.lotus.pk]
+    assert insight_services.claim_refresh(refreshed.lotus) is False
