@@ -21,7 +21,8 @@ members and memberships from arrays; append the consent events with
 append); then the row-by-row groups.
 
 ``pipeline`` runs the prepare phase of the next chunk while this one writes, on a second
-connection, when the two chunks are independent (``Touched``). The result equals the
+connection; the next chunk's rows that depend on this one (``Touched``) are *late*: left
+unlocked and unplanned, and run row by row after this chunk's commit. The result equals the
 row-by-row path on the same file (tests/members/test_import_fast.py).
 """
 
@@ -406,8 +407,8 @@ def _row_by_row(
 
 
 def _late_limit(rows: int) -> int:
-    """Late rows go row by row (about a millisecond each): beyond this many, a chunk
-    waits for the one before it instead."""
+    """Late rows go row by row (a dozen queries each): beyond this many, a chunk waits
+    for the one before it instead."""
     return max(LATE_ROWS_MIN, rows // 100)
 
 

@@ -20,8 +20,8 @@ Why the result is the one of running the chunks in order:
   memberships, chain heads, consent states and external ids are not k's, so k+1 sees the
   same data as it would after k's commit. A chunk with late rows hands on k's keys and
   members with its own, since its late rows may reach k's people. More than 1% late
-  rows and k+1 waits for k's commit before its look-up instead (one row at a time costs
-  about a millisecond).
+  rows and k+1 waits for k's commit before its look-up instead (a row on its own costs
+  a dozen queries).
 * Should a dependency ever slip past that check, PostgreSQL still orders the two: row
   locks, unique keys (a collision is a retry) and, for the one wait it cannot see (k
   waiting for a lock k+1 holds while k+1 waits for k's commit), k+1 checks
