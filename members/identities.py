@@ -58,13 +58,41 @@ def normalize_phone(raw: str, *, region: str | None = None) -> str:
     text = str(raw).strip()
     if not text:
         raise RecordError("phone", "is empty")
+    region = region or settings.PHONE_DEFAULT_REGION
+    if region == "CN" and (mobile := _cn_mobile(text)):
+        return mobile
+    return parse_phone(text, region)
+
+
+def parse_phone(text: str, region: str) -> str:
+    """``normalize_phone`` through phonenumbers alone (~40 µs a number)."""
     try:
-        number = phonenumbers.parse(text, region or settings.PHONE_DEFAULT_REGION)
+        number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         raise RecordError("phone", f"{text!r} is not a phone number") from None
     if not phonenumbers.is_valid_number(number):
         raise RecordError("phone", f"{text!r} is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# A mainland mobile number (what nearly every member carries) is valid exactly when its
+# 11 digits match the mobile pattern of phonenumbers' own CN metadata, and its E.164 form
+# is then "+86" and the digits: ~1 µs instead of phonenumbers' ~40 µs, which is what a
+# million-row import spends most on. tests/members/test_import_rows.py compares both.
+_CN_MOBILE = re.compile(r"^(?:\+86|0086|86)?(1\d{10})$")
+_PHONE_SEPARATORS = re.compile(r"[\s\-().（）]")
+
+
+@functools.cache
+def _cn_mobile_pattern() -> re.Pattern[str]:
+    return re.compile(phonenumbers.PhoneMetadata.metadata_for_region("CN").mobile.national_number_pattern)
+
+
+def _cn_mobile(text: str) -> str | None:
+    match = _CN_MOBILE.match(_PHONE_SEPARATORS.sub("", text))
+    if match and _cn_mobile_pattern().fullmatch(match.group(1)):
+        return "+86" + match.group(1)
+    return None
 
 
 class _EmailValidator(EmailValidator):

@@ -202,7 +202,7 @@ def _prepare(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, tu
     late_keys: set[tuple[str, str]] = set()
     if pending is not None:
         late_keys = key_set & pending.keys
-        if late_keys and sum(1 for keys in row_keys if not late_keys.isdisjoint(keys)) > limit:
+        if late_keys and _rows_naming(row_keys, late_keys) > limit:
             turn.wait_for_predecessor()
             pending, late_keys = None, set()
     # Identities of people erased at their request are stored as keyed hashes; a row that
@@ -214,7 +214,7 @@ def _prepare(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, tu
         late_members: set[int] = set()
         if pending is not None:
             late_members = pending.members.intersection(owners.values())
-            if late_members and sum(1 for key, owner in owners.items() if owner in late_members) > limit:
+            if late_members and _rows_naming(row_keys, {k for k, m in owners.items() if m in late_members}) > limit:
                 turn.wait_for_predecessor()
                 late_members = set()
                 owners = _owners(cursor, lookup)
@@ -404,6 +404,10 @@ def _row_by_row(
         result=result,
         reject=lambda number, column, reason: rejected.append((number, column, reason)),
     )
+
+
+def _rows_naming(row_keys: list[list[tuple[str, str]]], keys: set[tuple[str, str]]) -> int:
+    return sum(1 for row in row_keys if not keys.isdisjoint(row))
 
 
 def _late_limit(rows: int) -> int:

@@ -4,15 +4,12 @@ column and reason it is rejected for."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from phonenumbers import PhoneMetadata
 
 from consent.csvutil import DANGEROUS_PREFIXES
 from members.identities import RecordError, StoreRecord, normalize_phone
@@ -85,31 +82,6 @@ def unquote(value: str) -> str:
     if len(value) > 1 and value[0] == "'" and value[1:].startswith(DANGEROUS_PREFIXES):
         return value[1:]
     return value
-
-
-# --- Phones: the hot spot of a big import ----------------------------------------------
-# phonenumbers takes ~40 µs per number. A mainland mobile number (what nearly every row
-# carries) is valid exactly when its 11 digits match the mobile pattern of phonenumbers'
-# own CN metadata, and its E.164 form is then "+86" and the digits; that check costs ~1 µs.
-# Everything else goes through normalize_phone. tests/members/test_import_rows.py
-# compares both on random numbers.
-_MOBILE = re.compile(r"^(?:\+86|0086|86)?(1\d{10})$")
-_SEPARATORS = re.compile(r"[\s\-().（）]")
-
-
-@functools.cache
-def _cn_mobile_pattern() -> re.Pattern[str]:
-    metadata = PhoneMetadata.metadata_for_region("CN")
-    return re.compile(metadata.mobile.national_number_pattern)
-
-
-def fast_normalize_phone(raw: str, *, region: str | None = None) -> str:
-    text = raw.strip()
-    if (region or settings.PHONE_DEFAULT_REGION) == "CN":
-        match = _MOBILE.match(_SEPARATORS.sub("", text))
-        if match and _cn_mobile_pattern().fullmatch(match.group(1)):
-            return "+86" + match.group(1)
-    return normalize_phone(text)
 
 
 # --- Rows ----------------------------------------------------------------------------------
@@ -228,7 +200,7 @@ class RowValidator:
             raise RowProblem(self.name_of.get(canonical, exc.field), exc.message, get(canonical, "")) from None
         if (phone := get("phone")) is not None:
             try:
-                record.phone = fast_normalize_phone(phone, region=self.region)
+                record.phone = normalize_phone(phone, region=self.region)
             except RecordError as exc:
                 raise RowProblem(self.name_of["phone"], exc.message, phone) from None
 

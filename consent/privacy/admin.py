@@ -38,7 +38,6 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
     list_filter = (DeadlineFilter, AssigneeFilter, BrandFilter, "status", "kind", "jurisdiction")
     search_fields = ("=id", "=member__id")
     search_help_text = _("A request number or member id")
-    list_select_related = ("member", "assignee")
     list_per_page = 50
     show_facets = admin.ShowFacets.NEVER
     show_full_result_count = False
@@ -59,7 +58,8 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
         return [field for _name, options in self.fieldsets for field in options["fields"]]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DataSubjectRequest]:
-        # ModelAdmin.get_queryset orders before one could annotate: build it here.
+        # ModelAdmin.get_queryset orders before one could annotate: build it here (with the
+        # relations the list and the page show; list_select_related would be ignored).
         closed = Case(
             When(status__in=DataSubjectRequest.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField()
         )

@@ -25,6 +25,8 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from .figures import ACTIONS
+
 FONT = "STSong-Light"
 if FONT not in pdfmetrics.getRegisteredFontNames():
     pdfmetrics.registerFont(UnicodeCIDFont(FONT))
@@ -45,6 +47,11 @@ TITLE = ParagraphStyle("title", parent=BODY, fontSize=18, leading=24, textColor=
 SUBTITLE = ParagraphStyle("subtitle", parent=BODY, fontSize=10, leading=14, textColor=MUTED)
 H2 = ParagraphStyle("h2", parent=BODY, fontSize=11.5, leading=16, spaceBefore=10, spaceAfter=4, textColor=INK)
 NOTE = ParagraphStyle("note", parent=BODY, fontSize=7.5, leading=10, textColor=MUTED)
+
+
+def _counts(row: dict[str, Any]) -> list[Any]:
+    """A figure row's count per action, in ``ACTIONS`` order, then its total."""
+    return [*(row[str(action)] for action in ACTIONS), row["total"]]
 
 
 def _when(value: dt.datetime | dt.date | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -127,7 +134,7 @@ def _story(r: dict[str, Any]) -> list[Any]:
         _("Totals"),
         _table(
             [*actions, _("all events"), _("awaiting confirmation now")],
-            [[t["granted"], t["withdrawn"], t["requested"], t["confirmed"], t["total"], t["pending"]]],
+            [[*_counts(t), t["pending"]]],
             [1, 1, 1, 1, 1, 1.6],
             empty="",
         ),
@@ -171,11 +178,7 @@ def _story(r: dict[str, Any]) -> list[Any]:
                     f"{row['purpose__name']} ({row['purpose__code']})",
                     row["channel_label"],
                     row["source_label"],
-                    row["granted"],
-                    row["withdrawn"],
-                    row["requested"],
-                    row["confirmed"],
-                    row["total"],
+                    *_counts(row),
                 ]
                 for row in r["by_purpose"]
             ],
@@ -208,19 +211,7 @@ def _story(r: dict[str, Any]) -> list[Any]:
         _("Busiest sources"),
         _table(
             [_("source"), _("reference"), _("store"), *actions, _("all")],
-            [
-                [
-                    row["source_label"],
-                    row["source_ref"],
-                    row["store__code"],
-                    row["granted"],
-                    row["withdrawn"],
-                    row["requested"],
-                    row["confirmed"],
-                    row["total"],
-                ]
-                for row in r["sources"]
-            ],
+            [[row["source_label"], row["source_ref"], row["store__code"], *_counts(row)] for row in r["sources"]],
             [1.3, 2.4, 1.2, 0.8, 0.8, 0.8, 0.8, 0.8],
             empty=_("No consent events in this period."),
         ),
