@@ -10,6 +10,7 @@ import datetime as dt
 import functools
 import hmac
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +33,15 @@ def erased_value(kind: str, value: str) -> str:
     """The keyed hash that replaces a contact point or id when its person is erased
     (DESIGN.md ⚑ deletion): a re-import of the same phone finds it and is refused,
     while nobody can read the number back. HMAC-SHA256 under ``ERASURE_HASH_KEY``."""
-    digest = hmac.digest(settings.ERASURE_HASH_KEY.encode(), f"{kind}\x00{value}".encode(), "sha256")
-    return ERASED_PREFIX + digest.hex()
+    return erased_values([(kind, value)])[0]
+
+
+def erased_values(keys: Iterable[tuple[str, str]]) -> list[str]:
+    """``erased_value`` of many (kind, value) pairs, reading the key once (an import
+    hashes every identity of its file)."""
+    secret = settings.ERASURE_HASH_KEY.encode()
+    digest = hmac.digest
+    return [ERASED_PREFIX + digest(secret, f"{kind}\x00{value}".encode(), "sha256").hex() for kind, value in keys]
 
 
 class RecordError(ValueError):
