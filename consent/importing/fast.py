@@ -39,7 +39,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from cdp import audit
-from consent.ledger_batch import NewEvent, append_many, copy_lines, copy_text, esc, temp_table
+from consent.ledger_batch import NewEvent, append_many, copy_lines, copy_text, esc, reserve_ids, temp_table
 from members.identities import erased_values
 from members.models import Identity, Member, StoreMembership
 
@@ -477,11 +477,7 @@ def _write_members(ctx: ImportContext, plan: _Plan) -> None:
         now_text = now.isoformat()
         new_people = plan.new_people
         if new_people:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                [Member._meta.db_table, len(new_people)],
-            )
-            for person, (pk,) in zip(new_people, sorted(cursor.fetchall()), strict=True):
+            for person, pk in zip(new_people, reserve_ids(cursor, Member._meta.db_table, len(new_people)), strict=True):
                 person.member_id = pk
             tail = f"\t0\t0\tprospect\t{now_text}\t{now_text}"
             copy_lines(
