@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 
@@ -11,6 +12,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from cdp.models import AuditLog
+from consent.importing.readers import FileProblem
+from consent.importing.service import import_member_file
 from consent.models import ConsentEvent, ConsentState
 from members.models import Identity, ImportJob, Member, MergeEvent, StoreMembership
 
@@ -299,3 +302,18 @@ def test_plain_output_and_json_last_line(tmp_path, tmall, purposes):
     call_command("import_members", str(path), "--store", "lotus-tmall", "--json", stdout=out, stderr=Out())
     last = json.loads(out.getvalue().strip().splitlines()[-1])
     assert set(last) == {"rows", "created", "updated", "merged", "rejected", "consent_events", "seconds"}
+
+
+def test_collector_tuning_lasts_the_import_only(tmp_path, tmall, purposes):
+    """The import runs with a calmer cyclic collector and gives the process its own back,
+    whether the import finishes or fails."""
+    before = (gc.get_threshold(), gc.get_freeze_count())
+    during = []
+    path = write_csv(tmp_path / "m.csv", [row("A1", phone="13800138000"), row("A2")])
+    import_member_file(path, store=tmall, progress=lambda done, total: during.append(gc.get_threshold()))
+    assert during and all(threshold[0] > before[0][0] for threshold in during)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+    empty = write_csv(tmp_path / "e.csv", [])
+    with pytest.raises(FileProblem):
+        import_member_file(empty, store=tmall)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
