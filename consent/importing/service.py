@@ -102,6 +102,36 @@ def _numbered_from(rows: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]
             yield number, cells
 
 
+def _chunks(
+    info: FileInfo, found: Scan, validator: RowValidator, size: int
+) -> Iterator[tuple[list[ParsedRow], list[Refusal], int]]:
+    """The second pass: (valid rows, refused rows, rows read so far) per chunk of
+    ``size`` rows, refused ones counted too so that a file of bad rows streams. A chunk may
+    hold refusals only."""
+    chunk: list[ParsedRow] = []
+    refused: list[Refusal] = []
+    done = 0
+    for number, cells in _numbered(info):
+        done += 1
+        try:
+            member_id = validator.member_id_of(cells)
+            last = found.last_row.get(member_id)
+            if last is not None and last != number:
+                raise RowProblem(
+                    validator.name_of["member_id"],
+                    f"member id {member_id!r} appears again in row {last}; the later row wins",
+                    member_id,
+                )
+            chunk.append(validator.parse(number, cells))
+        except RowProblem as exc:
+            refused.append((number, exc.column, exc.reason, exc.value))
+        if len(chunk) + len(refused) >= size:
+            yield chunk, refused, done
+            chunk, refused = [], []
+    if chunk or refused:
+        yield chunk, refused, done
+
+
 @contextmanager
 def fewer_collections() -> Iterator[None]:
     """An import allocates tens of millions of objects that reference counting frees and
@@ -173,7 +203,7 @@ def import_member_file(
     if pipelined is None:
         pipelined = not connection.in_atomic_block
     pipelined = pipelined and fast and not dry_run
-    done = 0
+    done = 0  # rows read so far (the chunk loop below sets it)
 
     def chunk_done(rows_done: int) -> None:
         """After each chunk's commit, in file order (from a pipeline's worker thread too)."""
@@ -209,33 +239,11 @@ def import_member_file(
 
     try:
         with transaction.atomic() if dry_run else nullcontext():
-            chunk: list[ParsedRow] = []
-            refused: list[Refusal] = []
-            for number, cells in _numbered(info):
-                done += 1
-                try:
-                    member_id = validator.member_id_of(cells)
-                    last = found.last_row.get(member_id)
-                    if last is not None and last != number:
-                        raise RowProblem(
-                            validator.name_of["member_id"],
-                            f"member id {member_id!r} appears again in row {last}; the later row wins",
-                            member_id,
-                        )
-                    chunk.append(validator.parse(number, cells))
-                except RowProblem as exc:
-                    refused.append((number, exc.column, exc.reason, exc.value))
-                if len(chunk) + len(refused) >= chunk_size:  # refused rows too: a file of bad rows streams
-                    flush(chunk, refused)
-                    chunk, refused = [], []
-            if chunk:
+            for chunk, refused, done in _chunks(info, found, validator, chunk_size):  # noqa: B007 - flush reads ``done``
                 flush(chunk, refused)
-                refused = []
             if pipeline is not None:
                 pipeline, running = None, pipeline
                 running.close()
-            for refusal in refused:  # after the last chunk: no chunk to go with
-                errors.reject(*refusal)
             if progress:
                 progress(done, found.rows)
             result.seconds = time.monotonic() - started
