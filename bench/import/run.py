@@ -50,7 +50,7 @@ def _env(url: str) -> dict[str, str]:
 
 def _manage(url: str, *args: str) -> str:
     out = subprocess.run(
-        [PYTHON, str(ROOT / "manage.py"), *args], env=_env(url), check=True, capture_output=True, text=True
+        [PYTHON, str(ROOT / "manage.py"), *args], env=_env(url), cwd=ROOT, check=True, capture_output=True, text=True
     )
     return out.stdout
 
