@@ -33,15 +33,19 @@ def erased_value(kind: str, value: str) -> str:
     """The keyed hash that replaces a contact point or id when its person is erased
     (DESIGN.md ⚑ deletion): a re-import of the same phone finds it and is refused,
     while nobody can read the number back. HMAC-SHA256 under ``ERASURE_HASH_KEY``."""
-    return erased_values([(kind, value)])[0]
+    return _erased(settings.ERASURE_HASH_KEY.encode(), kind, value)
 
 
-def erased_values(keys: Iterable[tuple[str, str]]) -> list[str]:
-    """``erased_value`` of many (kind, value) pairs, reading the key once (an import
-    hashes every identity of its file)."""
+def erased_keys(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str]]:
+    """The identity keys an erased person's ``keys`` were stored under, each to the key it
+    hides: resolution looks both up in one query to refuse an erased person's row. The
+    secret is read once (an import hashes every identity of its file)."""
     secret = settings.ERASURE_HASH_KEY.encode()
-    digest = hmac.digest
-    return [ERASED_PREFIX + digest(secret, f"{kind}\x00{value}".encode(), "sha256").hex() for kind, value in keys]
+    return {(kind, _erased(secret, kind, value)): (kind, value) for kind, value in keys}
+
+
+def _erased(secret: bytes, kind: str, value: str) -> str:
+    return ERASED_PREFIX + hmac.digest(secret, f"{kind}\x00{value}".encode(), "sha256").hex()
 
 
 class RecordError(ValueError):

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from cdp import audit
 
 from . import signals
-from .identities import RULE_PRIORITY, ErasedPerson, StoreRecord, erased_value, store_member_value
+from .identities import RULE_PRIORITY, ErasedPerson, StoreRecord, erased_keys, store_member_value
 from .models import Identity, IdentityKind, Member, MergeEvent, Order, Store, StoreMembership
 
 logger = logging.getLogger(__name__)
@@ -99,9 +99,9 @@ def _resolve(record: StoreRecord) -> Resolution:
     keys = record.identity_keys()
     # Erased people's identities are stored as keyed hashes: look for those in the same
     # query, so a store re-sending an erased person's row is refused, not re-created.
-    erased = {(kind, erased_value(kind, value)): kind for kind, value in keys}
+    erased = erased_keys(keys)
     owners = _owners([*keys, *erased])
-    for key, kind in erased.items():
+    for key, (kind, _value) in erased.items():
         if key in owners:
             raise ErasedPerson(kind, "belongs to a person whose data was erased at their request; not imported")
     member_ids = sorted(set(owners.values()))

@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from cdp import audit
 from consent.ledger_batch import NewEvent, append_many, copy_lines, copy_text, esc, reserve_ids, temp_table
-from members.identities import erased_values
+from members.identities import erased_keys as erased_keys_of
 from members.models import Identity, Member, StoreMembership
 
 from . import plain
@@ -207,8 +207,7 @@ def _prepare(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, tu
             pending, late_keys = None, set()
     # Identities of people erased at their request are stored as keyed hashes; a row that
     # names one is refused by resolve_store_record, so its group takes that path.
-    hashed = erased_values(all_keys)
-    erased_keys = {(key[0], digest): key for key, digest in zip(all_keys, hashed, strict=True)}
+    erased_keys = erased_keys_of(all_keys)
     lookup = [*all_keys, *erased_keys]
     with connection.cursor() as cursor:
         owners = _owners(cursor, lookup)
