@@ -317,3 +317,15 @@ def test_collector_tuning_lasts_the_import_only(tmp_path, tmall, purposes):
     with pytest.raises(FileProblem):
         import_member_file(empty, store=tmall)
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+def test_collector_tuning_leaves_what_the_process_froze_frozen(tmp_path, tmall, purposes):
+    """A server that froze its objects before forking keeps them frozen after an import."""
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        import_member_file(write_csv(tmp_path / "m.csv", [row("A1", phone="13800138000")]), store=tmall)
+        assert gc.get_freeze_count() > frozen // 2  # a few frozen objects die meanwhile; unfreezing leaves 0
+    finally:
+        gc.unfreeze()
