@@ -39,9 +39,19 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from cdp import audit
-from consent.ledger_batch import NewEvent, append_many, copy_lines, copy_text, esc, reserve_ids, temp_table
+from consent.ledger_batch import (
+    BatchReferences,
+    NewEvent,
+    append_many,
+    copy_lines,
+    copy_text,
+    esc,
+    reserve_ids,
+    temp_table,
+)
+from consent.models import Notice, Purpose
 from members.identities import erased_keys as erased_keys_of
-from members.models import Identity, Member, StoreMembership
+from members.models import Brand, Identity, Member, Store, StoreMembership
 
 from . import plain
 from .context import ImportContext
@@ -389,8 +399,15 @@ def _prepare(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, tu
 
 
 def _write(ctx: ImportContext, rows: list[ParsedRow], plan: _Plan, result: ImportResult, rejected: list) -> None:
-    _write_members(ctx, plan)
-    result.consent_events += _append_consent(ctx, rows, plan)
+    # Only the bulk statements go in the block (BatchReferences): the planned people are
+    # members this chunk locked FOR UPDATE or creates, the store, brand, purposes and
+    # notices get locked FOR KEY SHARE on the way out.
+    with BatchReferences() as refs:
+        _write_members(ctx, plan)
+        result.consent_events += _append_consent(ctx, rows, plan, refs)
+        refs.exist(Member, (person.member_id for person in plan.persons))
+        refs.lock(Store, [ctx.store.pk])
+    _audit(ctx, plan)
     if plan.fallback_rows:
         _row_by_row(ctx, rows, plan.fallback_rows, result, rejected)
 
@@ -545,18 +562,21 @@ def _write_members(ctx: ImportContext, plan: _Plan) -> None:
                     [m["points"] for m, _ in updates],
                 ],
             )
-        if plan.created_ids or plan.updated_ids:
-            # One audit row per chunk naming every member it created or changed (a row per
-            # member, as resolve_store_record writes, would be a million rows per file).
-            audit.record(
-                "members.import_chunk",
-                store,
-                changes={
-                    "source": ctx.source_ref,
-                    "created": [person.member_id for person in plan.created_ids],
-                    "updated": sorted({person.member_id for person in plan.updated_ids}),
-                },
-            )
+
+
+def _audit(ctx: ImportContext, plan: _Plan) -> None:
+    if plan.created_ids or plan.updated_ids:
+        # One audit row per chunk naming every member it created or changed (a row per
+        # member, as resolve_store_record writes, would be a million rows per file).
+        audit.record(
+            "members.import_chunk",
+            ctx.store,
+            changes={
+                "source": ctx.source_ref,
+                "created": [person.member_id for person in plan.created_ids],
+                "updated": sorted({person.member_id for person in plan.updated_ids}),
+            },
+        )
 
 
 def _member_line(p: _Person, status: str) -> str:
@@ -574,7 +594,7 @@ def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, ensure_ascii=False) if value else "{}"
 
 
-def _append_consent(ctx: ImportContext, rows: list[ParsedRow], plan: _Plan) -> int:
+def _append_consent(ctx: ImportContext, rows: list[ParsedRow], plan: _Plan, refs: BatchReferences) -> int:
     wanted = []
     for person in plan.persons:
         for index in person.rows:
@@ -630,4 +650,7 @@ def _append_consent(ctx: ImportContext, rows: list[ParsedRow], plan: _Plan) -> i
                 )
             )
     append_many(events)
+    refs.lock(Brand, [brand_id])
+    refs.lock(Purpose, {event.purpose_id for event in events})
+    refs.lock(Notice, notices.values())
     return len(events)

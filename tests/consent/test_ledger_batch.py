@@ -63,3 +63,83 @@ def test_batch_continues_chains_and_keeps_newest_state(brand, marketing_purpose)
 
 def test_empty_batch(db):
     assert append_many([]) == 0
+
+
+TEXTS = ["张伟", "tab\there", "line\nbreak", "cr\rhere", "back\\slash", "\\N", "vt\x0bff\x0c", "ls\u2028ps", "", "'=1+1"]
+
+
+@pytest.mark.postgres
+def test_esc_round_trips_through_copy(db):
+    from django.db import connection
+
+    from consent.ledger_batch import copy_lines, esc, temp_table
+
+    with connection.cursor() as cursor:
+        temp_table(cursor, "_esc_check", "n integer, value text")
+        copy_lines(cursor.cursor, "_esc_check", ("n", "value"), (f"{n}\t{esc(text)}" for n, text in enumerate(TEXTS)))
+        copy_lines(cursor.cursor, "_esc_check", ("n", "value"), [f"{len(TEXTS)}\t{esc(None)}"])
+        cursor.execute("SELECT value FROM _esc_check ORDER BY n")
+        assert [value for (value,) in cursor.fetchall()] == [*TEXTS, None]
+
+
+def _role(cursor) -> str:
+    cursor.execute("SHOW session_replication_role")
+    return cursor.fetchone()[0]
+
+
+def _try_lock_from_elsewhere(table: str, pk: int) -> str:
+    """Another connection's FOR UPDATE NOWAIT on the row: "locked" or "free"."""
+    import psycopg
+    from django.db import connection
+
+    with psycopg.connect(**connection.get_connection_params()) as other:
+        try:
+            other.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE NOWAIT", [pk])  # noqa: S608
+        except psycopg.errors.LockNotAvailable:
+            return "locked"
+        return "free"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_batch_references_skip_row_triggers_inside_and_check_on_the_way_out(brand, marketing_purpose):
+    from django.db import IntegrityError, connection, transaction
+
+    from consent.ledger_batch import BatchReferences
+    from consent.models import Purpose
+    from members.models import Brand, Member
+
+    member = MemberFactory()
+    with transaction.atomic(), connection.cursor() as cursor:
+        with BatchReferences() as refs:
+            assert refs.active and _role(cursor) == "replica"
+            refs.lock(Brand, [brand.pk])
+            refs.lock(Purpose, [marketing_purpose.pk, None])
+            refs.exist(Member, [member.pk])
+        assert _role(cursor) == "origin"
+        # the parents are locked FOR KEY SHARE until the transaction ends, as the
+        # triggers would have locked them
+        assert _try_lock_from_elsewhere(Brand._meta.db_table, brand.pk) == "locked"
+        assert _try_lock_from_elsewhere(Purpose._meta.db_table, marketing_purpose.pk) == "locked"
+    assert _try_lock_from_elsewhere(Brand._meta.db_table, brand.pk) == "free"
+
+    for model, missing in ((Brand, brand.pk + 1000), (Member, member.pk + 1000)):
+        with pytest.raises(IntegrityError, match="do not exist"), transaction.atomic():
+            with BatchReferences() as refs:
+                (refs.lock if model is Brand else refs.exist)(model, [missing])
+    with transaction.atomic(), connection.cursor() as cursor:
+        with pytest.raises(ZeroDivisionError), BatchReferences():
+            1 / 0  # noqa: B018 - an error inside leaves the setting to the rollback
+        cursor.execute("SELECT 1")
+
+
+@pytest.mark.postgres
+def test_batch_references_without_the_privilege_leave_the_triggers_on(db, monkeypatch):
+    from django.db import connection, transaction
+
+    from consent import ledger_batch
+
+    monkeypatch.setattr(ledger_batch, "may_skip_reference_triggers", lambda: False)
+    with transaction.atomic(), connection.cursor() as cursor:
+        with ledger_batch.BatchReferences() as refs:
+            assert not refs.active and _role(cursor) == "origin"
