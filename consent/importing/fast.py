@@ -179,7 +179,7 @@ def _owners(cursor: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], i
         f"""SELECT i.kind, i.value, i.member_id FROM {Identity._meta.db_table} i
             JOIN unnest(string_to_array(%s, E'\\x1f'), string_to_array(%s, E'\\x1f')) AS k(kind, value)
               ON i.kind = k.kind AND i.value = k.value""",  # noqa: S608
-        ["\x1f".join(k for k, _ in keys), "\x1f".join(v for _, v in keys)],
+        ["\x1f".join([k for k, _ in keys]), "\x1f".join([v for _, v in keys])],
     )
     return {(kind, value): member_id for kind, value, member_id in cursor.fetchall()}
 
@@ -206,7 +206,7 @@ def _prepare(ctx: ImportContext, rows: list[ParsedRow], result: ImportResult, tu
     now = timezone.now()
     row_keys = [row.record.identity_keys() for row in rows]
     key_set = {key for keys in row_keys for key in keys}
-    all_keys = sorted(key_set)
+    all_keys = list(key_set)  # any order: the look-up is a join, locks go by member id
     limit = _late_limit(len(rows))
     pending = turn.pending()
     late_keys: set[tuple[str, str]] = set()

@@ -98,7 +98,7 @@ def scan(info: FileInfo) -> Scan:
 
 def _numbered_from(rows: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
     for number, cells in enumerate(rows, start=2):
-        if any(cell.strip() for cell in cells):
+        if "".join(cells).strip():  # some cell is not blank (one C call, not one per cell)
             yield number, cells
 
 
