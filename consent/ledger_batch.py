@@ -170,7 +170,7 @@ class BatchReferences:
     PostgreSQL checks a foreign key with a trigger per inserted row: a query that finds
     and locks (FOR KEY SHARE) the referenced row, and for deferred constraints a queued
     event per row first. For an import that is a third of the server's work (bench/import:
-    20-odd checks per file row, mostly against the same store, brand and purposes). Inside
+    about a dozen checks per file row, most of them against the same store, brand and purposes). Inside
     this block, where the role may set it, ``session_replication_role`` is ``replica``, so
     those triggers do not fire for the statements in it; on leaving it the caller's
     references are checked the way the triggers would: ``lock`` parents are looked up and
