@@ -65,7 +65,18 @@ def test_empty_batch(db):
     assert append_many([]) == 0
 
 
-TEXTS = ["张伟", "tab\there", "line\nbreak", "cr\rhere", "back\\slash", "\\N", "vt\x0bff\x0c", "ls\u2028ps", "", "'=1+1"]
+TEXTS = [
+    "张伟",
+    "tab\there",
+    "line\nbreak",
+    "cr\rhere",
+    "back\\slash",
+    "\\N",
+    "vt\x0bff\x0c",
+    "ls\u2028ps",
+    "",
+    "'=1+1",
+]
 
 
 @pytest.mark.postgres
@@ -124,9 +135,8 @@ def test_batch_references_skip_row_triggers_inside_and_check_on_the_way_out(bran
     assert _try_lock_from_elsewhere(Brand._meta.db_table, brand.pk) == "free"
 
     for model, missing in ((Brand, brand.pk + 1000), (Member, member.pk + 1000)):
-        with pytest.raises(IntegrityError, match="do not exist"), transaction.atomic():
-            with BatchReferences() as refs:
-                (refs.lock if model is Brand else refs.exist)(model, [missing])
+        with pytest.raises(IntegrityError, match="do not exist"), transaction.atomic(), BatchReferences() as refs:
+            (refs.lock if model is Brand else refs.exist)(model, [missing])
     with transaction.atomic(), connection.cursor() as cursor:
         with pytest.raises(ZeroDivisionError), BatchReferences():
             1 / 0  # noqa: B018 - an error inside leaves the setting to the rollback
@@ -140,6 +150,5 @@ def test_batch_references_without_the_privilege_leave_the_triggers_on(db, monkey
     from consent import ledger_batch
 
     monkeypatch.setattr(ledger_batch, "may_skip_reference_triggers", lambda: False)
-    with transaction.atomic(), connection.cursor() as cursor:
-        with ledger_batch.BatchReferences() as refs:
-            assert not refs.active and _role(cursor) == "origin"
+    with transaction.atomic(), connection.cursor() as cursor, ledger_batch.BatchReferences() as refs:
+        assert not refs.active and _role(cursor) == "origin"
