@@ -190,10 +190,10 @@ class BatchReferences:
         self._exist: dict[type[models.Model], set[int]] = {}
 
     def lock(self, model: type[models.Model], ids: Iterable[int | None]) -> None:
-        self._lock.setdefault(model, set()).update(i for i in ids if i is not None)
+        _add(self._lock, model, ids)
 
     def exist(self, model: type[models.Model], ids: Iterable[int | None]) -> None:
-        self._exist.setdefault(model, set()).update(i for i in ids if i is not None)
+        _add(self._exist, model, ids)
 
     def __enter__(self) -> BatchReferences:
         if connection.vendor == "postgresql" and connection.in_atomic_block and may_skip_reference_triggers():
@@ -221,6 +221,13 @@ class BatchReferences:
                     [id_list(ids)],
                 )
                 _require(model, len(ids), cursor.fetchone()[0])
+
+
+def _add(wanted: dict[type[models.Model], set[int]], model: type[models.Model], ids: Iterable[int | None]) -> None:
+    """Note the ids (None is no reference); a table with none gets no statement."""
+    found = {i for i in ids if i is not None}
+    if found:
+        wanted.setdefault(model, set()).update(found)
 
 
 def _require(model: type[models.Model], wanted: int, found: int) -> None:

@@ -404,9 +404,13 @@ def _write(ctx: ImportContext, rows: list[ParsedRow], plan: _Plan, result: Impor
     # notices get locked FOR KEY SHARE on the way out.
     with BatchReferences() as refs:
         _write_members(ctx, plan)
-        result.consent_events += _append_consent(ctx, rows, plan, refs)
+        events = _append_consent(ctx, rows, plan)
         refs.exist(Member, (person.member_id for person in plan.persons))
         refs.lock(Store, [ctx.store.pk])
+        refs.lock(Brand, {event.brand_id for event in events})
+        refs.lock(Purpose, {event.purpose_id for event in events})
+        refs.lock(Notice, {event.notice_id for event in events})
+    result.consent_events += len(events)
     _audit(ctx, plan)
     if plan.fallback_rows:
         _row_by_row(ctx, rows, plan.fallback_rows, result, rejected)
@@ -594,14 +598,15 @@ def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, ensure_ascii=False) if value else "{}"
 
 
-def _append_consent(ctx: ImportContext, rows: list[ParsedRow], plan: _Plan, refs: BatchReferences) -> int:
+def _append_consent(ctx: ImportContext, rows: list[ParsedRow], plan: _Plan) -> list[NewEvent]:
+    """Append the consent events of the planned rows; returns them."""
     wanted = []
     for person in plan.persons:
         for index in person.rows:
             if rows[index].consents:
                 wanted.append((index, person))
     if not wanted:
-        return 0
+        return []
     wanted.sort(key=lambda item: item[0])  # file order; choices in column order
     # A person new in this chunk has no events yet: look up only the others' external ids.
     created = plan.created
@@ -650,7 +655,4 @@ def _append_consent(ctx: ImportContext, rows: list[ParsedRow], plan: _Plan, refs
                 )
             )
     append_many(events)
-    refs.lock(Brand, [brand_id])
-    refs.lock(Purpose, {event.purpose_id for event in events})
-    refs.lock(Notice, notices.values())
-    return len(events)
+    return events

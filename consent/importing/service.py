@@ -46,12 +46,19 @@ class Scan:
     last_row: dict[str, int]
 
 
+def _blank(cells: list[str]) -> bool:
+    return not "".join(cells).strip()  # one C call per row, not a strip per cell
+
+
+def _header_row(rows: Iterator[list[str]]) -> list[str] | None:
+    """The first row that is not blank (the header), or None: ``rows`` then holds the data."""
+    return next((cells for cells in rows if not _blank(cells)), None)
+
+
 def _numbered(info: FileInfo) -> Iterator[tuple[int, list[str]]]:
     """Data rows with their spreadsheet row number (header = 1); blank rows skipped."""
     rows = read_rows(info)
-    first = next(rows, None)
-    while first is not None and not any(cell.strip() for cell in first):
-        first = next(rows, None)
+    _header_row(rows)
     yield from _numbered_from(rows)
 
 
@@ -65,9 +72,7 @@ def _ends_with_newline(info: FileInfo) -> bool:
 def scan(info: FileInfo) -> Scan:
     """The first pass: everything that makes a file unreadable, before any write."""
     rows = read_rows(info)
-    first = next(rows, None)
-    while first is not None and not any(cell.strip() for cell in first):
-        first = next(rows, None)
+    first = _header_row(rows)
     if first is None:
         raise FileProblem("the file is empty")
     header = map_header(first)
@@ -98,7 +103,7 @@ def scan(info: FileInfo) -> Scan:
 
 def _numbered_from(rows: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
     for number, cells in enumerate(rows, start=2):
-        if "".join(cells).strip():  # some cell is not blank (one C call, not one per cell)
+        if not _blank(cells):
             yield number, cells
 
 
