@@ -9,7 +9,8 @@ state only if its ``occurred_at`` is not older than the state's. Elsewhere it ap
 event after another through ``ledger.append``.
 
 Events are appended in the order given; callers pass them in the order the people acted
-or the file lists them. No ``consent_changed`` signal is sent (imports send no receipts).
+or the file lists them. No signal is sent here: ``record_consents`` sends
+``consent_changed`` per event, the member import ``consent_appended`` per chunk.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import transaction
 
-from consent.signals import consent_changed
+from consent.signals import consent_appended, consent_changed
 from members.signals import member_erased, member_merged
 from segments.signals import segment_built
 
@@ -26,6 +26,21 @@ def on_consent_changed(sender: Any, event: Any, **kwargs: Any) -> None:
     # Sent after commit already: on_commit outside a transaction runs at once.
     if EventType.CONSENT_CHANGED in subscribed_events(event.brand_id):
         _queue(EventType.CONSENT_CHANGED, event.pk)
+
+
+# Events per publishing task when an import appends many: one broker message per batch
+# instead of one per event; each event still gets its own delivery and sequence number.
+PUBLISH_BATCH = 500
+
+
+def on_consent_appended(sender: Any, brand_id: int, event_ids: list[int], **kwargs: Any) -> None:
+    if not event_ids or EventType.CONSENT_CHANGED not in subscribed_events(brand_id):
+        return
+    from .tasks import publish_events
+
+    for start in range(0, len(event_ids), PUBLISH_BATCH):
+        batch = list(event_ids[start : start + PUBLISH_BATCH])
+        transaction.on_commit(lambda batch=batch: publish_events.delay(EventType.CONSENT_CHANGED, batch))
 
 
 def on_member_merged(sender: Any, event: Any, **kwargs: Any) -> None:
@@ -50,6 +65,7 @@ def on_segment_built(sender: Any, build: Any, **kwargs: Any) -> None:
 
 def connect() -> None:
     consent_changed.connect(on_consent_changed, dispatch_uid="webhooks.consent_changed")
+    consent_appended.connect(on_consent_appended, dispatch_uid="webhooks.consent_appended")
     member_merged.connect(on_member_merged, dispatch_uid="webhooks.member_merged")
     member_erased.connect(on_member_erased, dispatch_uid="webhooks.member_erased")
     segment_built.connect(on_segment_built, dispatch_uid="webhooks.segment_built")

@@ -18,6 +18,13 @@ def publish_event(event_type: str, ref: int, extra: dict | None = None) -> int:
     return len(payloads.publish(event_type, ref, extra or {}))
 
 
+@shared_task(name="webhooks.tasks.publish_events")
+def publish_events(event_type: str, refs: list[int]) -> int:
+    """``publish_event`` for many objects of one type (an import's consent events), in
+    their order, each in its own transaction: a receiver sees them in the order recorded."""
+    return sum(len(payloads.publish(event_type, ref, {})) for ref in refs)
+
+
 @shared_task(name="webhooks.tasks.deliver")
 def deliver(delivery_id: int) -> None:
     delay = services.deliver(delivery_id)

@@ -49,7 +49,8 @@ from consent.ledger_batch import (
     reserve_ids,
     temp_table,
 )
-from consent.models import Notice, Purpose
+from consent.models import ConsentEvent, Notice, Purpose
+from consent.signals import consent_appended
 from members.identities import erased_keys as erased_keys_of
 from members.models import Brand, Identity, Member, Store, StoreMembership
 
@@ -411,9 +412,24 @@ def _write(ctx: ImportContext, rows: list[ParsedRow], plan: _Plan, result: Impor
         refs.lock(Purpose, {event.purpose_id for event in events})
         refs.lock(Notice, {event.notice_id for event in events})
     result.consent_events += len(events)
+    if events:
+        _announce(ctx, [event.pk for event in events])
     _audit(ctx, plan)
     if plan.fallback_rows:
         _row_by_row(ctx, rows, plan.fallback_rows, result, rejected)
+
+
+def _announce(ctx: ImportContext, event_ids: list[int]) -> None:
+    """``consent_appended`` for the chunk's events once it commits (webhooks push them to
+    the brand's platforms, as ``record_consent`` does for each row on the plain path);
+    nothing if it rolls back (a retry, a dry run). Robust: the chunk has committed, so a
+    receiver that fails (the broker is down) is logged, not raised into the import."""
+    brand_id = ctx.store.brand_id
+    transaction.on_commit(
+        lambda: consent_appended.send(sender=ConsentEvent, brand_id=brand_id, event_ids=event_ids,
+                                      source_type="import_job"),
+        robust=True,
+    )  # fmt: skip
 
 
 def _row_by_row(

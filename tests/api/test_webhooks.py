@@ -203,3 +203,22 @@ def test_nothing_is_queued_when_nobody_listens(tmall, jd, monkeypatch, django_ca
         resolve_store_record(StoreRecord.clean(store=jd, store_member_id="J1", email="b@example.com"))
         resolve_store_record(StoreRecord.clean(store=jd, store_member_id="J1", phone="13800138000"))
     assert queued == [] and not Delivery.objects.exists()
+
+
+def test_bulk_appended_consent_is_published_in_batches_only_to_subscribed_brands(
+    api, receiver, marketing, other_marketing, monkeypatch, django_capture_on_commit_callbacks
+):
+    """An import announces its events once per chunk (consent_appended): a brand with a
+    consent.changed subscriber gets one publishing task per PUBLISH_BATCH events, in
+    order; other brands' events queue nothing."""
+    from consent.signals import consent_appended
+    from webhooks import receivers, tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.publish_events, "delay", lambda *args: queued.append(args))
+    monkeypatch.setattr(receivers, "PUBLISH_BATCH", 2)
+    assert api.post("/api/v1/webhooks/", {"url": receiver.url, "events": ["consent.changed"]}).status_code == 201
+    with django_capture_on_commit_callbacks(execute=True):
+        for brand_id in (marketing.brand_id, other_marketing.brand_id):
+            consent_appended.send(sender=None, brand_id=brand_id, event_ids=[5, 6, 7], source_type="import_job")
+    assert queued == [("consent.changed", [5, 6]), ("consent.changed", [7])]

@@ -166,3 +166,25 @@ def erase(store_member_id: str) -> None:
     for identity in Identity.objects.filter(member=member):
         Identity.objects.filter(pk=identity.pk).update(value=erased_value(identity.kind, identity.value))
     Member.objects.filter(pk=member.pk).update(status="erased", name="", phone="", email="")
+
+
+def subscribe_to_consent(brand, settings, monkeypatch):
+    """A consent.changed subscriber whose deliveries are made but not sent."""
+    from webhooks import services as webhooks
+
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+    monkeypatch.setattr(webhooks, "_send_later", lambda ids, countdown=None: None)
+    webhooks.forget_subscribers()
+    webhooks.create_subscription(brand=brand, url="http://127.0.0.1:9/hook", events=["consent.changed"])
+
+
+def pushed_events() -> list[dict]:
+    """The consent events in the webhook deliveries made, in order, each with the
+    payload's member and sequence."""
+    from webhooks.models import Delivery
+
+    pushed = []
+    for body in Delivery.objects.order_by("pk").values_list("body", flat=True):
+        payload = json.loads(body)
+        pushed.append({**payload["data"]["event"], "member": payload["member"], "sequence": payload["sequence"]})
+    return pushed

@@ -12,7 +12,17 @@ from consent.importing.service import import_member_file
 from consent.models import ConsentEvent
 from members.models import Member, StoreMembership
 
-from .import_helpers import Out, erase, existing_file, row, snapshot, tmall_file, write_csv
+from .import_helpers import (
+    Out,
+    erase,
+    existing_file,
+    pushed_events,
+    row,
+    snapshot,
+    subscribe_to_consent,
+    tmall_file,
+    write_csv,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -71,3 +81,57 @@ def test_fast_path_is_idempotent_and_keeps_the_chain(tmp_path, tmall, jd, purpos
                    source_type="store")  # fmt: skip
     call_command("verify_consent_ledger", stdout=Out())
     call_command("rebuild_consent_state", "--check", stdout=Out())
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["plain", "fast"])
+def test_imported_consent_is_pushed_to_webhook_subscribers(
+    tmp_path, tmall, jd, purposes, settings, monkeypatch, django_capture_on_commit_callbacks, fast
+):
+    """Both paths push every event the import recorded, once (the fast path per chunk
+    with ``consent_appended``, the plain path per event with ``consent_changed``)."""
+    import_member_file(existing_file(tmp_path), store=jd, fast=False)
+    subscribe_to_consent(tmall.brand, settings, monkeypatch)
+    before = set(ConsentEvent.objects.values_list("pk", flat=True))
+    path = tmall_file(tmp_path)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = import_member_file(path, store=tmall, fast=fast)
+    recorded = sorted(set(ConsentEvent.objects.values_list("pk", flat=True)) - before)
+    assert result.consent_events == len(recorded) > 0
+    pushed = pushed_events()
+    assert sorted(event["id"] for event in pushed) == recorded
+    assert {event["source"] for event in pushed} == {"import_job"}
+    assert {(event["id"], event["action"], event["purpose"]) for event in pushed} == set(
+        ConsentEvent.objects.filter(pk__in=recorded).values_list("pk", "action", "purpose__code")
+    )
+    # Importing the file again records nothing and pushes nothing.
+    with django_capture_on_commit_callbacks(execute=True):
+        import_member_file(path, store=tmall, fast=fast)
+    assert len(pushed_events()) == len(recorded)
+
+
+def test_consent_appended_is_sent_after_the_commit_only(
+    tmp_path, tmall, purposes, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from consent.signals import consent_appended
+
+    subscribe_to_consent(tmall.brand, settings, monkeypatch)
+    calls = []
+
+    def listener(sender, **kwargs):
+        calls.append(kwargs)
+
+    consent_appended.connect(listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            dry = import_member_file(tmall_file(tmp_path), store=tmall, fast=True, dry_run=True)
+        assert dry.consent_events > 0 and calls == [] and pushed_events() == []
+        with django_capture_on_commit_callbacks() as callbacks:
+            result = import_member_file(tmall_file(tmp_path), store=tmall, fast=True)
+        assert calls == []  # not before the commit
+        for callback in callbacks:
+            callback()
+    finally:
+        consent_appended.disconnect(listener)
+    assert [(call["brand_id"], call["source_type"]) for call in calls] == [(tmall.brand_id, "import_job")]
+    recorded = set(ConsentEvent.objects.values_list("pk", flat=True))
+    assert len(recorded) == result.consent_events and set(calls[0]["event_ids"]) <= recorded

@@ -6,6 +6,7 @@ committed data; the row-by-row reference runs inside a rolled-back transaction f
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import re
@@ -19,9 +20,21 @@ from django.db import IntegrityError, transaction
 from consent.importing import fast as fast_module
 from consent.importing import pipeline as pipeline_module
 from consent.importing.service import import_member_file
+from consent.models import ConsentEvent
 from members.models import Member, StoreMembership
 
-from .import_helpers import HEADER, Out, erase, existing_file, row, snapshot, tmall_file, write_csv
+from .import_helpers import (
+    HEADER,
+    Out,
+    erase,
+    existing_file,
+    pushed_events,
+    row,
+    snapshot,
+    subscribe_to_consent,
+    tmall_file,
+    write_csv,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -156,10 +169,14 @@ def test_pipeline_equals_row_by_row_on_a_crowded_file(
 
 def test_a_chunk_that_loses_a_race_is_retried_with_its_successor(tmp_path, tmall, known, settings, monkeypatch):
     """A concurrent writer's IntegrityError in chunk 2 (while chunk 3 is planned against
-    it): both run again, in order, and the result is the one of an undisturbed import."""
+    it): both run again, in order, and the result is the one of an undisturbed import.
+    Webhook subscribers get each event once (not those of the attempts rolled back), a
+    person's in the order of their chain."""
     settings.IMPORT_CHUNK_ROWS = 4
     path = _crowded_file(tmp_path, rows=40, seed=9)
     expected = _row_by_row(path, tmall)
+    subscribe_to_consent(tmall.brand, settings, monkeypatch)
+    before = set(ConsentEvent.objects.values_list("pk", flat=True))
     failed: set[int] = set()
     write = fast_module._write
 
@@ -174,6 +191,15 @@ def test_a_chunk_that_loses_a_race_is_retried_with_its_successor(tmp_path, tmall
     monkeypatch.setattr(fast_module, "_write", flaky)
     _assert_same(expected, _pipelined(path, tmall))
     assert failed == {10, 31}
+    chains = {pk: (member, seq) for pk, member, seq in ConsentEvent.objects.values_list("pk", "member_id", "seq")}
+    recorded = sorted(set(chains) - before)
+    pushed = pushed_events()
+    assert len(recorded) == expected[0]["consent_events"] > 0
+    assert sorted(event["id"] for event in pushed) == recorded
+    by_chain = sorted(pushed, key=lambda event: chains[event["id"]])
+    for earlier, later in itertools.pairwise(by_chain):
+        if chains[earlier["id"]][0] == chains[later["id"]][0]:
+            assert earlier["sequence"] < later["sequence"]
 
 
 def test_a_chunk_that_fails_for_good_stops_the_chunks_after_it(tmp_path, tmall, purposes, settings, monkeypatch):
@@ -222,3 +248,26 @@ def test_a_dependency_the_check_misses_neither_hangs_nor_changes_the_result(
     with caplog.at_level(logging.INFO, logger="consent.importing.pipeline"):
         _assert_same(expected, _pipelined(path, tmall))
     assert _pipeline_stats(caplog)["restarted"] >= 1
+
+
+def test_a_failing_consent_receiver_does_not_fail_committed_chunks(tmp_path, tmall, purposes, settings, caplog):
+    """The broker down when a chunk's events are announced: the chunk has committed, so
+    the import carries on and the failure is logged."""
+    from consent.signals import consent_appended
+
+    settings.IMPORT_CHUNK_ROWS = 3
+    path = write_csv(tmp_path / "t.csv", [row(f"S{n}", phone=f"1370000{n:04d}", consent_marketing_sms="1")
+                                          for n in range(9)])  # fmt: skip
+
+    def broker_down(sender, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379 (simulated)")
+
+    consent_appended.connect(broker_down)
+    try:
+        with caplog.at_level(logging.ERROR, logger="django.db.backends.base"):
+            result = import_member_file(path, store=tmall, fast=True, pipelined=True)
+    finally:
+        consent_appended.disconnect(broker_down)
+    assert (result.created, result.consent_events) == (9, 9)
+    assert ConsentEvent.objects.count() == 9
+    assert sum("simulated" in str(r.exc_info[1]) for r in caplog.records if r.exc_info) == 3
