@@ -55,8 +55,8 @@ serve:
 demo: seed serve
 
 # The SQLite run is split over the machine's cores (pytest-xdist, one in-memory database
-# per worker); .ci/run's PostgreSQL run stays serial (its tests share one Redis and start
-# real celery workers).
+# per worker); .ci/run's PostgreSQL run over two (a test database and a Redis database per
+# worker, cdp/test_settings.py).
 test: install
 	$(BIN)/python -m pytest -q -n $${TEST_WORKERS:-auto}
 

@@ -5,8 +5,26 @@ suite against PostgreSQL and Redis.
 """
 
 import os
+from urllib.parse import urlsplit
 
 os.environ.setdefault("CDP_TESTING", "1")
+
+
+def _redis_url_of_this_worker(url: str, worker: str) -> str:
+    """Under pytest-xdist each worker gets a Redis database of its own (REDIS_URL's, then
+    one below it per worker: 15, 14, …), as pytest-django gives it a test database of its
+    own, so the PostgreSQL run splits over the cores like the SQLite run. Through the
+    environment, the celery workers a test starts (tests/workers.py) use the same one."""
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    number = int(worker.removeprefix("gw"))
+    if number > base:
+        raise RuntimeError(f"REDIS_URL {url}: too many pytest-xdist workers for one database each")
+    return parts._replace(path=f"/{base - number}").geturl()
+
+
+if os.environ.get("REDIS_URL") and os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["REDIS_URL"] = _redis_url_of_this_worker(os.environ["REDIS_URL"], os.environ["PYTEST_XDIST_WORKER"])
 
 from .settings import *  # noqa: E402,F403
 
