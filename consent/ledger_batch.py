@@ -16,7 +16,7 @@ or the file lists them. No signal is sent here: ``record_consents`` sends
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -67,10 +67,13 @@ class NewEvent:
 
 
 @transaction.atomic
-def append_many(events: Sequence[NewEvent]) -> int:
+def append_many(events: Sequence[NewEvent], *, fresh_members: Collection[int] = ()) -> int:
     """Append ``events`` (validated by the caller, external ids not stored yet) to their
     members' chains; returns how many of them moved ConsentState (as the sum of
-    ``ledger.append``'s answers would)."""
+    ``ledger.append``'s answers would). ``fresh_members``: members the caller created in
+    this transaction, so no other transaction can see them and they have no chain head
+    or state yet: on PostgreSQL theirs are not looked up or locked, and are inserted with
+    COPY instead of upserted (an import's new members, most of a first import)."""
     if not events:
         return 0
     now = timezone.now()
@@ -79,7 +82,7 @@ def append_many(events: Sequence[NewEvent]) -> int:
             event.recorded_at = now
     if connection.vendor != "postgresql":
         return sum(_append_one(event) for event in events)
-    return _append_many_postgres(events)
+    return _append_many_postgres(events, frozenset(fresh_members))
 
 
 def _append_one(new: NewEvent) -> bool:
@@ -257,10 +260,14 @@ def _may_skip(*_server_and_role: str) -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def _append_many_postgres(events: Sequence[NewEvent]) -> int:
+HEAD_COLUMNS = ("member_id", "seq", "prev_hash", "hash")
+STATE_COLUMNS = ("member_id", "brand_id", "purpose_id", "channel", "action", "occurred_at", "event_id", "by_guardian")
+
+
+def _append_many_postgres(events: Sequence[NewEvent], fresh: frozenset[int]) -> int:
     heads_table, events_table = ChainHead._meta.db_table, ConsentEvent._meta.db_table
     states_table = ConsentState._meta.db_table
-    member_ids = sorted({e.member_id for e in events})
+    member_ids = sorted({e.member_id for e in events if e.member_id not in fresh})
     with connection.cursor() as cursor:
         # The head rows are the per-member writer lock of ``ledger.append``: taking them in
         # id order serialises us with single appends and never deadlocks with another batch.
@@ -316,36 +323,38 @@ def _append_many_postgres(events: Sequence[NewEvent]) -> int:
                 f"{esc(e.external_id)}\t{e.seq}\t{e.prev_hash}\t{e.hash}"
             )
         copy_lines(raw, events_table, EVENT_COLUMNS, lines)
-        temp_table(cursor, "_import_heads", "member_id bigint, seq integer, prev_hash text, hash text")
-        copy_lines(
-            raw,
-            "_import_heads",
-            ("member_id", "seq", "prev_hash", "hash"),
-            (f"{m}\t{heads[m][0]}\t{last_prev[m]}\t{heads[m][1]}" for m in sorted(last_prev)),
-        )
-        cursor.execute(
-            f"""INSERT INTO {heads_table} AS h (member_id, seq, prev_hash, hash)
-                SELECT member_id, seq, prev_hash, hash FROM _import_heads
-                ON CONFLICT (member_id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash,
-                  hash = excluded.hash"""  # noqa: S608
-        )
-        if changed:
+        # Chain heads and states: COPY for fresh members (nothing to meet), through a temp
+        # table and an upsert for the others.
+        head_lines: tuple[list[str], list[str]] = ([], [])
+        for m in sorted(last_prev):
+            head_lines[m in fresh].append(f"{m}\t{heads[m][0]}\t{last_prev[m]}\t{heads[m][1]}")
+        if head_lines[True]:
+            copy_lines(raw, heads_table, HEAD_COLUMNS, head_lines[True])
+        if head_lines[False]:
+            temp_table(cursor, "_import_heads", "member_id bigint, seq integer, prev_hash text, hash text")
+            copy_lines(raw, "_import_heads", HEAD_COLUMNS, head_lines[False])
+            cursor.execute(
+                f"""INSERT INTO {heads_table} AS h (member_id, seq, prev_hash, hash)
+                    SELECT member_id, seq, prev_hash, hash FROM _import_heads
+                    ON CONFLICT (member_id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash,
+                      hash = excluded.hash"""  # noqa: S608
+            )
+        state_lines: tuple[list[str], list[str]] = ([], [])
+        for e in changed.values():
+            state_lines[e.member_id in fresh].append(
+                f"{e.member_id}\t{e.brand_id}\t{e.purpose_id}\t{e.channel}\t{e.action}\t"
+                f"{e.occurred_at.isoformat()}\t{e.pk}\t{copy_text(e.by_guardian)}"
+            )
+        if state_lines[True]:
+            copy_lines(raw, states_table, STATE_COLUMNS, state_lines[True])
+        if state_lines[False]:
             temp_table(
                 cursor,
                 "_import_states",
                 "member_id bigint, brand_id bigint, purpose_id bigint, channel text, action text, "
                 "occurred_at timestamptz, event_id bigint, by_guardian boolean",
             )
-            copy_lines(
-                raw,
-                "_import_states",
-                ("member_id", "brand_id", "purpose_id", "channel", "action", "occurred_at", "event_id", "by_guardian"),
-                (
-                    f"{e.member_id}\t{e.brand_id}\t{e.purpose_id}\t{e.channel}\t{e.action}\t"
-                    f"{e.occurred_at.isoformat()}\t{e.pk}\t{copy_text(e.by_guardian)}"
-                    for e in changed.values()
-                ),
-            )
+            copy_lines(raw, "_import_states", STATE_COLUMNS, state_lines[False])
             cursor.execute(
                 f"""INSERT INTO {states_table} AS s (member_id, brand_id, purpose_id, channel, action, occurred_at,
                       event_id, by_guardian)

@@ -20,8 +20,10 @@ def publish_event(event_type: str, ref: int, extra: dict | None = None) -> int:
 
 @shared_task(name="webhooks.tasks.publish_events")
 def publish_events(event_type: str, refs: list[int]) -> int:
-    """``publish_event`` for many objects of one type (an import's consent events), in
-    their order, each in its own transaction: a receiver sees them in the order recorded."""
+    """``publish_event`` for many objects of one type (an import's consent events), one
+    after the other, each in its own transaction. Batches may run on different workers
+    at once: as for single events, the member's sequence number and the state read after
+    it (``payloads``) let a receiver keep the newest."""
     return sum(len(payloads.publish(event_type, ref, {})) for ref in refs)
 
 

@@ -670,5 +670,5 @@ def _append_consent(ctx: ImportContext, rows: list[ParsedRow], plan: _Plan) -> l
                     external_id=external_id,
                 )
             )
-    append_many(events)
+    append_many(events, fresh_members={person.member_id for person in plan.new_people})
     return events

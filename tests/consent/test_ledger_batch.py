@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from consent import ledger
 from consent.ledger_batch import NewEvent, append_many
-from consent.models import ConsentEvent, ConsentState
+from consent.models import ChainHead, ConsentEvent, ConsentState
 from consent.services import record_consent
 from tests.factories import MemberFactory
 
@@ -35,7 +35,10 @@ def _event(member, brand, purpose, action, minutes_ago, external_id):
     )  # fmt: skip
 
 
-def test_batch_continues_chains_and_keeps_newest_state(brand, marketing_purpose):
+@pytest.mark.parametrize("declared", [False, True], ids=["looked-up", "fresh-members"])
+def test_batch_continues_chains_and_keeps_newest_state(brand, marketing_purpose, declared):
+    """``declared``: the caller names the member it created (an import's new members),
+    whose head and state are then copied in instead of looked up and upserted."""
     old, fresh = MemberFactory(), MemberFactory()
     record_consent(member=old, brand=brand, purpose="marketing", channel="sms", action="granted",
                    source_type="store", occurred_at=NOW - dt.timedelta(minutes=5))  # fmt: skip
@@ -45,7 +48,8 @@ def test_batch_continues_chains_and_keeps_newest_state(brand, marketing_purpose)
             _event(fresh, brand, marketing_purpose, "granted", 30, "x2"),
             _event(fresh, brand, marketing_purpose, "withdrawn", 20, "x3"),
             _event(old, brand, marketing_purpose, "withdrawn", 1, "x4"),
-        ]
+        ],
+        fresh_members={fresh.pk} if declared else (),
     )
     assert changed == 3  # x2, x3 and x4 moved the state; x1 is older than it
     chain = list(ConsentEvent.objects.filter(member=old).order_by("seq"))
@@ -54,6 +58,7 @@ def test_batch_continues_chains_and_keeps_newest_state(brand, marketing_purpose)
     assert all(ledger.hash_event(e) == e.hash for e in ConsentEvent.objects.all())
     assert ConsentState.objects.get(member=old).event.external_id == "x4"
     assert ConsentState.objects.get(member=fresh).action == "withdrawn"
+    assert ChainHead.objects.get(member_id=fresh.pk).seq == 2 and ChainHead.objects.count() == 2
     # A single append after the batch goes on from the batch's head.
     record_consent(member=fresh, brand=brand, purpose="marketing", channel="sms", action="granted", source_type="store")
     assert list(ConsentEvent.objects.filter(member=fresh).order_by("seq").values_list("seq", flat=True)) == [1, 2, 3]
