@@ -9,8 +9,10 @@ missing, then:
 1. imports ``other.csv`` (the JD store, 20% of the people) so the big file meets people
    it already knows (not timed as the result);
 2. imports ``members.csv`` (--rows rows, default 1,000,000) with ``manage.py
-   import_members --json`` in a child process: rows/s end to end and the child's peak
-   RSS; then checks ``verify_consent_ledger`` and ``rebuild_consent_state --check``;
+   import_members --json`` in a child process: rows/s end to end, the child's peak RSS,
+   its own CPU seconds and the WAL the server wrote (bytes of WAL repeat from run to run
+   where times on a shared machine drift by ±15 %); then checks ``verify_consent_ledger``
+   and ``rebuild_consent_state --check``;
 3. imports the first --baseline-rows (100,000) rows of the same file into a fresh store
    through django-import-export's own ``Resource.import_data`` (a ModelResource over
    Member with the file's profile columns: no identity resolution, memberships or
@@ -31,6 +33,7 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,16 +75,42 @@ for code, channels in (("marketing", ["sms", "email"]), ("personalization", []))
     _manage(url, "shell", "-c", code)
 
 
-def _import(url: str, path: Path, store: str) -> tuple[dict, float, int]:
-    """One import in a child process: its JSON, wall time and peak RSS (bytes)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+@dataclass
+class Run:
+    counts: dict
+    wall: float
+    peak: int  # bytes: the child's peak RSS
+    cpu: float  # seconds: the child's user + system CPU (the import's Python)
+    wal: int  # bytes of WAL the server wrote meanwhile: repeatable where times drift
+
+
+def _wal_position(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+
+
+def _wal_since(url: str, position: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return int(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", [position]).fetchone()[0])
+
+
+def _import(url: str, path: Path, store: str) -> Run:
+    """One import in a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wal = _wal_position(url)
     started = time.perf_counter()
     stdout = _manage(url, "import_members", str(path), "--store", store, "--json")
     wall = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before:
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if after.ru_maxrss <= before.ru_maxrss:
         print("  (peak RSS not above an earlier child's; reported value is the maximum so far)")
-    return json.loads(stdout.strip().splitlines()[-1]), wall, peak * 1024
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    counts = json.loads(stdout.strip().splitlines()[-1])
+    return Run(counts, wall, after.ru_maxrss * 1024, cpu, _wal_since(url, wal))
 
 
 def _baseline(url: str, path: Path, rows: int) -> float:
@@ -139,14 +168,16 @@ def main() -> None:
     recreate_database(admin_url, args.database)
     _setup(url)
 
-    counts, wall, _ = _import(url, other_path, "bench-jd")
-    print(f"1. other store ({counts['rows']:,} rows): {wall:.1f} s, {counts}")
-    counts, wall, peak = _import(url, main_path, "bench-tmall")
-    rate = counts["rows"] / wall
+    other = _import(url, other_path, "bench-jd")
+    print(f"1. other store ({other.counts['rows']:,} rows): {other.wall:.1f} s, {other.counts}")
+    run = _import(url, main_path, "bench-tmall")
+    rate = run.counts["rows"] / run.wall
     print(
-        f"2. member file: {counts['rows']:,} rows in {wall:.1f} s = {rate:,.0f} rows/s; peak RSS {peak / 2**20:,.0f} MiB"
+        f"2. member file: {run.counts['rows']:,} rows in {run.wall:.1f} s = {rate:,.0f} rows/s; "
+        f"peak RSS {run.peak / 2**20:,.0f} MiB"
     )
-    print(f"   {counts}")
+    print(f"   the import's own CPU {run.cpu:.1f} s (user + system); WAL {run.wal / 1e6:,.0f} MB")
+    print(f"   {run.counts}")
     print("   " + _manage(url, "verify_consent_ledger").strip())
     print("   " + _manage(url, "rebuild_consent_state", "--check").strip())
     if args.baseline_rows <= 0:
