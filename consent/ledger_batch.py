@@ -264,6 +264,32 @@ HEAD_COLUMNS = ("member_id", "seq", "prev_hash", "hash")
 STATE_COLUMNS = ("member_id", "brand_id", "purpose_id", "channel", "action", "occurred_at", "event_id", "by_guardian")
 
 
+def _insert_or_upsert(
+    cursor,
+    table: str,
+    columns: Sequence[str],
+    definition: str,
+    fresh: frozenset[int],
+    rows: Iterable[tuple[int, str]],
+    conflict: str,
+) -> None:
+    """Write (member id, COPY line) rows into ``table``: a fresh member's by COPY, the
+    others' through the temp table ``_import_<table>`` (``definition``) and an INSERT with
+    ``conflict``."""
+    lines: tuple[list[str], list[str]] = ([], [])
+    for member_id, line in rows:
+        lines[member_id in fresh].append(line)
+    raw = cursor.cursor
+    if lines[True]:
+        copy_lines(raw, table, columns, lines[True])
+    if lines[False]:
+        temp = f"_import_{table}"
+        temp_table(cursor, temp, definition)
+        copy_lines(raw, temp, columns, lines[False])
+        names = ", ".join(columns)
+        cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {temp} {conflict}")  # noqa: S608
+
+
 def _append_many_postgres(events: Sequence[NewEvent], fresh: frozenset[int]) -> int:
     heads_table, events_table = ChainHead._meta.db_table, ConsentEvent._meta.db_table
     states_table = ConsentState._meta.db_table
@@ -323,46 +349,27 @@ def _append_many_postgres(events: Sequence[NewEvent], fresh: frozenset[int]) -> 
                 f"{esc(e.external_id)}\t{e.seq}\t{e.prev_hash}\t{e.hash}"
             )
         copy_lines(raw, events_table, EVENT_COLUMNS, lines)
-        # Chain heads and states: COPY for fresh members (nothing to meet), through a temp
-        # table and an upsert for the others.
-        head_lines: tuple[list[str], list[str]] = ([], [])
-        for m in sorted(last_prev):
-            head_lines[m in fresh].append(f"{m}\t{heads[m][0]}\t{last_prev[m]}\t{heads[m][1]}")
-        if head_lines[True]:
-            copy_lines(raw, heads_table, HEAD_COLUMNS, head_lines[True])
-        if head_lines[False]:
-            temp_table(cursor, "_import_heads", "member_id bigint, seq integer, prev_hash text, hash text")
-            copy_lines(raw, "_import_heads", HEAD_COLUMNS, head_lines[False])
-            cursor.execute(
-                f"""INSERT INTO {heads_table} AS h (member_id, seq, prev_hash, hash)
-                    SELECT member_id, seq, prev_hash, hash FROM _import_heads
-                    ON CONFLICT (member_id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash,
-                      hash = excluded.hash"""  # noqa: S608
-            )
-        state_lines: tuple[list[str], list[str]] = ([], [])
-        for e in changed.values():
-            state_lines[e.member_id in fresh].append(
-                f"{e.member_id}\t{e.brand_id}\t{e.purpose_id}\t{e.channel}\t{e.action}\t"
-                f"{e.occurred_at.isoformat()}\t{e.pk}\t{copy_text(e.by_guardian)}"
-            )
-        if state_lines[True]:
-            copy_lines(raw, states_table, STATE_COLUMNS, state_lines[True])
-        if state_lines[False]:
-            temp_table(
-                cursor,
-                "_import_states",
-                "member_id bigint, brand_id bigint, purpose_id bigint, channel text, action text, "
-                "occurred_at timestamptz, event_id bigint, by_guardian boolean",
-            )
-            copy_lines(raw, "_import_states", STATE_COLUMNS, state_lines[False])
-            cursor.execute(
-                f"""INSERT INTO {states_table} AS s (member_id, brand_id, purpose_id, channel, action, occurred_at,
-                      event_id, by_guardian)
-                    SELECT member_id, brand_id, purpose_id, channel, action, occurred_at, event_id, by_guardian
-                    FROM _import_states
-                    ON CONFLICT (member_id, brand_id, purpose_id, channel) DO UPDATE SET
-                      action = excluded.action, occurred_at = excluded.occurred_at,
-                      event_id = excluded.event_id, by_guardian = excluded.by_guardian
-                    WHERE s.occurred_at <= excluded.occurred_at"""  # noqa: S608
-            )
+        # Chain heads and states: COPY for fresh members (nothing to meet), an upsert
+        # through a temp table for the others.
+        _insert_or_upsert(
+            cursor, heads_table, HEAD_COLUMNS, "member_id bigint, seq integer, prev_hash text, hash text",
+            fresh,
+            ((m, f"{m}\t{heads[m][0]}\t{last_prev[m]}\t{heads[m][1]}") for m in sorted(last_prev)),
+            "ON CONFLICT (member_id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash, "
+            "hash = excluded.hash",
+        )  # fmt: skip
+        _insert_or_upsert(
+            cursor, states_table, STATE_COLUMNS,
+            "member_id bigint, brand_id bigint, purpose_id bigint, channel text, action text, "
+            "occurred_at timestamptz, event_id bigint, by_guardian boolean",
+            fresh,
+            (
+                (e.member_id, f"{e.member_id}\t{e.brand_id}\t{e.purpose_id}\t{e.channel}\t{e.action}\t"
+                              f"{e.occurred_at.isoformat()}\t{e.pk}\t{copy_text(e.by_guardian)}")
+                for e in changed.values()
+            ),
+            "ON CONFLICT (member_id, brand_id, purpose_id, channel) DO UPDATE SET action = excluded.action, "
+            "occurred_at = excluded.occurred_at, event_id = excluded.event_id, by_guardian = excluded.by_guardian "
+            f"WHERE {states_table}.occurred_at <= excluded.occurred_at",
+        )  # fmt: skip
         return moved

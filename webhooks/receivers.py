@@ -39,7 +39,7 @@ def on_consent_appended(sender: Any, brand_id: int, event_ids: list[int], **kwar
     from .tasks import publish_events
 
     for start in range(0, len(event_ids), PUBLISH_BATCH):
-        batch = list(event_ids[start : start + PUBLISH_BATCH])
+        batch = event_ids[start : start + PUBLISH_BATCH]
         transaction.on_commit(lambda batch=batch: publish_events.delay(EventType.CONSENT_CHANGED, batch))
 
 

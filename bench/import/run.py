@@ -84,24 +84,21 @@ class Run:
     wal: int  # bytes of WAL the server wrote meanwhile: repeatable where times drift
 
 
-def _wal_position(url: str) -> str:
+def _wal(url: str, since: str = "0/0") -> tuple[str, int]:
+    """The server's WAL position now, and the bytes written since ``since``."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
-
-
-def _wal_since(url: str, position: str) -> int:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        return int(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", [position]).fetchone()[0])
+        now, written = conn.execute(
+            "SELECT pg_current_wal_lsn()::text, pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", [since]
+        ).fetchone()
+    return now, int(written)
 
 
 def _import(url: str, path: Path, store: str) -> Run:
     """One import in a child process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wal = _wal_position(url)
+    wal, _ = _wal(url)
     started = time.perf_counter()
     stdout = _manage(url, "import_members", str(path), "--store", store, "--json")
     wall = time.perf_counter() - started
@@ -110,7 +107,7 @@ def _import(url: str, path: Path, store: str) -> Run:
         print("  (peak RSS not above an earlier child's; reported value is the maximum so far)")
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     counts = json.loads(stdout.strip().splitlines()[-1])
-    return Run(counts, wall, after.ru_maxrss * 1024, cpu, _wal_since(url, wal))
+    return Run(counts, wall, after.ru_maxrss * 1024, cpu, _wal(url, since=wal)[1])
 
 
 def _baseline(url: str, path: Path, rows: int) -> float:
