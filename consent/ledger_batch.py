@@ -19,6 +19,7 @@ import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import islice
 
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
@@ -133,15 +134,13 @@ def copy_lines(cursor, table: str, columns: Sequence[str], lines: Iterable[str])
     """COPY pre-formatted text lines (values escaped with ``esc``/``copy_text``) through a
     raw psycopg cursor; errors come out as Django's (a unique violation is an
     ``IntegrityError``, which callers retry)."""
+    rest = iter(lines)
     with connection.wrap_database_errors, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        block: list[str] = []
-        for line in lines:
-            block.append(line)
-            if len(block) >= 5000:
-                copy.write("\n".join(block) + "\n")
-                block = []
-        if block:
-            copy.write("\n".join(block) + "\n")
+        # Blocks of 5,000 lines taken in C (islice), not appended one by one in Python:
+        # an import writes about seven million lines per million rows.
+        while block := list(islice(rest, 5000)):
+            block.append("")  # the last line's newline
+            copy.write("\n".join(block))
 
 
 def id_list(ids: Iterable[int]) -> str:
