@@ -43,6 +43,13 @@ def row(member_id: str, **values: str) -> list[str]:
     return [member_id, *(defaults[name] for name in HEADER[1:])]
 
 
+def counts_of(result) -> dict:
+    """An import's counts without its duration, to compare two imports."""
+    counts = result.as_json()
+    counts.pop("seconds")
+    return counts
+
+
 def write_csv(path: Path, rows: list[list[str]], *, header: list[str] | None = None, encoding: str = "utf-8") -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")

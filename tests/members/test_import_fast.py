@@ -14,6 +14,7 @@ from members.models import Member, StoreMembership
 
 from .import_helpers import (
     Out,
+    counts_of,
     erase,
     existing_file,
     pushed_events,
@@ -34,9 +35,7 @@ def _import(path: Path, store, *, fast: bool) -> tuple[dict, dict]:
         call_command("rebuild_consent_state", "--check", stdout=Out())
         people = snapshot()
         transaction.set_rollback(True)
-    counts = result.as_json()
-    counts.pop("seconds")
-    return counts, people
+    return counts_of(result), people
 
 
 @pytest.mark.parametrize(

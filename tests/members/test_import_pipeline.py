@@ -26,6 +26,7 @@ from members.models import Member, StoreMembership
 from .import_helpers import (
     HEADER,
     Out,
+    counts_of,
     erase,
     existing_file,
     pushed_events,
@@ -39,18 +40,12 @@ from .import_helpers import (
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def _counts(result) -> dict:
-    counts = result.as_json()
-    counts.pop("seconds")
-    return counts
-
-
 def _row_by_row(path: Path, store) -> tuple[dict, dict, list]:
     with transaction.atomic():
         result = import_member_file(path, store=store, fast=False)
         people = snapshot()
         transaction.set_rollback(True)
-    return _counts(result), people, result.errors
+    return counts_of(result), people, result.errors
 
 
 def _pipelined(path: Path, store) -> tuple[dict, dict, list]:
@@ -58,7 +53,7 @@ def _pipelined(path: Path, store) -> tuple[dict, dict, list]:
     assert result.path == "fast"
     call_command("verify_consent_ledger", stdout=Out())
     call_command("rebuild_consent_state", "--check", stdout=Out())
-    return _counts(result), snapshot(), result.errors
+    return counts_of(result), snapshot(), result.errors
 
 
 def _pipeline_stats(caplog) -> dict[str, int]:
