@@ -95,6 +95,8 @@ INSTALLED_APPS = [
     "cdp",
     "members",
     "consent",
+    "imports",
+    "privacy",
     "segments",
     "webhooks",
     "insights",
@@ -111,7 +113,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "cdp.audit.AuditContextMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "consent.privacy.security.ContentSecurityPolicyMiddleware",
+    "privacy.security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "cdp.urls"
@@ -230,8 +232,8 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
-ACCOUNT_ADAPTER = "consent.privacy.adapter.PrivacyAccountAdapter"
-ACCOUNT_FORMS = {"request_login_code": "consent.privacy.forms.RequestCodeForm"}
+ACCOUNT_ADAPTER = "privacy.adapter.PrivacyAccountAdapter"
+ACCOUNT_FORMS = {"request_login_code": "privacy.forms.RequestCodeForm"}
 ACCOUNT_LOGIN_METHODS = {"email", "phone"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "phone", "password1*"]
 ACCOUNT_LOGIN_BY_CODE_ENABLED = True
@@ -261,9 +263,9 @@ LOGIN_URL = "/privacy/accounts/login/code/"
 LOGIN_REDIRECT_URL = "/privacy/"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/privacy/"
 # Where SMS codes go: "console" (printed, development), "locmem" (tests read
-# consent.privacy.sms.outbox) or the dotted path of a class implementing
-# consent.privacy.sms.SmsBackend for a real gateway.
-SMS_BACKEND = env_str("SMS_BACKEND", "consent.privacy.sms.ConsoleSmsBackend")
+# privacy.sms.outbox) or the dotted path of a class implementing
+# privacy.sms.SmsBackend for a real gateway.
+SMS_BACKEND = env_str("SMS_BACKEND", "privacy.sms.ConsoleSmsBackend")
 # Time to answer a data-subject request, per jurisdiction (consent/privacy/deadlines.py
 # explains each rule and its source). A request takes the jurisdiction of the brands
 # holding the person's data (the earliest deadline wins), else DSR_DEFAULT_JURISDICTION.

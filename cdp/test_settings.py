@@ -33,4 +33,4 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tests run tasks in-process unless a test starts a real worker (tests/cdp/test_celery_worker.py).
 CELERY_TASK_ALWAYS_EAGER = True
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
-SMS_BACKEND = "consent.privacy.sms.LocmemSmsBackend"
+SMS_BACKEND = "privacy.sms.LocmemSmsBackend"

@@ -4,8 +4,6 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from insights import views as insights_views
-
 from . import views
 
 admin.site.site_header = _("Consent-first CDP")
@@ -16,12 +14,13 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
-    # The admin index carries the dashboard (insights); everything else is the stock admin.
-    path("admin/", admin.site.admin_view(insights_views.index), name="admin-index-dashboard"),
+    # The admin index carries the dashboard and the ledger its compliance report (insights);
+    # everything else is the stock admin.
+    path("admin/", include("insights.admin_urls")),
     path("admin/insights/", include("insights.urls")),
     path("admin/", admin.site.urls),
     path("privacy/accounts/", include("allauth.urls")),
-    path("privacy/", include("consent.privacy.urls")),
+    path("privacy/", include("privacy.urls")),
     path("privacy/", include("consent.urls")),
     path("api/v1/", include("members.api")),
     path("api/v1/", include("consent.api")),

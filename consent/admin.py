@@ -31,13 +31,13 @@ from django.utils.translation import gettext_lazy as _
 
 from cdp import audit
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
+from cdp.csvutil import csv_response
 from members.admin import MEMBER_SECTIONS, PiiAuditMixin
 from members.identities import RecordError, normalize_email, normalize_phone
 from members.masking import audit_pii_view, can_view_pii, mask_email, mask_phone
 from members.models import Member
 
-from . import reports, services
-from .csvutil import csv_response
+from . import evidence, services
 from .models import (
     Channel,
     Checkpoint,
@@ -78,7 +78,7 @@ class CanonicalMemberFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         if value and value.isdigit():
-            return queryset.filter(member_id__in=reports.person(int(value)))
+            return queryset.filter(member_id__in=evidence.person(int(value)))
         return queryset
 
 
@@ -319,7 +319,7 @@ class ConsentEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("evidence"))
     def evidence_masked(self, obj: ConsentEvent) -> str:
-        return format_html("<pre>{}</pre>", _json(reports.masked_evidence(obj.evidence)))
+        return format_html("<pre>{}</pre>", _json(evidence.masked_evidence(obj.evidence)))
 
     @admin.display(description=_("receipt"))
     def receipt(self, obj: ConsentEvent) -> str:
@@ -333,7 +333,6 @@ class ConsentEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         custom = [
             path("export.csv", self.admin_site.admin_view(self.export_view), name="consent_consentevent_export"),
-            path("report/", self.admin_site.admin_view(self.report_view), name="consent_report"),
             *receipt_urls(self.admin_site),
         ]
         return custom + super().get_urls()
@@ -344,9 +343,9 @@ class ConsentEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         if evidence_values:
             members = queryset.order_by().values_list("member_id", flat=True).distinct()
             audit_pii_view("consent_consentevent_export", member_ids=members)
-        rows = reports.ledger_rows(queryset, evidence_values=evidence_values)
+        rows = evidence.ledger_rows(queryset, evidence_values=evidence_values)
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
-        return csv_response(f"consent-ledger-{stamp}.csv", reports.LEDGER_CSV_HEADER, rows)
+        return csv_response(f"consent-ledger-{stamp}.csv", evidence.LEDGER_CSV_HEADER, rows)
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
         """The current changelist (filters, search, date, ordering) as a streamed CSV."""
@@ -362,11 +361,6 @@ class ConsentEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description=_("Download the selected events as CSV"), permissions=["view"])
     def download_csv(self, request: HttpRequest, queryset: QuerySet[ConsentEvent]) -> HttpResponse:
         return self.ledger_csv(request, queryset)
-
-    def report_view(self, request: HttpRequest) -> HttpResponse:
-        """The compliance report; ``reports.report_page`` checks its own permission."""
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta}
-        return reports.report_page(request, context)
 
 
 # --- The projection, checkpoints, preferences, suppressions, usage -----------------------
@@ -514,11 +508,11 @@ class SuppressionAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
 
 def consent_timeline(member: Member, request: HttpRequest) -> str:
     """Current choices and the latest events of this person (one query, see
-    ``reports.member_timeline``), for staff who may read the ledger."""
+    ``evidence.member_timeline``), for staff who may read the ledger."""
     if not request.user.has_perm("consent.view_consentevent"):
         return ""
     context = {
-        **reports.member_timeline(member, limit=TIMELINE_EVENTS),
+        **evidence.member_timeline(member, limit=TIMELINE_EVENTS),
         "member": member,
         "limit": TIMELINE_EVENTS,
         "ledger_url": reverse("admin:consent_consentevent_changelist") + "?" + urlencode({"member": member.pk}),
@@ -528,7 +522,3 @@ def consent_timeline(member: Member, request: HttpRequest) -> str:
 
 if consent_timeline not in MEMBER_SECTIONS:  # a reload must not show it twice
     MEMBER_SECTIONS.append(consent_timeline)
-
-# The privacy center registers its own models.
-from .importing import admin as _importing_admin  # noqa: E402, F401 - registers the member import pages
-from .privacy import admin as _privacy_admin  # noqa: E402, F401

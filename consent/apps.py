@@ -18,7 +18,3 @@ class ConsentConfig(AppConfig):
         from . import mail
 
         mail.connect()
-
-        from .privacy import receivers as privacy_receivers
-
-        privacy_receivers.connect()

@@ -18,6 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from cdp.enqueue import enqueue
 from members.models import Member
 from members.queries import canonical_member
 
@@ -130,9 +131,7 @@ def on_consent_changed(sender: Any, event: ConsentEvent, **kwargs: Any) -> None:
     it decides on fields already in memory and touches no database."""
     if not wants_receipt(event):
         return
-    from .tasks import send_consent_receipt  # tasks → mail: import at call time
-
-    send_consent_receipt.delay(event.pk)
+    enqueue("consent.tasks.send_consent_receipt", event.pk)
 
 
 def connect() -> None:

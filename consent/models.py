@@ -487,8 +487,3 @@ class DataUsage(models.Model):
         verbose_name_plural = _("data usage log")
         ordering = ["-occurred_at", "-id"]
         indexes = [models.Index(fields=["member", "occurred_at"])]
-
-
-# The privacy center's models live in their own module; importing them here makes them
-# part of the consent app.
-from .privacy.models import DataSubjectRequest, PrivacyAccount  # noqa: E402, F401

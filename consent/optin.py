@@ -17,6 +17,7 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.urls import reverse
 
+from cdp.enqueue import enqueue
 from members.identities import RecordError, normalize_phone
 from members.models import Brand, Identity, IdentityKind, Member
 from members.queries import canonical_member
@@ -102,9 +103,7 @@ def request_email_opt_in(
 
 
 def _queue_opt_in_mail(event_id: int) -> None:
-    from .tasks import send_opt_in_email  # tasks → mail → optin: import at call time
-
-    send_opt_in_email.delay(event_id)
+    enqueue("consent.tasks.send_opt_in_email", event_id)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Demo data for the dashboard that ``seed_demo`` cannot make because it sits below this
 app: a year of monthly lifecycle snapshots (taken from the demo's two years of orders,
 oldest first), so the "movement month over month" has history on the first day. The data
-requests come from ``seed_demo`` (``consent.privacy.demo``, through the queue's services)."""
+requests come from ``seed_demo`` (``privacy.demo``, through the queue's services)."""
 
 from __future__ import annotations
 

@@ -28,9 +28,9 @@ from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.utils import timezone
 
 from consent.models import NO_CHANNEL, Action, ConsentEvent, Purpose
-from consent.privacy.models import DataSubjectRequest
-from consent.privacy.queries import requests_of_brand
 from members.models import Brand, LifecycleStage, Member, Order, Store, StoreMembership
+from privacy.models import DataSubjectRequest
+from privacy.queries import requests_of_brand
 from segments.queries import contactable_counts
 
 from .models import BrandFigures, ConsentDay, LifecycleCount, StoreDay

@@ -39,13 +39,13 @@ _MEMBER_VIEWS = [
     "members.view_storemembership",
     "members.view_order",
     "members.view_mergeevent",
-    "members.view_importjob",
+    "imports.view_importjob",
 ]
 
 ROLES: dict[str, list[str] | str] = {
     MARKETER: [
         *_MEMBER_VIEWS,
-        "members.add_importjob",
+        "imports.add_importjob",
         "consent.view_purpose",
         "consent.view_notice",
         "consent.view_preference",
@@ -83,9 +83,9 @@ ROLES: dict[str, list[str] | str] = {
         "consent.add_suppression",
         "consent.delete_suppression",
         "consent.view_datausage",
-        "consent.view_privacyaccount",
-        "consent.view_datasubjectrequest",
-        "consent.change_datasubjectrequest",
+        "privacy.view_privacyaccount",
+        "privacy.view_datasubjectrequest",
+        "privacy.change_datasubjectrequest",
         "segments.view_segment",
         "segments.view_segmentbuild",
         "segments.view_segmentexport",

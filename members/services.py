@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from cdp import audit
+from cdp.enqueue import enqueue
 
 from . import signals
 from .identities import RULE_PRIORITY, ErasedPerson, StoreRecord, erased_keys, store_member_value
@@ -489,9 +490,7 @@ def refresh_member_metrics(*, member_ids: Sequence[int] | None = None, now: dt.d
 
 
 def _schedule_metrics(member_ids: list[int]) -> None:
-    from .tasks import refresh_member_metrics as task
-
-    task.delay(member_ids=member_ids)
+    enqueue("members.tasks.refresh_member_metrics", member_ids=member_ids)
 
 
 @transaction.atomic

@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from cdp import audit
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
-from consent.csvutil import csv_response
+from cdp.csvutil import csv_response
 from consent.models import Purpose
 from members.masking import audit_pii_view
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from cdp import audit
+from cdp.enqueue import enqueue_on_commit
 from consent.models import NO_CHANNEL, DataUsage, Purpose
 from consent.queries import consent_q, reachable_q
 from members.models import Brand
@@ -146,9 +147,7 @@ def request_build(segment: Segment, *, actor_label: str = "", enqueue: bool = Tr
     build = SegmentBuild.objects.create(segment=segment, rules=segment.rules, requested_by=actor_label)
     audit.record("segment.build_requested", build)
     if enqueue:
-        from .tasks import run_build_task
-
-        transaction.on_commit(lambda: run_build_task.delay(build.pk))
+        enqueue_on_commit("segments.tasks.run_build_task", build.pk)
     return build, True
 
 

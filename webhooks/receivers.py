@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-
+from cdp.enqueue import enqueue_on_commit
 from consent.signals import consent_appended, consent_changed
 from members.signals import member_erased, member_merged
 from segments.signals import segment_built
@@ -17,9 +16,7 @@ from .services import subscribed_anywhere, subscribed_events
 
 
 def _queue(event_type: str, ref: int, extra: dict[str, Any] | None = None) -> None:
-    from .tasks import publish_event
-
-    transaction.on_commit(lambda: publish_event.delay(event_type, ref, extra or {}))
+    enqueue_on_commit("webhooks.tasks.publish_event", event_type, ref, extra or {})
 
 
 def on_consent_changed(sender: Any, event: Any, **kwargs: Any) -> None:
@@ -36,11 +33,9 @@ PUBLISH_BATCH = 500
 def on_consent_appended(sender: Any, brand_id: int, event_ids: list[int], **kwargs: Any) -> None:
     if not event_ids or EventType.CONSENT_CHANGED not in subscribed_events(brand_id):
         return
-    from .tasks import publish_events
-
     for start in range(0, len(event_ids), PUBLISH_BATCH):
         batch = event_ids[start : start + PUBLISH_BATCH]
-        transaction.on_commit(lambda batch=batch: publish_events.delay(EventType.CONSENT_CHANGED, batch))
+        enqueue_on_commit("webhooks.tasks.publish_events", EventType.CONSENT_CHANGED, batch)
 
 
 def on_member_merged(sender: Any, event: Any, **kwargs: Any) -> None:

@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cdp import audit
+from cdp.enqueue import enqueue
 from members.models import Brand
 
 from .models import Delivery, EventType, MemberSequence, Subscription
@@ -204,13 +205,8 @@ def publish(
 
 
 def _send_later(ids: list[int], countdown: float | None = None) -> None:
-    from .tasks import deliver
-
     for pk in ids:
-        if countdown:
-            deliver.apply_async((pk,), countdown=countdown)
-        else:
-            deliver.delay(pk)
+        enqueue("webhooks.tasks.deliver", pk, countdown=countdown)
 
 
 # --- Delivering --------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def add_dashboard_data(seg, members: int) -> None:
         started = time.perf_counter()
         # Replica mode: the ledger's trigger would refuse removing a previous run's rows.
         cur.execute("SET session_replication_role = replica")
-        cur.execute("DELETE FROM consent_datasubjectrequest")
+        cur.execute("DELETE FROM privacy_datasubjectrequest")
         cur.execute("DELETE FROM consent_consentevent WHERE source_ref = 'bench-dash'")
         sources = "ARRAY['store', 'privacy_center', 'api_key', 'import_job', 'unsubscribe_link', 'sms_keyword']"
         seg._sql(
@@ -96,7 +96,7 @@ def add_dashboard_data(seg, members: int) -> None:
         seg._sql(
             cur,
             f"""
-            INSERT INTO consent_datasubjectrequest (member_id, kind, status, details, received_at, due_at,
+            INSERT INTO privacy_datasubjectrequest (member_id, kind, status, details, received_at, due_at,
                 completed_at, outcome)
             SELECT m, (ARRAY['access', 'correction', 'deletion', 'withdraw_all'])[1 + {h("m", 81, 4)}], st,
                    '', r, r + interval '15 days', CASE WHEN st IN ('completed', 'rejected') THEN r + interval '5 days' END,
@@ -227,7 +227,7 @@ def main() -> None:
     with connection.cursor() as cur:
         cur.execute(
             "SELECT (SELECT count(*) FROM members_member), (SELECT count(*) FROM members_order),"
-            " (SELECT count(*) FROM consent_consentevent), (SELECT count(*) FROM consent_datasubjectrequest)"
+            " (SELECT count(*) FROM consent_consentevent), (SELECT count(*) FROM privacy_datasubjectrequest)"
         )
         print("data: {:,} members, {:,} orders, {:,} consent events, {:,} data requests".format(*cur.fetchone()))
     from insights.services import refresh_figures

@@ -84,8 +84,9 @@ def _shopper(*, orders: int, events: int, usage: int, index: int):
     from django.utils import timezone
 
     from consent import services
-    from consent.models import DataUsage, Notice, PrivacyAccount, Purpose
+    from consent.models import DataUsage, Notice, Purpose
     from members.models import Member, Order, Store
+    from privacy.models import PrivacyAccount
 
     store = Store.objects.get(code="bench-tmall")
     brand = store.brand
@@ -168,8 +169,8 @@ def main() -> None:
         sys.exit("set DATABASE_URL=postgres://… (the benchmark creates its own database next to it)")
     if args.reuse:
         _setup_django(bench_url(url, DB_NAME))
-        from consent.models import PrivacyAccount
         from members.models import Member
+        from privacy.models import PrivacyAccount
 
         heavy, typical = (a.user for a in PrivacyAccount.objects.select_related("user").order_by("id")[:2])
         print(f"reusing {DB_NAME}: {Member.objects.count():,} members")

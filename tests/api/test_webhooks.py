@@ -9,11 +9,11 @@ import time
 import pytest
 from django.utils import timezone
 
-from consent import rights
 from consent import services as consent_services
-from consent.models import DataSubjectRequest
 from members.identities import StoreRecord
 from members.services import resolve_store_record
+from privacy import rights
+from privacy.models import DataSubjectRequest
 from tests.segments.conftest import build, make_segment
 from webhooks import services, signing
 from webhooks.models import Delivery, Subscription

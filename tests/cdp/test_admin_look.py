@@ -86,7 +86,7 @@ def pages(shop) -> list[str]:
         reverse("admin:members_member_change", args=[member.pk]),
         reverse("admin:segments_segment_change", args=[segment.pk]),
         reverse("admin:segments_segment_add"),
-        reverse("admin:consent_report"),
+        reverse("compliance-report"),
         reverse("admin:consent_consentevent_changelist"),
         reverse("admin:consent_purpose_changelist"),
         reverse("admin:cdp_apikey_add"),
@@ -154,7 +154,7 @@ def test_theme_is_on_every_page_including_sign_in(client, superuser, shop):
     client.force_login(superuser)
     for url in [
         reverse("admin:index"),
-        reverse("admin:consent_report"),
+        reverse("compliance-report"),
         reverse("admin:django_celery_beat_periodictask_changelist"),
     ]:
         page = client.get(url).content.decode()

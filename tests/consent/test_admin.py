@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cdp.models import AuditLog
-from consent import reports, services
+from consent import evidence, services
 from consent.models import ConsentEvent, Notice, Preference, Purpose, Suppression
 from members import services as member_services
 from members.identities import StoreRecord
@@ -349,7 +349,7 @@ def test_member_timeline_shows_states_and_merged_members(client, consent_officer
         StoreRecord.clean(store=wechat, store_member_id="W1", phone="13800138000", email="wei@example.com")
     )
     client.force_login(consent_officer)
-    view = reports.member_timeline(older, limit=50)
+    view = evidence.member_timeline(older, limit=50)
     assert {(e.channel, e.action) for e in view["states"]} == {("email", "confirmed"), ("sms", "withdrawn")}
     assert younger.pk in {e.member_id for e in view["events"]}
     assert "absorbed-grant" in member_page(client, older).content.decode()

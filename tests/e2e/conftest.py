@@ -89,7 +89,7 @@ _SQLITE_TRIGGERS_DROPPED: list[bool] = []
 def _ledger_migration():
     import importlib
 
-    return importlib.import_module("consent.migrations.0002_ledger_append_only")
+    return importlib.import_module("consent.migrations.0001_initial")
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from consent.privacy.models import DataSubjectRequest
 from insights import charts, services
 from members.models import Order
+from privacy.models import DataSubjectRequest
 from tests.factories import UserFactory
 from tests.insights.conftest import record
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from cdp.models import AuditLog
 from consent import services as consent_services
 from consent.models import Notice, Purpose
-from consent.privacy.models import DataSubjectRequest
+from privacy.models import DataSubjectRequest
 from segments.models import Segment
 from tests.factories import UserFactory, make_members
 

@@ -17,8 +17,8 @@ from consent.models import Action, ConsentEvent, SourceType
 from members.models import Member
 
 from ..consent.conftest import marketing_purpose  # noqa: F401
-from ..consent.privacy_fixtures import *  # noqa: F403
-from ..consent.privacy_fixtures import code_from
+from ..privacy.privacy_fixtures import *  # noqa: F403
+from ..privacy.privacy_fixtures import code_from
 from .conftest import ARTIFACTS, check_accessibility, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)

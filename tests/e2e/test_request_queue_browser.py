@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from consent.models import DataSubjectRequest
+from privacy.models import DataSubjectRequest
 from tests.factories import MemberFactory, UserFactory
 
 from .conftest import ARTIFACTS
@@ -27,7 +27,7 @@ def test_officer_assigns_and_refuses_a_request(page, live_server):
         received_at=now - dt.timedelta(days=20), due_at=now - dt.timedelta(days=5),
     )  # fmt: skip
     page.set_viewport_size({"width": 1280, "height": 900})
-    page.goto(live_server.url + "/admin/login/?next=/admin/consent/datasubjectrequest/")
+    page.goto(live_server.url + "/admin/login/?next=/admin/privacy/datasubjectrequest/")
     page.fill("#id_username", "officer-b")
     page.fill("#id_password", "correct horse battery staple")
     page.click("input[type=submit]")

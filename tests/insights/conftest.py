@@ -17,6 +17,7 @@ from django.utils import timezone
 from consent import services as consent_services
 from consent.models import Notice, Purpose
 from members.models import Member, Store, StoreMembership
+from tests.consent.fixtures import *  # noqa: F403 - the report tests use the consent fixtures
 from tests.factories import BrandFactory, MemberFactory, StoreFactory
 
 

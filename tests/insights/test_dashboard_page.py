@@ -10,10 +10,10 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
 
-from consent.privacy.models import DataSubjectRequest
 from insights import charts, figures, services
 from insights.models import BrandFigures
 from members.models import StoreMembership
+from privacy.models import DataSubjectRequest
 from tests.factories import UserFactory
 
 from .conftest import PERIOD, SINCE, UNTIL

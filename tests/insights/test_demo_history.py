@@ -10,9 +10,9 @@ from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.db.models import F
 
-from consent.privacy.models import DataSubjectRequest
 from insights.models import LifecycleCount, LifecycleSnapshot
 from members.models import Brand
+from privacy.models import DataSubjectRequest
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from consent.privacy.models import DataSubjectRequest
 from insights import queries, services
 from members.models import Order
+from privacy.models import DataSubjectRequest
 
 from .conftest import SINCE, UNTIL, at
 

@@ -12,10 +12,10 @@ from django.test import Client
 from django.urls import reverse
 
 from cdp.models import AuditLog
-from consent import rights
 from consent.models import Purpose
 from insights import roles
 from members.models import Identity, StoreMembership
+from privacy import rights
 from segments.models import SegmentExport
 from tests.factories import MemberFactory, UserFactory
 from tests.insights.conftest import PERIOD
@@ -69,12 +69,12 @@ ADMIN_PAGES = {
     "ledger": reverse("admin:consent_consentevent_changelist"),
     "notices": reverse("admin:consent_notice_changelist"),
     "add_notice": reverse("admin:consent_notice_add"),
-    "queue": reverse("admin:consent_datasubjectrequest_changelist"),
+    "queue": reverse("admin:privacy_datasubjectrequest_changelist"),
     "users": reverse("admin:auth_user_changelist"),
     "groups": reverse("admin:auth_group_changelist"),
     "audit": reverse("admin:cdp_auditlog_changelist"),
     "segments": reverse("admin:segments_segment_changelist"),
-    "import": reverse("admin:members_importjob_changelist"),
+    "import": reverse("admin:imports_importjob_changelist"),
 }
 
 
@@ -99,7 +99,7 @@ def test_marketer_works_with_masked_members_segments_and_exports(member, correct
         reverse("admin:segments_segmentbuild_export", args=[segment_build.pk]), {"kind": "send", "campaign": "c"}
     )
     assert export.status_code == 302 and SegmentExport.objects.count() == 1
-    assert client.post(reverse("admin:consent_datasubjectrequest_assign", args=[correction.pk]), {}).status_code == 403
+    assert client.post(reverse("admin:privacy_datasubjectrequest_assign", args=[correction.pk]), {}).status_code == 403
     assert dashboard_csv(client, brand) == 200
     assert not client.user.has_perm("insights.view_compliance_report")
 
@@ -116,7 +116,7 @@ def test_privacy_officer_sees_full_pii_audited_the_ledger_notices_and_the_queue(
         "ledger": 200, "notices": 200, "add_notice": 200, "queue": 200, "users": 403, "groups": 403,
         "audit": 200, "segments": 200, "import": 200,
     }  # fmt: skip
-    assigned = client.post(reverse("admin:consent_datasubjectrequest_assign", args=[correction.pk]), {"assignee": "me"})
+    assigned = client.post(reverse("admin:privacy_datasubjectrequest_assign", args=[correction.pk]), {"assignee": "me"})
     assert assigned.status_code == 302
     correction.refresh_from_db()
     assert correction.assignee == client.user

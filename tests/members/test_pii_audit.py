@@ -7,9 +7,11 @@ import pytest
 from django.urls import reverse
 
 from cdp.models import AuditLog
-from consent import rights, services
-from consent.models import Action, PrivacyAccount, Suppression
+from consent import services
+from consent.models import Action, Suppression
 from members.models import MergeEvent, StoreMembership
+from privacy import rights
+from privacy.models import PrivacyAccount
 from tests.factories import MemberFactory, UserFactory, make_members
 
 pytestmark = pytest.mark.django_db
@@ -79,10 +81,10 @@ def test_data_request_page_shows_contact_points_audited(client, superuser):
     member = MemberFactory(phone="+8613900139000")
     request = rights.request_correction(member=member, account=None, details="x")
     client.force_login(superuser)
-    page = client.get(reverse("admin:consent_datasubjectrequest_change", args=[request.pk])).content.decode()
+    page = client.get(reverse("admin:privacy_datasubjectrequest_change", args=[request.pk])).content.decode()
     assert "+8613900139000" in page
     [row] = viewed()
-    assert row.object_id == str(member.pk) and row.changes["view"] == "consent_datasubjectrequest_change"
+    assert row.object_id == str(member.pk) and row.changes["view"] == "privacy_datasubjectrequest_change"
 
 
 def test_data_request_page_masks_without_the_permission(client, tmall):
@@ -93,7 +95,7 @@ def test_data_request_page_masks_without_the_permission(client, tmall):
     member = MemberFactory(phone="+8613900139000")
     request = rights.request_correction(member=member, account=None, details="x")
     client.force_login(staff)
-    page = client.get(reverse("admin:consent_datasubjectrequest_change", args=[request.pk])).content.decode()
+    page = client.get(reverse("admin:privacy_datasubjectrequest_change", args=[request.pk])).content.decode()
     assert "139****9000" in page and "+8613900139000" not in page
     assert viewed() == []
 
@@ -101,17 +103,17 @@ def test_data_request_page_masks_without_the_permission(client, tmall):
 def test_privacy_account_phone(client, superuser, marketer):
     member = MemberFactory()
     account = PrivacyAccount.objects.create(user=UserFactory(username="p1"), member=member, phone="+8613700137000")
-    url = reverse("admin:consent_privacyaccount_change", args=[account.pk])
+    url = reverse("admin:privacy_privacyaccount_change", args=[account.pk])
     client.force_login(superuser)
     assert "+8613700137000" in client.get(url).content.decode()
     [row] = viewed()
-    assert row.changes["view"] == "consent_privacyaccount_change" and row.changes["account"] == account.pk
+    assert row.changes["view"] == "privacy_privacyaccount_change" and row.changes["account"] == account.pk
 
 
 def test_store_export_lists_the_members_in_the_file(client, superuser, tmall):
     members = make_members(tmall, 3)
     client.force_login(superuser)
-    response = client.get(reverse("admin:members_importjob_export"), {"store": tmall.pk})
+    response = client.get(reverse("admin:imports_importjob_export"), {"store": tmall.pk})
     b"".join(response.streaming_content)
     [row] = viewed()
     assert row.changes["members"] == sorted(m.pk for m in members) and row.changes["store"] == tmall.code

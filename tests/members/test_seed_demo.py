@@ -125,8 +125,8 @@ def test_demo_admin_only_in_debug(settings):
 
 
 def test_the_request_queue_has_work_in_every_state(seeded):
-    from consent.models import DataSubjectRequest
-    from consent.privacy import queries
+    from privacy import queries
+    from privacy.models import DataSubjectRequest
 
     assert "data-subject requests: 13" in seeded
     assert queries.overdue().count() == 3 and queries.due_soon().count() == 2

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ImportsConfig(AppConfig):
+    """Store member files: reading, validating and importing them (row by row, or by COPY
+    on PostgreSQL), the import jobs that record where consent came from, and exports."""
+
+    name = "imports"
+    verbose_name = _("Imports")
+    default_auto_field = "django.db.models.BigAutoField"

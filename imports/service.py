@@ -1,0 +1,278 @@
+"""``import_member_file``: the one service behind the command, the admin and the job.
+
+Two passes over the file. The first reads it whole without writing anything: encoding,
+CSV structure, header, row count, and which row is the last one of each member id (the
+later row wins). A file that cannot be read fails here and nothing is written. The
+second pass validates each row and writes chunks, each chunk one transaction: on
+PostgreSQL set-based (``fast``), elsewhere row by row (``plain``).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from cdp import audit
+from members.models import Store
+
+from .columns import Header, map_header
+from .context import ImportContext
+from .models import ImportJob
+from .readers import FileInfo, FileProblem, inspect, read_rows
+from .report import ErrorLog, ImportResult
+from .rows import ParsedRow, RowProblem, RowValidator, unquote
+
+Progress = Callable[[int, int], None]
+Refusal = tuple[int, str, str, str]  # row, column, reason, value
+PLAIN_CHUNK_ROWS = 500
+
+
+class _DryRun(Exception):
+    pass
+
+
+@dataclass
+class Scan:
+    header: Header
+    rows: int
+    last_row: dict[str, int]
+
+
+def _blank(cells: list[str]) -> bool:
+    return not "".join(cells).strip()  # one C call per row, not a strip per cell
+
+
+def _header_row(rows: Iterator[list[str]]) -> list[str] | None:
+    """The first row that is not blank (the header), or None: ``rows`` then holds the data."""
+    return next((cells for cells in rows if not _blank(cells)), None)
+
+
+def _numbered(info: FileInfo) -> Iterator[tuple[int, list[str]]]:
+    """Data rows with their spreadsheet row number (header = 1); blank rows skipped."""
+    rows = read_rows(info)
+    _header_row(rows)
+    yield from _numbered_from(rows)
+
+
+def _ends_with_newline(info: FileInfo) -> bool:
+    with info.path.open("rb") as handle:
+        handle.seek(max(info.size - 2, 0))
+        tail = handle.read()
+    return tail.endswith((b"\n", b"\r", b"\n\x00")) or (info.encoding == "utf-16" and tail in (b"\x00\n", b"\x00\r"))
+
+
+def scan(info: FileInfo) -> Scan:
+    """The first pass: everything that makes a file unreadable, before any write."""
+    rows = read_rows(info)
+    first = _header_row(rows)
+    if first is None:
+        raise FileProblem("the file is empty")
+    header = map_header(first)
+    if "member_id" not in header.columns:
+        raise FileProblem(
+            "no member id column: the header needs member_id (or 会员ID, 会员编号, 会员卡号); it has "
+            + ", ".join(repr(n) for n in header.names[:12])
+        )
+    if header.duplicates:
+        raise FileProblem(f"the header names these columns twice: {', '.join(header.duplicates)}")
+    member_index = header.columns["member_id"]
+    last_row: dict[str, int] = {}
+    count = 0
+    width = 0
+    for number, cells in _numbered_from(rows):
+        count += 1
+        width = len(cells)
+        if member_index < len(cells):
+            member_id = unquote(cells[member_index].strip())
+            if member_id:
+                last_row[member_id] = number
+    if count == 0:
+        raise FileProblem("the file has a header but no rows")
+    if info.kind == "csv" and width < len(header.names) and not _ends_with_newline(info):
+        raise FileProblem("the file is truncated: its last line ends early")
+    return Scan(header=header, rows=count, last_row=last_row)
+
+
+def _numbered_from(rows: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
+    for number, cells in enumerate(rows, start=2):
+        if not _blank(cells):
+            yield number, cells
+
+
+def _chunks(
+    info: FileInfo, found: Scan, validator: RowValidator, size: int
+) -> Iterator[tuple[list[ParsedRow], list[Refusal], int]]:
+    """The second pass: (valid rows, refused rows, rows read so far) per chunk of
+    ``size`` rows, refused ones counted too so that a file of bad rows streams. A chunk may
+    hold refusals only."""
+    chunk: list[ParsedRow] = []
+    refused: list[Refusal] = []
+    done = 0
+    for number, cells in _numbered(info):
+        done += 1
+        try:
+            member_id = validator.member_id_of(cells)
+            last = found.last_row.get(member_id)
+            if last is not None and last != number:
+                raise RowProblem(
+                    validator.name_of["member_id"],
+                    f"member id {member_id!r} appears again in row {last}; the later row wins",
+                    member_id,
+                )
+            chunk.append(validator.parse(number, cells))
+        except RowProblem as exc:
+            refused.append((number, exc.column, exc.reason, exc.value))
+        if len(chunk) + len(refused) >= size:
+            yield chunk, refused, done
+            chunk, refused = [], []
+    if chunk or refused:
+        yield chunk, refused, done
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """An import allocates tens of millions of objects that reference counting frees and
+    hardly any that form cycles, yet the cyclic collector's defaults run a pass every 700
+    allocations and, now and then, a full pass over everything alive, Django's own
+    modules included: 20–30 % of the import's Python CPU (bench/import, 1,000,000 rows:
+    153 s of Python CPU without this, 109 s with it). Objects alive before the import are
+    frozen out of the passes and passes come less often; both are undone afterwards. If
+    the process had frozen objects already (a server freezing before it forks, or another
+    import in a thread), they stay frozen with ours: ``gc.unfreeze`` cannot tell them
+    apart, and objects left frozen are still freed by reference counting. The thresholds
+    are process-wide: two imports in threads may end each other's tuning early, which
+    costs speed, not correctness."""
+    thresholds = gc.get_threshold()
+    frozen_before = gc.get_freeze_count()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        if not frozen_before:
+            gc.unfreeze()
+
+
+def use_fast_path() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@fewer_collections()
+def import_member_file(
+    path: Path | str,
+    *,
+    store: Store,
+    dry_run: bool = False,
+    encoding: str | None = None,
+    job: ImportJob | None = None,
+    progress: Progress | None = None,
+    fast: bool | None = None,
+    errors_to: IO[str] | None = None,
+    start_job: Callable[[FileInfo, int], ImportJob] | None = None,
+    pipelined: bool | None = None,
+) -> ImportResult:
+    """Import one member file into ``store``; raise ``FileProblem`` if it cannot be read
+    (then nothing was written). Rows with problems are rejected and reported; the rest go
+    in. Importing the same file again changes nothing. ``start_job`` makes the job row
+    once the file proved readable (the command's imports). ``pipelined``: two chunks in
+    flight on two connections (``pipeline``); by default on the fast path unless this is
+    a dry run or runs inside a transaction."""
+    started = time.monotonic()
+    info = inspect(Path(path), encoding=encoding)
+    found = scan(info)
+    if start_job is not None and not dry_run:
+        job = start_job(info, found.rows)
+    result = ImportResult(rows=found.rows, sha256=info.sha256, encoding=info.encoding or "xlsx", dry_run=dry_run)
+    fast = use_fast_path() if fast is None else fast
+    result.path = "fast" if fast else "plain"
+    errors = ErrorLog(result)
+    observed_at = timezone.now()
+    ctx = ImportContext(
+        store=store,
+        sha256=info.sha256,
+        source_ref=job.source_ref if job else "import:command-line",
+        observed_at=observed_at,
+        result=result,
+        errors=errors,
+    )
+    validator = RowValidator(store=store, header=found.header, observed_at=observed_at, strict_width=info.kind == "csv")
+    if fast:
+        from .fast import process_rows
+    else:
+        from .row_by_row import process_rows
+    chunk_size = settings.IMPORT_CHUNK_ROWS if fast else PLAIN_CHUNK_ROWS
+    if pipelined is None:
+        pipelined = not connection.in_atomic_block
+    pipelined = pipelined and fast and not dry_run
+    done = 0  # rows read so far (the chunk loop below sets it)
+
+    def chunk_done(rows_done: int) -> None:
+        """After each chunk's commit, in file order (from a pipeline's worker thread too)."""
+        if job is not None and not dry_run:
+            ImportJob.objects.filter(pk=job.pk).update(
+                rows_done=rows_done,
+                heartbeat_at=timezone.now(),
+                created=result.created,
+                updated=result.updated,
+                merged=result.merged,
+                rejected=result.rejected,
+                consent_events=result.consent_events,
+            )
+        if progress:
+            progress(rows_done, found.rows)
+
+    pipeline = None
+    if pipelined:
+        from .pipeline import Pipeline
+
+        pipeline = Pipeline(ctx, on_committed=chunk_done)
+
+    def flush(chunk: list[ParsedRow], refused: list[Refusal]) -> None:
+        # Rows refused by validation are reported with their chunk, before its own refusals:
+        # the error file lists rows in the order one chunk after the other would.
+        if pipeline is not None:
+            pipeline.submit(chunk, refused, done)
+            return
+        for refusal in refused:
+            errors.reject(*refusal)
+        process_rows(ctx, chunk)
+        chunk_done(done)
+
+    try:
+        with transaction.atomic() if dry_run else nullcontext():
+            for chunk, refused, done in _chunks(info, found, validator, chunk_size):  # noqa: B007 - flush reads ``done``
+                flush(chunk, refused)
+            if pipeline is not None:
+                pipeline, running = None, pipeline
+                running.close()
+            if progress:
+                progress(done, found.rows)
+            result.seconds = time.monotonic() - started
+            if not dry_run:
+                audit.record(
+                    "members.imported",
+                    job or store,
+                    changes={"store": store.code, "file_sha256": info.sha256, **result.as_json(), "path": result.path},
+                )
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    finally:
+        if pipeline is not None:  # reading failed: let the chunks already handed over finish
+            pipeline.close(raise_error=False)
+    if errors_to is not None:
+        errors.write_csv(errors_to)
+    errors.close()
+    result.seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,165 @@
+"""Forms of the privacy center."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from allauth.account.forms import RequestLoginCodeForm
+from allauth.account.models import EmailAddress
+from django import forms
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
+
+from consent.models import Channel, Preference
+from members.models import Identity, IdentityKind
+
+from .models import PrivacyAccount
+
+
+def _identity_exists(kind: str, value: str) -> bool:
+    return Identity.objects.filter(kind=kind, value=value, member__status="active").exists()
+
+
+def _new_user(*, email: str = "") -> Any:
+    user = get_user_model()(username=f"p-{secrets.token_hex(8)}", email=email)
+    user.set_unusable_password()
+    user.save()
+    return user
+
+
+class RequestCodeForm(RequestLoginCodeForm):
+    """allauth's "mail me a code" form, plus: a person whose e-mail or phone a store
+    imported gets an account here the first time they ask. The account is not linked to
+    anyone until the code is entered (``rights.claim_contact``). The answer on screen is
+    the same whether or not the address is known (no enumeration)."""
+
+    def clean_email(self) -> str:
+        email = super().clean_email()
+        if email and getattr(self, "_user", None) is not None and self._user.is_staff:
+            self._user = None  # staff never get a code here; they receive the "unknown" mail
+        if email and getattr(self, "_user", None) is None and _identity_exists(IdentityKind.EMAIL, email.lower()):
+            self._user = self._account_for_email(email.lower())
+        return email
+
+    def clean_phone(self) -> str:
+        phone = super().clean_phone()
+        if phone and getattr(self, "_user", None) is None and _identity_exists(IdentityKind.PHONE, phone):
+            self._user = self._account_for_phone(phone)
+        return phone
+
+    @staticmethod
+    def _account_for_email(email: str) -> Any:
+        try:
+            with transaction.atomic():
+                user = _new_user(email=email)
+                EmailAddress.objects.create(user=user, email=email, primary=True, verified=False)
+                PrivacyAccount.objects.create(user=user)
+                return user
+        except IntegrityError:  # a concurrent request created it first
+            address = EmailAddress.objects.select_related("user").filter(email__iexact=email).first()
+            return address.user if address else None
+
+    @staticmethod
+    def _account_for_phone(phone: str) -> Any:
+        try:
+            with transaction.atomic():
+                user = _new_user()
+                PrivacyAccount.objects.create(user=user, phone=phone, phone_verified=False)
+                return user
+        except IntegrityError:
+            account = PrivacyAccount.objects.select_related("user").filter(phone=phone).first()
+            return account.user if account else None
+
+
+class PlainForm(forms.Form):
+    """No ":" after labels: they end in "?" or read as headings, in every language."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class CorrectionForm(PlainForm):
+    details = forms.CharField(
+        label=_("What is wrong, and what should it be?"),
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+
+
+class DeletionForm(PlainForm):
+    confirm = forms.BooleanField(
+        label=_("I understand that my profile, contact details and memberships will be erased and cannot be restored.")
+    )
+
+
+def _choices(enum: Any) -> list[tuple[str, str]]:
+    return list(enum.choices)
+
+
+class PreferenceForm(PlainForm):
+    channels = forms.MultipleChoiceField(
+        label=_("How may we reach you?"), choices=_choices(Channel), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    max_per_week = forms.IntegerField(
+        label=_("Messages per week at most"),
+        min_value=0,
+        max_value=50,
+        required=False,
+        help_text=_("Leave empty for no limit."),
+    )
+    quiet_start = forms.TimeField(
+        label=_("Quiet hours from"), required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+    )
+    quiet_end = forms.TimeField(
+        label=_("Quiet hours until"), required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+    )
+    topics = forms.CharField(
+        label=_("Topics you are interested in"),
+        required=False,
+        max_length=1000,
+        help_text=_("Separate topics with commas, e.g. skincare, perfume."),
+    )
+    promotion_types = forms.MultipleChoiceField(
+        label=_("Offers you like"),
+        choices=_choices(Preference.PromotionType),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    language = forms.ChoiceField(label=_("Language of messages"), required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["language"].choices = [("", _("As on this page")), *settings.LANGUAGES]
+
+    def clean_topics(self) -> list[str]:
+        raw = self.cleaned_data.get("topics") or ""
+        topics = [t.strip() for t in raw.replace("，", ",").split(",") if t.strip()]
+        if len(topics) > 50:
+            raise forms.ValidationError(_("At most 50 topics."))
+        if any(len(t) > 50 for t in topics):
+            raise forms.ValidationError(_("Each topic can have at most 50 characters."))
+        return topics
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if bool(data.get("quiet_start")) != bool(data.get("quiet_end")):
+            raise forms.ValidationError(_("Give both the start and the end of your quiet hours, or neither."))
+        return data
+
+    @classmethod
+    def initial_from(cls, preference: Preference | None) -> dict[str, Any]:
+        if preference is None:
+            return {}
+        return {
+            "channels": preference.channels,
+            "max_per_week": preference.max_per_week,
+            "quiet_start": preference.quiet_start,
+            "quiet_end": preference.quiet_end,
+            "topics": ", ".join(preference.topics),
+            "promotion_types": preference.promotion_types,
+            "language": preference.language,
+        }

@@ -1,0 +1,308 @@
+"""Privacy center pages. Thin: each view checks access through ``access.privacy_page``,
+reads through ``queries`` and writes through ``rights`` / ``services`` / ``optin``.
+
+Every change is a POST with a CSRF token; every page works without JavaScript (the
+switches are buttons in forms; ``static/privacy/privacy.js`` only saves the reload).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from cdp import audit
+from consent import optin, receipts, services
+from consent.mail import brand_color
+from consent.models import Action, Channel, Notice, Purpose, SourceType
+from consent.services import ConsentError
+
+from . import export, queries, rights
+from .access import member_for_request, privacy_page
+from .forms import CorrectionForm, DeletionForm, PreferenceForm
+from .models import DataSubjectRequest
+
+USER_AGENT_KEPT = 300
+
+
+def _evidence(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    return {
+        "ip": audit.client_ip(request) or "",
+        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_KEPT],
+        "account": getattr(request.privacy_account, "pk", None),
+        **extra,
+    }
+
+
+def _render(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    brands = context.get("brands") or []
+    context.setdefault("brand_color", brand_color(brands[0] if len(brands) == 1 else None))
+    context.setdefault("member", getattr(request, "privacy_member", None))
+    return render(request, template, context, status=status)
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
+@never_cache
+@require_GET
+@privacy_page(needs_member=False)
+def overview(request: HttpRequest) -> HttpResponse:
+    member = request.privacy_member
+    if member is None:
+        return _render(request, "privacy/not_linked.html", {})
+    held = queries.memberships(member)
+    brands = queries.brands_holding_data(member, held)
+    orders = queries.orders_by_brand(member)
+    rows = [
+        {
+            "brand": brand,
+            "memberships": [m for m in held if m.store.brand_id == brand.pk],
+            "orders": orders.get(brand.pk),
+        }
+        for brand in brands
+    ]
+    context = {"rows": rows, "identities": queries.identities(member), "brands": brands}
+    return _render(request, "privacy/overview.html", context)
+
+
+@never_cache
+@require_GET
+@privacy_page()
+def consents(request: HttpRequest) -> HttpResponse:
+    member = member_for_request(request)
+    brands = queries.brands_holding_data(member, queries.memberships(member))
+    boards = queries.consent_boards(member, brands, translation.get_language() or "")
+    return _render(request, "privacy/consents.html", {"boards": boards, "brands": brands})
+
+
+def _target(request: HttpRequest, member: Any) -> tuple[Purpose, str, Notice | None]:
+    """The purpose × channel a switch names, only among brands holding this person's data."""
+    try:
+        purpose_id = int(request.POST.get("purpose", ""))
+    except ValueError:
+        raise Http404 from None
+    channel = request.POST.get("channel", "")
+    brand_ids = {b.pk for b in queries.brands_holding_data(member, queries.memberships(member))}
+    purpose = Purpose.objects.select_related("brand").filter(pk=purpose_id, is_active=True).first()
+    if purpose is None or purpose.brand_id not in brand_ids or not purpose.allows_channel(channel):
+        raise Http404
+    notice = None
+    if request.POST.get("notice", "").isdigit():
+        notice = (
+            Notice.objects.filter(pk=int(request.POST["notice"]), brand_id=purpose.brand_id)
+            .filter(Q(purpose__isnull=True) | Q(purpose=purpose))
+            .first()
+        )
+    return purpose, channel, notice
+
+
+@require_POST
+@privacy_page()
+def set_consent(request: HttpRequest) -> HttpResponse:
+    """One switch: ``value`` "on" grants (e-mail: asks for double opt-in), "off" withdraws."""
+    member = member_for_request(request)
+    purpose, channel, notice = _target(request, member)
+    value = request.POST.get("value")
+    if value not in ("on", "off"):
+        return HttpResponseBadRequest(_("Choose on or off."))
+    channel_label = str(Channel(channel).label) if channel else ""
+    text = f"{purpose.name} · {channel_label}" if channel_label else purpose.name
+    evidence = _evidence(request, checkbox=text, notice_version=notice.version if notice else None)
+    state, note = "", ""
+    try:
+        if value == "off":
+            services.record_consent(
+                member=member, brand=purpose.brand, purpose=purpose, channel=channel, action=Action.WITHDRAWN,
+                source_type=SourceType.PRIVACY_CENTER, notice=notice, evidence=evidence,
+            )  # fmt: skip
+            state, note = "off", _("Turned off: %(what)s") % {"what": text}
+        elif channel == Channel.EMAIL:
+            optin.request_email_opt_in(
+                member=member, brand=purpose.brand, purpose=purpose, source_type=SourceType.PRIVACY_CENTER,
+                notice=notice, evidence=evidence,
+            )  # fmt: skip
+            state = "pending"
+            note = _("Almost done: we sent you an e-mail. Open the link in it to confirm.")
+        else:
+            services.record_consent(
+                member=member, brand=purpose.brand, purpose=purpose, channel=channel, action=Action.GRANTED,
+                source_type=SourceType.PRIVACY_CENTER, notice=notice, evidence=evidence,
+            )  # fmt: skip
+            state, note = "on", _("Turned on: %(what)s") % {"what": text}
+    except ConsentError:
+        note = _("This choice could not be saved. Please reload the page and try again.")
+        if _wants_json(request):
+            return JsonResponse({"error": note}, status=409)
+        messages.error(request, note)
+        return redirect(reverse("privacy:consents"))
+    if _wants_json(request):
+        return JsonResponse({"state": state, "message": note})
+    messages.success(request, note)
+    return redirect(reverse("privacy:consents") + f"#p-{purpose.pk}-{channel or 'none'}")
+
+
+@require_POST
+@privacy_page()
+def withdraw_everything(request: HttpRequest) -> HttpResponse:
+    member = member_for_request(request)
+    brand_id = None
+    if request.POST.get("brand"):
+        brands = {b.pk for b in queries.brands_holding_data(member, queries.memberships(member))}
+        try:
+            brand_id = int(request.POST["brand"])
+        except ValueError:
+            raise Http404 from None
+        if brand_id not in brands:
+            raise Http404
+    done = rights.withdraw_all(
+        member=member, account=request.privacy_account, evidence=_evidence(request), brand_id=brand_id
+    )
+    count = done.outcome.get("withdrawn", 0)
+    if count:
+        messages.success(request, _("Done: every consent is withdrawn (%(count)s choices).") % {"count": count})
+    else:
+        messages.info(request, _("Nothing to withdraw: no consent was on."))
+    return redirect("privacy:consents")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@privacy_page()
+def preferences(request: HttpRequest) -> HttpResponse:
+    member = member_for_request(request)
+    brands = queries.brands_holding_data(member, queries.memberships(member))
+    current = queries.preferences(member)
+    forms_by_brand = {
+        b.pk: PreferenceForm(prefix=f"b{b.pk}", initial=PreferenceForm.initial_from(current.get(b.pk))) for b in brands
+    }
+    status = 200
+    if request.method == "POST":
+        try:
+            brand_id = int(request.POST.get("brand", ""))
+        except ValueError:
+            raise Http404 from None
+        brand = next((b for b in brands if b.pk == brand_id), None)
+        if brand is None:
+            raise Http404
+        form = PreferenceForm(request.POST, prefix=f"b{brand.pk}")
+        forms_by_brand[brand.pk] = form
+        if form.is_valid():
+            try:
+                services.update_preferences(
+                    member=member, brand=brand, source_type=SourceType.PRIVACY_CENTER,
+                    source_ref=f"account:{request.privacy_account.pk}", **form.cleaned_data,
+                )  # fmt: skip
+            except ConsentError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, _("Saved your preferences for %(brand)s.") % {"brand": brand.name})
+                return redirect("privacy:preferences")
+        status = 400
+    sections = [{"brand": b, "form": forms_by_brand[b.pk]} for b in brands]
+    return _render(request, "privacy/preferences.html", {"sections": sections, "brands": brands}, status=status)
+
+
+@never_cache
+@require_GET
+@privacy_page()
+def history(request: HttpRequest) -> HttpResponse:
+    member = member_for_request(request)
+    before = request.GET.get("before", "")
+    events = queries.events(member, before=int(before) if before.isdigit() else None)
+    context = {
+        "events": queries.timeline(events),
+        "usage": queries.usage(member),
+        "more": events[-1].pk if len(events) == queries.HISTORY_LIMIT else None,
+    }
+    return _render(request, "privacy/history.html", context)
+
+
+@never_cache
+@require_GET
+@privacy_page()
+def receipt(request: HttpRequest, event_id: int, fmt: str = "html") -> HttpResponse:
+    event = queries.own_event(member_for_request(request), event_id)
+    if event is None:
+        raise Http404
+    if fmt == "json":
+        body = json.dumps(receipts.receipt_for(event), ensure_ascii=False, indent=2)
+        response = HttpResponse(body, content_type="application/json; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{receipts.receipt_filename(event)}"'
+        return response
+    json_url = reverse("privacy:receipt_json", args=[event.pk])
+    return HttpResponse(receipts.render_receipt_html(event, json_url=json_url))
+
+
+@never_cache
+@require_GET
+@privacy_page()
+def my_data(request: HttpRequest) -> HttpResponse:
+    member = member_for_request(request)
+    context = {"requests": queries.requests(member), "correction_form": CorrectionForm()}
+    return _render(request, "privacy/data.html", context)
+
+
+@require_POST
+@privacy_page()
+def export_data(request: HttpRequest) -> HttpResponse:
+    done = rights.record_access_request(member=member_for_request(request), account=request.privacy_account)
+    return redirect("privacy:download", request_id=done.pk)
+
+
+@never_cache
+@require_GET
+@privacy_page()
+def download(request: HttpRequest, request_id: int) -> HttpResponse:
+    member = member_for_request(request)
+    found = queries.own_request(member, request_id)
+    if found is None or found.kind != DataSubjectRequest.Kind.ACCESS:
+        raise Http404
+    response = HttpResponse(export.build_zip(member), content_type="application/zip")
+    stamp = timezone.localtime().strftime("%Y%m%d")
+    response["Content-Disposition"] = f'attachment; filename="my-data-{stamp}.zip"'
+    return response
+
+
+@require_POST
+@privacy_page()
+def request_correction(request: HttpRequest) -> HttpResponse:
+    member = member_for_request(request)
+    form = CorrectionForm(request.POST)
+    if form.is_valid():
+        try:
+            rights.request_correction(
+                member=member, account=request.privacy_account, details=form.cleaned_data["details"]
+            )
+        except rights.RequestError as exc:
+            form.add_error("details", str(exc))
+        else:
+            messages.success(request, _("Thank you. We received your correction request."))
+            return redirect("privacy:data")
+    context = {"requests": queries.requests(member), "correction_form": form}
+    return _render(request, "privacy/data.html", context, status=400)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@privacy_page()
+def delete(request: HttpRequest) -> HttpResponse:
+    member = member_for_request(request)
+    form = DeletionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        done = rights.request_deletion(member=member, account=request.privacy_account)
+        logout(request)
+        return _render(request, "privacy/deleted.html", {"request_obj": done, "member": None})
+    status = 400 if request.method == "POST" else 200
+    return _render(request, "privacy/delete.html", {"form": form}, status=status)

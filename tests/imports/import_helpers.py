@@ -1,0 +1,197 @@
+"""Shared helpers for the member import tests: purposes with notices, writing files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from consent import services as consent_services
+from consent.models import ConsentEvent, ConsentState, Notice, Purpose
+from members.identities import erased_value
+from members.models import Identity, Member, MergeEvent, StoreMembership
+
+HEADER = [
+    "member_id", "phone", "email", "name", "gender", "birthday", "province", "city", "joined_at", "tier", "points",
+    "wechat_unionid", "consent_marketing_sms", "consent_marketing_email", "consent_personalization", "consent_at",
+]  # fmt: skip
+
+
+def row(member_id: str, **values: str) -> list[str]:
+    defaults = {
+        "phone": "",
+        "email": "",
+        "name": "",
+        "gender": "",
+        "birthday": "",
+        "province": "",
+        "city": "",
+        "joined_at": "2024-03-01 10:00:00",
+        "tier": "",
+        "points": "",
+        "wechat_unionid": "",
+        "consent_marketing_sms": "",
+        "consent_marketing_email": "",
+        "consent_personalization": "",
+        "consent_at": "",
+    }
+    defaults.update(values)
+    return [member_id, *(defaults[name] for name in HEADER[1:])]
+
+
+def counts_of(result) -> dict:
+    """An import's counts without its duration, to compare two imports."""
+    counts = result.as_json()
+    counts.pop("seconds")
+    return counts
+
+
+def write_csv(path: Path, rows: list[list[str]], *, header: list[str] | None = None, encoding: str = "utf-8") -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header or HEADER)
+    writer.writerows(rows)
+    path.write_bytes(buffer.getvalue().encode(encoding))
+    return path
+
+
+@pytest.fixture
+def purposes(brand):
+    """Marketing (SMS, e-mail) and personalization, each with a published notice."""
+    made = {}
+    for code, channels in (("marketing", ["sms", "email"]), ("personalization", [])):
+        purpose = Purpose.objects.create(brand=brand, code=code, name=code, channels=channels)
+        consent_services.publish_notice(
+            brand=brand, kind=Notice.Kind.PURPOSE_NOTICE, purpose=purpose, locale="zh-hans", title=code, body="v1"
+        )
+        made[code] = purpose
+    return made
+
+
+class Out(io.StringIO):
+    def isatty(self) -> bool:
+        return False
+
+
+def run_import(path: Path, store_code: str, *args: str) -> dict:
+    """The command with --json; returns the parsed last line."""
+    out = Out()
+    call_command("import_members", str(path), "--store", store_code, "--json", *args, stdout=out, stderr=Out())
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+# --- Comparing the fast path with the row-by-row one ------------------------------------
+
+
+def existing_file(tmp_path: Path) -> Path:
+    return write_csv(
+        tmp_path / "jd.csv",
+        [
+            row("J1", phone="13800000001", name="甲", city="上海"),
+            row("J2", email="e2@example.com", name="乙"),
+            row("J3", phone="13800000003", consent_marketing_sms="1", consent_at="2024-01-01 10:00"),
+            row("J4", wechat_unionid="oUnion000004", name="丁"),
+        ],
+    )
+
+
+def tmall_file(tmp_path: Path) -> Path:
+    header = [*HEADER, "备注"]
+    rows = [
+        # An existing person, newer profile values.
+        [*row("T1", phone="+86 138 0000 0001", name="甲二", city="杭州", consent_marketing_sms="1"), ""],
+        # An old withdrawal for an existing grant: evidence, but the state stays granted.
+        [*row("T2", phone="138-0000-0003", consent_marketing_sms="0", consent_at="2023-12-01 10:00"), ""],
+        # Two rows of one new person (shared e-mail).
+        [*row("T3", email="e5@example.com", name="戊", consent_personalization="1"), ""],
+        [*row("T4", phone="13800000006", email="E5@example.com", city="北京"), "VIP"],
+        # Two new people, then a row linking both: a merge under the row-by-row rules.
+        [*row("T5", phone="13800000007", name="庚"), ""],
+        [*row("T6", email="e8@example.com", name="辛", consent_marketing_email="1"), ""],
+        [*row("T7", phone="13800000007", email="e8@example.com"), ""],
+        # Links two existing people.
+        [*row("T8", phone="13800000001", email="e2@example.com", consent_marketing_sms="0"), ""],
+        [*row("T9", wechat_unionid="oUnion000004", gender="女", birthday="1990-01-02"), "=cmd"],
+        [*row("T10", phone="12"), ""],
+        [*row("T11", name="先"), ""],
+        [*row("T12", phone="13800000012", consent_marketing_sms="1", consent_personalization="0"), ""],
+        [*row("T11", name="后", tier="金卡", points="12"), ""],
+        # A person erased at their request: refused, not re-created.
+        [*row("T13", phone="13800000099", name="又来了", consent_marketing_sms="1"), ""],
+    ]
+    return write_csv(tmp_path / "tm.csv", rows, header=header)
+
+
+def snapshot() -> dict:
+    people = {}
+    for member in Member.objects.filter(status="active"):
+        key = frozenset(StoreMembership.objects.filter(member=member).values_list("store__code", "store_member_id"))
+        absorbed = list(Member.objects.filter(merged_into=member).values_list("pk", flat=True))
+        events = ConsentEvent.objects.filter(member_id__in=[member.pk, *absorbed])
+        people[key] = {
+            "profile": {name: getattr(member, name) for name in Member.PROFILE_FIELDS},
+            "observed": member.profile_observed_at is not None,
+            "attributes": member.attributes,
+            "absorbed": len(absorbed),
+            "identities": set(Identity.objects.filter(member=member).values_list("kind", "value", "store__code")),
+            "memberships": set(
+                StoreMembership.objects.filter(member=member).values_list(
+                    "store__code", "store_member_id", "joined_at", "tier", "points"
+                )
+            ),
+            "events": sorted(
+                (
+                    e.external_id or "",
+                    e.purpose_id,
+                    e.channel,
+                    e.action,
+                    e.occurred_at,
+                    e.source_type,
+                    str(e.evidence.get("row", "")),
+                    e.notice_id,
+                    e.store_id,
+                    e.member_id == member.pk,
+                )
+                for e in events
+            ),  # fmt: skip
+            "states": set(
+                ConsentState.objects.filter(member=member).values_list(
+                    "purpose_id", "channel", "action", "occurred_at", "event__external_id"
+                )
+            ),
+        }
+    return {"people": people, "merges": MergeEvent.objects.count()}
+
+
+def erase(store_member_id: str) -> None:
+    """What carrying out a deletion request does to identities (privacy.rights)."""
+    member = StoreMembership.objects.get(store_member_id=store_member_id).member
+    for identity in Identity.objects.filter(member=member):
+        Identity.objects.filter(pk=identity.pk).update(value=erased_value(identity.kind, identity.value))
+    Member.objects.filter(pk=member.pk).update(status="erased", name="", phone="", email="")
+
+
+def subscribe_to_consent(brand, settings, monkeypatch):
+    """A consent.changed subscriber whose deliveries are made but not sent."""
+    from webhooks import services as webhooks
+
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+    monkeypatch.setattr(webhooks, "_send_later", lambda ids, countdown=None: None)
+    webhooks.forget_subscribers()
+    webhooks.create_subscription(brand=brand, url="http://127.0.0.1:9/hook", events=["consent.changed"])
+
+
+def pushed_events() -> list[dict]:
+    """The consent events in the webhook deliveries made, in order, each with the
+    payload's member and sequence."""
+    from webhooks.models import Delivery
+
+    pushed = []
+    for body in Delivery.objects.order_by("pk").values_list("body", flat=True):
+        payload = json.loads(body)
+        pushed.append({**payload["data"]["event"], "member": payload["member"], "sequence": payload["sequence"]})
+    return pushed
