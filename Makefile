@@ -60,9 +60,11 @@ demo: seed serve
 test: install
 	$(BIN)/python -m pytest -q -n $${TEST_WORKERS:-auto}
 
+# ruff, then the arrows between apps (import-linter contracts in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 worker: install
 	$(BIN)/celery -A cdp worker -l info

@@ -93,13 +93,6 @@ def hash_event(event: ConsentEvent) -> str:
     return chain_hash(event.prev_hash, content_of(tuple(getattr(event, name) for name in HASHED_FIELDS)))
 
 
-def verify_ledger(*, batch: int = 20000):
-    """See ``consent.verification.verify_ledger``."""
-    from .verification import verify_ledger as verify
-
-    return verify(batch=batch)
-
-
 # --- Checkpoints -----------------------------------------------------------------------
 
 

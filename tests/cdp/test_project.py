@@ -124,3 +124,18 @@ def test_no_model_change_lacks_a_migration():
     from django.core.management import call_command
 
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_apps_import_only_downwards():
+    """DESIGN.md's arrows (cdp ← members ← consent ← imports | privacy | segments ←
+    insights | webhooks) and no cycles inside an app: the import-linter contracts in
+    pyproject.toml, also run by `make lint` and .ci/run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint), "--no-cache"], cwd=root, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Contracts: 2 kept, 0 broken." in result.stdout

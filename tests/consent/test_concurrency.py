@@ -8,7 +8,7 @@ import random
 import pytest
 from django.utils import timezone
 
-from consent import ledger, services
+from consent import services, verification
 from consent.models import ConsentEvent, ConsentState, Notice, Purpose
 from tests.factories import BrandFactory, MemberFactory
 from tests.members.test_concurrency import run_together
@@ -49,7 +49,7 @@ def test_fifty_writers_one_member_shuffled_occurred_at():
     state = ConsentState.objects.get(member=member)
     assert state.occurred_at == base + dt.timedelta(minutes=49)
     assert state.action == "granted"  # minute 49 is odd
-    assert ledger.verify_ledger().ok
+    assert verification.verify_ledger().ok
     assert services.state_differences() == []
 
 

@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from django.db import transaction
 from django.db.models import Count
 
-from consent import ledger, services
+from consent import ledger, services, verification
 from consent.models import ConsentEvent, ConsentState, Notice
 from members import demo
 from members.models import Brand, Identity, LifecycleStage, Member, MergeEvent, Order, Store, StoreMembership
@@ -77,7 +77,7 @@ def test_consent_is_realistic_and_verifies(seeded):
     sms = ConsentState.objects.filter(purpose__code="marketing", channel="sms", action="granted").count()
     assert 0.4 <= sms / Member.objects.active().count() <= 0.7
     ledger.create_checkpoint()
-    assert ledger.verify_ledger().ok
+    assert verification.verify_ledger().ok
     assert services.state_differences() == []
 
 

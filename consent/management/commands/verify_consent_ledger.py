@@ -6,13 +6,10 @@ Exit status 0 when intact; 1 naming the first broken event otherwise (DESIGN.md 
 from __future__ import annotations
 
 import json
-import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
-from consent import ledger
-from consent.models import LedgerVerification
+from consent.verification import record_verification
 
 
 class Command(BaseCommand):
@@ -24,18 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--checkpoint", action="store_true", help="create a checkpoint first when intact")
 
     def handle(self, *args, batch: int, json: bool, checkpoint: bool, **options) -> None:
-        record = LedgerVerification.objects.create()
-        started = time.monotonic()
-        result = ledger.verify_ledger(batch=batch)
-        seconds = time.monotonic() - started
-        record.finished_at = timezone.now()
-        record.ok = result.ok
-        record.events_checked = result.events_checked
-        record.checkpoint_id = result.checkpoint_id
-        record.first_error = result.first_error
-        record.save()
-        if result.ok and checkpoint:
-            ledger.create_checkpoint()
+        result, seconds = record_verification(batch=batch, checkpoint=checkpoint)
         rate = result.events_checked / seconds if seconds > 0 else 0.0
         if json:
             self.stdout.write(
