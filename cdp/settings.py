@@ -1,12 +1,11 @@
 """Settings, all from the environment (see .env.example for every variable).
 
-Helpers fail loudly on a malformed value instead of silently falling back, so a typo in
-production shows up at start-up and not as odd behaviour later.
+The helpers in ``cdp/env.py`` fail loudly on a malformed value instead of silently
+falling back, so a typo in production shows up at start-up and not as odd behaviour later.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dj_database_url
@@ -14,53 +13,10 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from .env import env_bool, env_int, env_list, env_str, load_dotenv
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def _load_dotenv(path: Path) -> None:
-    """Read KEY=VALUE lines from .env if it exists; real environment variables win."""
-    if not path.is_file():
-        return
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        os.environ.setdefault(key.strip(), value.strip().strip("'\""))
-
-
-_load_dotenv(BASE_DIR / ".env")
-
-
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    lowered = value.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use 1/0, true/false)")
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number") from None
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
+load_dotenv(BASE_DIR / ".env")
 
 DEBUG = env_bool("DEBUG", default=False)
 TESTING = env_bool("CDP_TESTING", default=False)
@@ -137,7 +93,7 @@ TEMPLATES = [
 
 # --- Database --------------------------------------------------------------------------
 # Persistent connections with health checks: without them every request pays for a new
-# PostgreSQL connection and API throughput drops more than tenfold.
+# PostgreSQL connection (what that costs the API: bench/README.md, "REST API").
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 DATABASES = {
     "default": dj_database_url.parse(

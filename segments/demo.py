@@ -36,6 +36,9 @@ EXAMPLE_RULES: dict[str, Any] = {
 }
 
 
+SEED_ACTOR = audit.Actor(type="system", label="seed_demo")
+
+
 def _segments(brand: Brand, categories: list[str], first: bool) -> list[dict[str, Any]]:
     month = timezone.localdate().month
     return [
@@ -91,10 +94,10 @@ def seed_segments(*, seed: int = 42) -> dict[str, Any]:
                 purpose = Purpose.objects.filter(brand=brand, code=item.pop("purpose")).first()
                 if purpose is None:
                     continue
-                segment = services.save_segment(Segment(brand=brand, purpose=purpose, **item), actor_label="seed_demo")
+                segment = services.save_segment(Segment(brand=brand, purpose=purpose, **item), actor=SEED_ACTOR)
                 if segment.rules == EXAMPLE_RULES:
                     _history(segment, rng)
-                build, _ = services.request_build(segment, actor_label="seed_demo", enqueue=False)
+                build, _ = services.request_build(segment, actor=SEED_ACTOR, enqueue=False)
                 build = services.run_build(build.pk)
                 summary[f"{brand.code}/{segment.slug}"] = build.funnel()
     return summary
@@ -102,11 +105,11 @@ def seed_segments(*, seed: int = 42) -> dict[str, Any]:
 
 def _history(segment: Segment, rng: random.Random) -> None:
     """Last week's send to the segment, then what happened since."""
-    build, _ = services.request_build(segment, actor_label="seed_demo", enqueue=False)
+    build, _ = services.request_build(segment, actor=SEED_ACTOR, enqueue=False)
     build = services.run_build(build.pk)
     if not build.final:
         return
-    services.export_build(build, kind=SegmentExport.Kind.SEND, campaign="双11 预热短信券", actor_label="seed_demo")
+    services.export_build(build, kind=SegmentExport.Kind.SEND, campaign="双11 预热短信券", actor=SEED_ACTOR)
     sent = list(
         Member.objects.filter(pk__in=SegmentMember.objects.filter(build_id=build.pk).values("member_id")).order_by("pk")
     )

@@ -64,9 +64,10 @@ def segment_problems(*, brand: Brand | None, purpose: Purpose | None, channel: s
 
 
 @transaction.atomic
-def save_segment(segment: Segment, *, actor_label: str = "") -> Segment:
+def save_segment(segment: Segment, *, actor: audit.Actor | None = None) -> Segment:
     """Create or change a segment after checking purpose, channel and rules; keep its beat
-    schedule in step."""
+    schedule in step. ``actor`` (default: whoever acts now, ``audit.current_actor``) is
+    kept as its creator."""
     problems = segment_problems(
         brand=segment.brand, purpose=segment.purpose, channel=segment.channel, rules=segment.rules
     )
@@ -74,7 +75,7 @@ def save_segment(segment: Segment, *, actor_label: str = "") -> Segment:
         raise ValidationError(problems)
     created = segment.pk is None
     if created and not segment.created_by:
-        segment.created_by = actor_label
+        segment.created_by = (actor or audit.current_actor()).label
     segment.full_clean(exclude=["current_build"])
     segment.save()
     sync_schedule(segment)
@@ -126,7 +127,9 @@ def _abandoned_before() -> dt.datetime:
 
 
 @transaction.atomic
-def request_build(segment: Segment, *, actor_label: str = "", enqueue: bool = True) -> tuple[SegmentBuild, bool]:
+def request_build(
+    segment: Segment, *, actor: audit.Actor | None = None, enqueue: bool = True
+) -> tuple[SegmentBuild, bool]:
     """Queue a build of ``segment``; if one is already queued or running, return that one.
 
     Returns ``(build, created)``. The task is sent after commit.
@@ -144,7 +147,9 @@ def request_build(segment: Segment, *, actor_label: str = "", enqueue: bool = Tr
         raise BuildError(
             gettext("The rules of %(segment)s are not valid: %(problems)s") % {"segment": segment, "problems": exc}
         ) from exc
-    build = SegmentBuild.objects.create(segment=segment, rules=segment.rules, requested_by=actor_label)
+    build = SegmentBuild.objects.create(
+        segment=segment, rules=segment.rules, requested_by=(actor or audit.current_actor()).label
+    )
     audit.record("segment.build_requested", build)
     if enqueue:
         enqueue_on_commit("segments.tasks.run_build_task", build.pk)
@@ -226,7 +231,7 @@ def _count_and_write(flagged: QuerySet[Any], build_id: int, limit: int | None) -
         return counts, cursor.rowcount
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def _build(build_id: int) -> SegmentBuild:
     build = SegmentBuild.objects.select_related("segment__purpose").get(pk=build_id)
     # The segment row lock is the "one build at a time" lock; it goes away with the
@@ -277,7 +282,7 @@ def export_build(
     *,
     kind: str = SegmentExport.Kind.SEND,
     campaign: str = "",
-    actor_label: str = "",
+    actor: audit.Actor | None = None,
 ) -> SegmentExport:
     """Let a build's members out, re-checking consent and reachability now (⚑ a withdrawal
     after the build still keeps the person out) and, for a send, the frequency cap. Every
@@ -296,7 +301,12 @@ def export_build(
         raise BuildError(gettext("Unknown export kind %(kind)r.") % {"kind": kind})
     now = timezone.now()
     export = SegmentExport.objects.create(
-        build=build, kind=kind, campaign=campaign[:200], created_by=actor_label, created_at=now, in_build=build.final
+        build=build,
+        kind=kind,
+        campaign=campaign[:200],
+        created_by=(actor or audit.current_actor()).label,
+        created_at=now,
+        in_build=build.final,
     )
     allowed = consent_q(segment.brand_id, segment.purpose, segment.channel) & reachable_q(
         segment.brand_id, segment.channel

@@ -24,6 +24,6 @@ def scheduled_build(segment_id: int) -> int | None:
     segment = Segment.objects.filter(pk=segment_id).first()
     if segment is None:
         return None
-    with audit.acting_as(audit.SYSTEM):
-        build, _created = services.request_build(segment, actor_label="schedule")
+    with audit.acting_as(audit.Actor(type="system", label="schedule")):
+        build, _created = services.request_build(segment)
     return build.pk

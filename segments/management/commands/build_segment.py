@@ -35,7 +35,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         with audit.acting_as(audit.Actor(type="system", label="manage.py build_segment")):
             try:
-                build, created = services.request_build(segment, actor_label="manage.py build_segment", enqueue=False)
+                build, created = services.request_build(segment, enqueue=False)
             except services.BuildError as exc:
                 raise CommandError(str(exc)) from exc
             if not created:

@@ -1,9 +1,6 @@
-"""Marketer site for brands, stores, members, orders and merges.
-
-Phones and e-mails are masked for staff without ``members.view_pii``: the choice is made
-per request in ``get_list_display``, ``get_fields`` and ``get_inlines``, never by a flag
-stored on the admin instance (it is shared by every request).
-"""
+"""The member page: the unified profile, masked or audited per request, its identities
+and memberships, its orders and merge history, the sections other apps add, search by any
+identifier, and unmerging."""
 
 from __future__ import annotations
 
@@ -22,92 +19,19 @@ from django.utils.translation import gettext_lazy as _
 
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
 
-from . import services
-from .masking import audit_pii_view, can_view_pii, mask_email, mask_identity, mask_phone
-from .models import Brand, Identity, Member, MergeEvent, Order, Platform, Store, StoreMembership
-from .queries import members_matching
+from .. import services
+from ..masking import can_view_pii, mask_email, mask_identity, mask_phone
+from ..models import Brand, Identity, Member, MergeEvent, Platform, StoreMembership
+from ..queries import members_matching
+from .merges import unmerge_each
+from .pii import PiiAuditMixin
 
 RECENT_ORDERS = 20
-
-
-class PiiAuditMixin:
-    """One ``pii.viewed`` audit row per page that shows contact points unmasked (to staff
-    with ``members.view_pii``). Subclasses say what a page showed: ``pii_on_page(obj)``
-    for a change page and ``pii_in_list(results)`` for a list, each returning the keyword
-    arguments of ``audit_pii_view`` or None (nothing unmasked). The view is named after
-    the admin URL (``members_member_change``)."""
-
-    def pii_on_page(self, obj: Any) -> dict[str, Any] | None:
-        return None
-
-    def pii_in_list(self, results: list[Any]) -> dict[str, Any] | None:
-        return None
-
-    def _pii_view_name(self, page: str) -> str:
-        opts = self.model._meta  # type: ignore[attr-defined]
-        return f"{opts.app_label}_{opts.model_name}_{page}"
-
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Any = None,
-    ) -> HttpResponse:
-        # Called exactly when the page is rendered (GET, or a POST with errors).
-        if obj is not None and can_view_pii(request.user):
-            obj._show_pii = True  # for display methods that mask by themselves
-            shown = self.pii_on_page(obj)
-            if shown is not None:
-                audit_pii_view(self._pii_view_name("change"), **shown)
-        return super().render_change_form(request, context, add, change, form_url, obj)  # type: ignore[misc]
-
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        response = super().changelist_view(request, extra_context)  # type: ignore[misc]
-        changelist = getattr(response, "context_data", None) and response.context_data.get("cl")
-        if changelist is not None and can_view_pii(request.user):
-            # Evaluates the page's queryset once; the template reuses its result cache.
-            shown = self.pii_in_list(list(changelist.result_list))
-            if shown is not None:
-                audit_pii_view(self._pii_view_name("changelist"), **shown)
-        return response
-
 
 # Sections other apps add to the member page (the consent timeline, …). Apps that build
 # on members register here, so members never imports them. Each gets the member and the
 # request (for permission checks) and returns safe HTML, or "" to show nothing.
 MEMBER_SECTIONS: list[Callable[[Member, HttpRequest], str]] = []
-
-
-@admin.register(Brand)
-class BrandAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "code", "jurisdiction", "color", "store_count", "created_at"]
-    list_filter = ["jurisdiction"]
-    search_fields = ["name", "code"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Brand]:
-        return super().get_queryset(request).annotate(_stores=Count("stores"))
-
-    @admin.display(description=_("stores"), ordering="_stores")
-    def store_count(self, obj: Brand) -> int:
-        return obj._stores
-
-
-@admin.register(Store)
-class StoreAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "code", "brand", "platform", "city", "is_active", "member_count"]
-    list_filter = ["brand", "platform", "is_active"]
-    search_fields = ["name", "code", "city"]
-    list_select_related = ["brand"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Store]:
-        return super().get_queryset(request).annotate(_members=Count("memberships"))
-
-    @admin.display(description=_("members"), ordering="_members")
-    def member_count(self, obj: Store) -> int:
-        return obj._members
 
 
 class _IdentityInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -402,94 +326,5 @@ class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description=_("Undo the last merge of the selected members"), permissions=["change"])
     def undo_last_merge(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
-        done = 0
-        for member in queryset:
-            event = services.last_merge_of(member)
-            if event is None:
-                continue
-            try:
-                services.unmerge(event)
-                done += 1
-            except services.UnmergeError as exc:
-                self.message_user(request, str(exc), messages.WARNING)
-        self.message_user(request, _("%(count)d merge(s) undone.") % {"count": done}, messages.SUCCESS)
-
-
-@admin.register(MergeEvent)
-class MergeEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "absorbed", "survivor", "rule", "actor_label", "undone_at"]
-    list_filter = ["rule", ("undone_at", admin.EmptyFieldListFilter)]
-    list_select_related = ["absorbed", "survivor"]
-    date_hierarchy = "created_at"
-    actions = ["undo_merges"]
-    fields = [
-        "created_at",
-        "survivor",
-        "absorbed",
-        "rule",
-        "moved",
-        "profile_changes",
-        "actor_label",
-        "undone_at",
-        "undone_by",
-    ]
-
-    def get_list_display(self, request: HttpRequest) -> list[str]:
-        return self.list_display
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        fields = list(self.fields)
-        if can_view_pii(request.user):
-            fields.insert(4, "matched_value")
-        return fields
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return self.get_fields(request, obj)
-
-    def pii_on_page(self, obj: MergeEvent) -> dict[str, Any] | None:
-        if not obj.matched_value:  # the shared phone, e-mail, …
-            return None
-        return {"member": obj.survivor, "member_ids": [obj.survivor_id, obj.absorbed_id]}
-
-    def has_unmerge_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("members.change_member")
-
-    @admin.action(description=_("Undo the selected merges"), permissions=["unmerge"])
-    def undo_merges(self, request: HttpRequest, queryset: QuerySet[MergeEvent]) -> None:
-        done = 0
-        # Newest first, so chains of merges unwind in the reverse of how they happened.
-        for event in queryset.order_by("-created_at", "-pk"):
-            try:
-                services.unmerge(event)
-                done += 1
-            except services.UnmergeError as exc:
-                self.message_user(request, str(exc), messages.WARNING)
-        self.message_user(request, _("%(count)d merge(s) undone.") % {"count": done}, messages.SUCCESS)
-
-
-class GuestFilter(admin.SimpleListFilter):
-    title = _("buyer")
-    parameter_name = "buyer"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return [("member", _("member")), ("guest", _("guest"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
-        if self.value() == "member":
-            return queryset.filter(member__isnull=False)
-        if self.value() == "guest":
-            return queryset.filter(member__isnull=True)
-        return queryset
-
-
-@admin.register(Order)
-class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Orders are facts reported by stores: read-only here."""
-
-    list_display = ["external_id", "store", "member", "amount", "currency", "placed_at"]
-    list_filter = [GuestFilter, "store__brand", "store__platform", "store", ("placed_at", admin.DateFieldListFilter)]
-    search_fields = ["external_id"]
-    list_select_related = ["store", "member"]
-    date_hierarchy = "placed_at"
-    show_full_result_count = False
-    fields = ["store", "external_id", "member", "amount", "currency", "placed_at", "categories", "created_at"]
+        events = (services.last_merge_of(member) for member in queryset)
+        unmerge_each(self, request, (event for event in events if event is not None))
