@@ -63,15 +63,15 @@ def seed_consent(*, people: list[Any], seed: int = 42) -> dict[str, Any]:
     rng = random.Random(seed + 1)
     now = timezone.now()
     # Demo people are not real: mail them no consent receipts (connected again below).
-    from . import mail
+    from . import receivers
     from . import signals as consent_signals
 
-    receipts_on = consent_signals.consent_changed.disconnect(dispatch_uid="consent.mail.receipts")
+    receipts_on = consent_signals.consent_changed.disconnect(dispatch_uid=receivers.RECEIPTS_UID)
     try:
         _seed(people, rng, now)
     finally:
         if receipts_on:
-            mail.connect()
+            receivers.connect_receipts()
     by_purpose = Counter(
         f"{code}/{channel or '-'}:{action}"
         for code, channel, action in ConsentEvent.objects.values_list("purpose__code", "channel", "action")

@@ -155,7 +155,7 @@ def _heads_as_of(checkpoint: Checkpoint) -> Iterator[tuple[int, int, str]]:
             yield from rows
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def create_checkpoint() -> Checkpoint:
     """Fix every chain head now. Stores the heads changed since the previous checkpoint
     and the Merkle root over all heads; cost grows with the changes, not the ledger."""

@@ -18,11 +18,10 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from cdp.enqueue import enqueue
 from members.models import Member
 from members.queries import canonical_member
 
-from . import optin, receipts, signals
+from . import optin, receipts
 from .models import NO_CHANNEL, Action, ConsentEvent, SourceType
 
 # Sources where the event is the person's own act, just now, through us.
@@ -124,16 +123,3 @@ def receipt_message(event: ConsentEvent) -> EmailMultiAlternatives | None:
         "application/json",
     )
     return message
-
-
-def on_consent_changed(sender: Any, event: ConsentEvent, **kwargs: Any) -> None:
-    """Queue a receipt for person-initiated events. Runs for every event (imports too), so
-    it decides on fields already in memory and touches no database."""
-    if not wants_receipt(event):
-        return
-    enqueue("consent.tasks.send_consent_receipt", event.pk)
-
-
-def connect() -> None:
-    """Called from ``ConsentConfig.ready()``; the dispatch uid makes a second call harmless."""
-    signals.consent_changed.connect(on_consent_changed, dispatch_uid="consent.mail.receipts")

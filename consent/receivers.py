@@ -1,10 +1,18 @@
-"""Keep consent state right when identity resolution merges or splits people."""
+"""Signal receivers of the consent app, connected by ``ConsentConfig.ready``: consent state
+stays right when identity resolution merges or splits people, and a person's own consent
+changes are followed by a receipt mail."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import services
+from cdp.enqueue import enqueue
+from members import signals as member_signals
+
+from . import mail, services, signals
+from .models import ConsentEvent
+
+RECEIPTS_UID = "consent.mail.receipts"
 
 
 def member_merged(sender: Any, event: Any, **kwargs: Any) -> None:
@@ -13,3 +21,22 @@ def member_merged(sender: Any, event: Any, **kwargs: Any) -> None:
 
 def member_unmerged(sender: Any, event: Any, **kwargs: Any) -> None:
     services.rebuild_consent_state(member_ids=[event.survivor_id, event.absorbed_id])
+
+
+def consent_changed(sender: Any, event: ConsentEvent, **kwargs: Any) -> None:
+    """Queue a receipt for person-initiated events. Runs for every event (imports too), so
+    it decides on fields already in memory and touches no database."""
+    if mail.wants_receipt(event):
+        enqueue("consent.tasks.send_consent_receipt", event.pk)
+
+
+def connect_receipts() -> None:
+    """The dispatch uid makes a second call harmless (the demo seed disconnects receipts
+    while it invents people and connects them again)."""
+    signals.consent_changed.connect(consent_changed, dispatch_uid=RECEIPTS_UID)
+
+
+def connect() -> None:
+    member_signals.member_merged.connect(member_merged, dispatch_uid="consent.member_merged")
+    member_signals.member_unmerged.connect(member_unmerged, dispatch_uid="consent.member_unmerged")
+    connect_receipts()

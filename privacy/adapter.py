@@ -17,16 +17,14 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from members.identities import RecordError, normalize_phone
-from members.models import IdentityKind
 
-from . import rights, sms
+from . import accounts, rights, sms
 from .models import PrivacyAccount
 
 logger = logging.getLogger(__name__)
@@ -120,9 +118,7 @@ class PrivacyAccountAdapter(DefaultAccountAdapter):
         self.send_unknown_account_sms(phone)
 
     def set_phone(self, user: Any, phone: str, verified: bool) -> None:
-        account = rights.account_for(user)
-        account.phone, account.phone_verified = phone, verified
-        account.save(update_fields=["phone", "phone_verified"])
+        accounts.set_phone(user, phone=phone, verified=verified)
 
     def get_phone(self, user: Any) -> tuple[str, bool] | None:
         account = PrivacyAccount.objects.filter(user=user).only("phone", "phone_verified").first()
@@ -133,14 +129,7 @@ class PrivacyAccountAdapter(DefaultAccountAdapter):
     def set_phone_verified(self, user: Any, phone: str) -> None:
         """The code proved ``phone``: it becomes the account's phone (allauth's "change
         phone" stores it only now) and the member holding it is claimed."""
-        with transaction.atomic():
-            # An account made on the fly for this number by someone who never entered the
-            # code proves nothing: it gives the number up.
-            PrivacyAccount.objects.filter(phone=phone, phone_verified=False).exclude(user=user).update(phone=None)
-            account = rights.account_for(user)
-            account.phone, account.phone_verified = phone, True
-            account.save(update_fields=["phone", "phone_verified"])
-            rights.claim_contact(user=user, kind=IdentityKind.PHONE, value=phone)
+        rights.claim_phone(user=user, phone=phone)
 
     def get_user_by_phone(self, phone: str) -> Any:
         account = (

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from allauth.account.forms import RequestLoginCodeForm
-from allauth.account.models import EmailAddress
 from django import forms
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 
 from consent.models import Channel, Preference
 from members.models import Identity, IdentityKind
 
-from .models import PrivacyAccount
+from . import accounts
 
 
 def _identity_exists(kind: str, value: str) -> bool:
     return Identity.objects.filter(kind=kind, value=value, member__status="active").exists()
-
-
-def _new_user(*, email: str = "") -> Any:
-    user = get_user_model()(username=f"p-{secrets.token_hex(8)}", email=email)
-    user.set_unusable_password()
-    user.save()
-    return user
 
 
 class RequestCodeForm(RequestLoginCodeForm):
@@ -41,37 +30,14 @@ class RequestCodeForm(RequestLoginCodeForm):
         if email and getattr(self, "_user", None) is not None and self._user.is_staff:
             self._user = None  # staff never get a code here; they receive the "unknown" mail
         if email and getattr(self, "_user", None) is None and _identity_exists(IdentityKind.EMAIL, email.lower()):
-            self._user = self._account_for_email(email.lower())
+            self._user = accounts.open_account_for_email(email.lower())
         return email
 
     def clean_phone(self) -> str:
         phone = super().clean_phone()
         if phone and getattr(self, "_user", None) is None and _identity_exists(IdentityKind.PHONE, phone):
-            self._user = self._account_for_phone(phone)
+            self._user = accounts.open_account_for_phone(phone)
         return phone
-
-    @staticmethod
-    def _account_for_email(email: str) -> Any:
-        try:
-            with transaction.atomic():
-                user = _new_user(email=email)
-                EmailAddress.objects.create(user=user, email=email, primary=True, verified=False)
-                PrivacyAccount.objects.create(user=user)
-                return user
-        except IntegrityError:  # a concurrent request created it first
-            address = EmailAddress.objects.select_related("user").filter(email__iexact=email).first()
-            return address.user if address else None
-
-    @staticmethod
-    def _account_for_phone(phone: str) -> Any:
-        try:
-            with transaction.atomic():
-                user = _new_user()
-                PrivacyAccount.objects.create(user=user, phone=phone, phone_verified=False)
-                return user
-        except IntegrityError:
-            account = PrivacyAccount.objects.select_related("user").filter(phone=phone).first()
-            return account.user if account else None
 
 
 class PlainForm(forms.Form):

@@ -26,7 +26,7 @@ from members.identities import ERASED_PREFIX, erased_value
 from members.models import Identity, IdentityKind, Member, StoreMembership
 from members.queries import canonical_member
 
-from . import deadlines
+from . import accounts, deadlines
 from .models import DataSubjectRequest, PrivacyAccount
 
 logger = logging.getLogger(__name__)
@@ -41,11 +41,6 @@ class RequestError(ValueError):
 # --- Accounts and claiming ---------------------------------------------------------------
 
 
-def account_for(user: Any) -> PrivacyAccount:
-    account, _ = PrivacyAccount.objects.get_or_create(user=user)
-    return account
-
-
 @transaction.atomic
 def claim_contact(*, user: Any, kind: str, value: str) -> Member | None:
     """The signed-in ``user`` proved they own ``value`` (a verified e-mail or phone): link
@@ -54,7 +49,7 @@ def claim_contact(*, user: Any, kind: str, value: str) -> Member | None:
     identity proven). Returns the linked member, or None if no member holds ``value``."""
     if kind not in (IdentityKind.EMAIL, IdentityKind.PHONE):
         raise ValueError(f"cannot claim a {kind!r}")
-    account = PrivacyAccount.objects.select_for_update().filter(user=user).first() or account_for(user)
+    account = PrivacyAccount.objects.select_for_update().filter(user=user).first() or accounts.account_for(user)
     if account.closed_at is not None:
         return None
     identity = Identity.objects.select_related("member__merged_into").filter(kind=kind, value=value).first()
@@ -80,6 +75,14 @@ def claim_contact(*, user: Any, kind: str, value: str) -> Member | None:
         account.member = current
         account.save(update_fields=["member"])
     return current
+
+
+@transaction.atomic
+def claim_phone(*, user: Any, phone: str) -> Member | None:
+    """A sign-in code proved ``phone``: it becomes the account's phone and the member
+    holding it is claimed, in one transaction."""
+    accounts.prove_phone(user, phone=phone)
+    return claim_contact(user=user, kind=IdentityKind.PHONE, value=phone)
 
 
 def claim_verified_contacts(user: Any) -> Member | None:
@@ -239,7 +242,7 @@ _ERASED_MEMBER_FIELDS = {
 }
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def carry_out_deletion(request_id: int) -> Erasure:
     """Erase the person behind a deletion request (DESIGN.md ⚑): withdraw every consent
     through the ledger, replace identities and store member ids by keyed hashes, blank the

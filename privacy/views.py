@@ -22,9 +22,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cdp import audit
-from consent import optin, receipts, services
+from consent import choices, receipts, services
 from consent.mail import brand_color
-from consent.models import Action, Channel, Notice, Purpose, SourceType
+from consent.models import Channel, Notice, Purpose, SourceType
 from consent.services import ConsentError
 
 from . import export, queries, rights
@@ -120,33 +120,23 @@ def set_consent(request: HttpRequest) -> HttpResponse:
     channel_label = str(Channel(channel).label) if channel else ""
     text = f"{purpose.name} · {channel_label}" if channel_label else purpose.name
     evidence = _evidence(request, checkbox=text, notice_version=notice.version if notice else None)
-    state, note = "", ""
     try:
-        if value == "off":
-            services.record_consent(
-                member=member, brand=purpose.brand, purpose=purpose, channel=channel, action=Action.WITHDRAWN,
-                source_type=SourceType.PRIVACY_CENTER, notice=notice, evidence=evidence,
-            )  # fmt: skip
-            state, note = "off", _("Turned off: %(what)s") % {"what": text}
-        elif channel == Channel.EMAIL:
-            optin.request_email_opt_in(
-                member=member, brand=purpose.brand, purpose=purpose, source_type=SourceType.PRIVACY_CENTER,
-                notice=notice, evidence=evidence,
-            )  # fmt: skip
-            state = "pending"
-            note = _("Almost done: we sent you an e-mail. Open the link in it to confirm.")
-        else:
-            services.record_consent(
-                member=member, brand=purpose.brand, purpose=purpose, channel=channel, action=Action.GRANTED,
-                source_type=SourceType.PRIVACY_CENTER, notice=notice, evidence=evidence,
-            )  # fmt: skip
-            state, note = "on", _("Turned on: %(what)s") % {"what": text}
+        state = choices.set_choice(
+            member=member, purpose=purpose, channel=channel, on=value == "on",
+            source_type=SourceType.PRIVACY_CENTER, notice=notice, evidence=evidence,
+        )  # fmt: skip
     except ConsentError:
         note = _("This choice could not be saved. Please reload the page and try again.")
         if _wants_json(request):
             return JsonResponse({"error": note}, status=409)
         messages.error(request, note)
         return redirect(reverse("privacy:consents"))
+    if state == "pending":
+        note = _("Almost done: we sent you an e-mail. Open the link in it to confirm.")
+    elif state == "on":
+        note = _("Turned on: %(what)s") % {"what": text}
+    else:
+        note = _("Turned off: %(what)s") % {"what": text}
     if _wants_json(request):
         return JsonResponse({"state": state, "message": note})
     messages.success(request, note)

@@ -4,7 +4,6 @@ table, the whole report as PDF). Every download is audited."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -17,111 +16,16 @@ from django.utils.translation import gettext_lazy as _
 
 from cdp import audit
 from cdp.csvutil import csv_response
-from consent.models import Channel, Notice, SourceType
 from members.models import Brand
 
-from .figures import ACTIONS, compliance_report
+from .figures import compliance_report
+from .tables import CSV_TABLES, csv_table, labelled, shown_tables
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 3 * 366
 # The report reads across apps (consent, data requests, the audit log); its permission
 # lives on insights' permission-only model. A string, so consent does not import insights.
 PERMISSION = "insights.view_compliance_report"
-
-_REQUEST_KEYS = [
-    "kind",
-    "received",
-    "status_received",
-    "status_in_progress",
-    "status_completed",
-    "status_rejected",
-    "answered",
-    "answered_late",
-    "median_days",
-    "max_days",
-    "open_at_end",
-    "overdue_at_end",
-]
-
-
-def _request_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    return [*report["requests"]["by_kind"], report["requests"]["total"]]
-
-
-# Tables offered as CSV: name → (header, keys of the rows, the rows of a report).
-CSV_TABLES: dict[str, tuple[list[str], list[str], Callable[[dict[str, Any]], list[dict[str, Any]]]]] = {
-    "by_purpose": (
-        ["purpose", "channel", "source_type", *ACTIONS, "total"],
-        ["purpose__code", "channel", "source_type", *ACTIONS, "total"],
-        lambda r: r["by_purpose"],
-    ),
-    "sources": (
-        ["source_type", "source_ref", "store", *ACTIONS, "total"],
-        ["source_type", "source_ref", "store__code", *ACTIONS, "total"],
-        lambda r: r["sources"],
-    ),
-    "withdrawals_by_week": (
-        ["week", "starts", "withdrawn"],
-        ["week", "starts", "withdrawn"],
-        lambda r: r["withdrawals_by_week"],
-    ),
-    "by_notice": (
-        ["notice_id", "kind", "purpose", "locale", "version", "in_force", *ACTIONS, "total"],
-        [
-            "notice_id",
-            "notice__kind",
-            "notice__purpose__code",
-            "notice__locale",
-            "notice__version",
-            "in_force",
-            *ACTIONS,
-            "total",
-        ],
-        lambda r: r["by_notice"],
-    ),
-    "pending": (
-        ["purpose", "channel", "pending", "expired", "oldest"],
-        ["purpose__code", "channel", "count", "expired", "oldest"],
-        lambda r: r["pending"],
-    ),
-    "notices": (
-        ["notice_id", "kind", "purpose", "locale", "version", "title", "sha256", "published_at", "replaced_at"],
-        ["id", "kind", "purpose__code", "locale", "version", "title", "sha256", "published_at", "replaced_at"],
-        lambda r: r["notices"],
-    ),
-    "requests": (_REQUEST_KEYS, _REQUEST_KEYS, _request_rows),
-    "pii_by_user": (
-        ["user", "views", "member_records", "first", "last"],
-        ["actor_label", "views", "members", "first", "last"],
-        lambda r: r["pii"]["by_user"],
-    ),
-    "pii_latest": (
-        ["when", "user", "view", "object_type", "object_id", "object", "member_records", "ip_address"],
-        ["created_at", "actor_label", "view", "object_type", "object_id", "object_repr", "shown", "ip_address"],
-        lambda r: r["pii"]["latest"],
-    ),
-}
-
-
-def csv_table(report: dict[str, Any], table: str) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of one report table, for ``csvutil.csv_response``."""
-    header, keys, rows = CSV_TABLES[table]
-    return [str(h) for h in header], [[row[key] for key in keys] for row in rows(report)]
-
-
-def labelled(report: dict[str, Any]) -> dict[str, Any]:
-    """The report with display names for channels, sources and kinds (page and PDF)."""
-    channels, sources, kinds = dict(Channel.choices), dict(SourceType.choices), dict(Notice.Kind.choices)
-    for table in ("by_purpose", "sources", "pending"):
-        for row in report[table]:
-            row["channel_label"] = channels.get(row.get("channel", ""), "—")
-            row["source_label"] = sources.get(row.get("source_type", ""), "")
-    for row in report["by_notice"]:
-        row["kind_label"] = kinds.get(row["notice__kind"], "—")
-    for row in report["notices"]:
-        row["kind_label"] = kinds.get(row["kind"], row["kind"])
-    report["requests"]["total"]["kind_label"] = _("All requests")
-    return report
 
 
 class ReportForm(forms.Form):
@@ -211,7 +115,10 @@ def report_page(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
         "title": _("Compliance report"),
         "form": form,
         "report": report and labelled(report),
-        "csv_links": {name: link(format="csv", table=name) for name in CSV_TABLES},
+        "tables": [
+            {**table, "csv_url": link(format="csv", table=table["name"]) if table["csv"] else ""}
+            for table in (shown_tables(report) if report is not None else [])
+        ],
         "pdf_link": link(format="pdf"),
     }
     # A bad period (also on a download) is shown on the page with its message: 400, not a

@@ -12,7 +12,6 @@ import datetime as dt
 import io
 from typing import Any
 
-from django.utils import timezone
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 from reportlab.lib import colors
@@ -25,7 +24,7 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from .figures import ACTIONS
+from .tables import shown_tables, when
 
 FONT = "STSong-Light"
 if FONT not in pdfmetrics.getRegisteredFontNames():
@@ -49,42 +48,25 @@ H2 = ParagraphStyle("h2", parent=BODY, fontSize=11.5, leading=16, spaceBefore=10
 NOTE = ParagraphStyle("note", parent=BODY, fontSize=7.5, leading=10, textColor=MUTED)
 
 
-def _counts(row: dict[str, Any]) -> list[Any]:
-    """A figure row's count per action, in ``ACTIONS`` order, then its total."""
-    return [*(row[str(action)] for action in ACTIONS), row["total"]]
-
-
-def _when(value: dt.datetime | dt.date | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, dt.datetime):
-        value = timezone.localtime(value) if timezone.is_aware(value) else value
-    return value.strftime(fmt)
-
-
-def _text(value: Any) -> str:
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, bool):
-        return _("yes") if value else _("no")
-    return str(value)
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _table(header: list[str], rows: list[list[Any]], widths: list[float], *, empty: str) -> Table:
-    """A table with a repeated header row; numbers right-aligned, text wrapped."""
+def _table(shown: dict[str, Any]) -> Table:
+    """One report table (``tables.ReportTable.shown``) with a repeated header row; numbers
+    right-aligned, text wrapped, the total row (if any) last."""
+    header = shown["headers"]
+    rows = [*shown["rows"], *([shown["total"]] if shown["total"] else [])]
     # A column with a number in it is right-aligned throughout (its "—" too).
-    numeric = [any(_is_number(row[i]) for row in rows) for i in range(len(header))]
+    numeric = [any(_is_number(row[i]["raw"]) for row in rows) for i in range(len(header))]
     data: list[list[Any]] = [
         [Paragraph(escape(h), HEADER_RIGHT if numeric[i] else HEADER_CELL) for i, h in enumerate(header)]
     ]
     for row in rows:
-        data.append([Paragraph(escape(_text(v)), NUMBER if numeric[i] else CELL) for i, v in enumerate(row)])
+        data.append([Paragraph(escape(cell["text"]), NUMBER if numeric[i] else CELL) for i, cell in enumerate(row)])
     if not rows:
-        data.append([Paragraph(escape(empty), CELL)] + [""] * (len(header) - 1))
+        data.append([Paragraph(escape(shown["empty"]), CELL)] + [""] * (len(header) - 1))
+    widths = shown["widths"]
     total = sum(widths)
     table = Table(data, colWidths=[w / total * _usable_width() for w in widths], repeatRows=1, hAlign="LEFT")
     style = [
@@ -116,211 +98,24 @@ def _section(title: str, *flowables: Any) -> list[Any]:
 
 
 def _story(r: dict[str, Any]) -> list[Any]:
-    actions = [_("granted"), _("withdrawn"), _("requested"), _("confirmed")]
     story: list[Any] = [
         Paragraph(escape(_("Compliance report")), TITLE),
         Paragraph(escape(r["brand"].name) + f" · <font color='#4b5563'>{escape(r['brand'].code)}</font>", SUBTITLE),
         Paragraph(
             escape(
                 _("Period: %(since)s to %(until)s (not included). Generated at %(generated)s.")
-                % {"since": _when(r["since"]), "until": _when(r["until"]), "generated": _when(r["generated_at"])}
+                % {"since": when(r["since"]), "until": when(r["until"]), "generated": when(r["generated_at"])}
             ),
             SUBTITLE,
         ),
         Spacer(1, 4 * mm),
     ]
-    t = r["totals"]
-    story += _section(
-        _("Totals"),
-        _table(
-            [*actions, _("all events"), _("awaiting confirmation now")],
-            [[*_counts(t), t["pending"]]],
-            [1, 1, 1, 1, 1, 1.6],
-            empty="",
-        ),
-    )
-    story += _section(
-        _("Notice versions in force during the period"),
-        _table(
-            [
-                _("kind"),
-                _("purpose"),
-                _("language"),
-                _("version"),
-                _("title"),
-                _("published"),
-                _("replaced"),
-                "SHA-256",
-            ],
-            [
-                [
-                    n["kind_label"],
-                    n["purpose__code"],
-                    n["locale"],
-                    f"v{n['version']}",
-                    n["title"],
-                    _when(n["published_at"]),
-                    _when(n["replaced_at"]) if n["replaced_at"] else _("in force at the end"),
-                    n["sha256"][:16] + "…",
-                ]
-                for n in r["notices"]
-            ],
-            [1.4, 1.2, 0.8, 0.6, 2.6, 1.3, 1.3, 1.4],
-            empty=_("No notice published."),
-        ),
-    )
-    story += _section(
-        _("By purpose, channel and source"),
-        _table(
-            [_("purpose"), _("channel"), _("source"), *actions, _("all")],
-            [
-                [
-                    f"{row['purpose__name']} ({row['purpose__code']})",
-                    row["channel_label"],
-                    row["source_label"],
-                    *_counts(row),
-                ]
-                for row in r["by_purpose"]
-            ],
-            [2.4, 1, 1.4, 0.8, 0.8, 0.8, 0.8, 0.8],
-            empty=_("No consent events in this period."),
-        ),
-    )
-    story += _section(
-        _("Withdrawals per week"),
-        _table(
-            [_("ISO week"), _("starts"), _("withdrawn")],
-            [[row["week"], _when(row["starts"], "%Y-%m-%d"), row["withdrawn"]] for row in r["withdrawals_by_week"]],
-            [1, 1, 1],
-            empty="",
-        ),
-    )
-    story += _section(
-        _("Double opt-ins awaiting confirmation now"),
-        _table(
-            [_("purpose"), _("channel"), _("pending"), _("expired"), _("oldest request")],
-            [
-                [row["purpose__code"], row["channel_label"], row["count"], row["expired"], _when(row["oldest"])]
-                for row in r["pending"]
-            ],
-            [1.5, 1, 1, 1, 1.5],
-            empty=_("None."),
-        ),
-    )
-    story += _section(
-        _("Busiest sources"),
-        _table(
-            [_("source"), _("reference"), _("store"), *actions, _("all")],
-            [[row["source_label"], row["source_ref"], row["store__code"], *_counts(row)] for row in r["sources"]],
-            [1.3, 2.4, 1.2, 0.8, 0.8, 0.8, 0.8, 0.8],
-            empty=_("No consent events in this period."),
-        ),
-    )
-    story += _section(
-        _("Data requests and response times"),
-        _table(
-            [
-                _("kind"),
-                _("received in the period"),
-                _("answered in the period"),
-                _("answered late"),
-                _("median days to answer"),
-                _("longest (days)"),
-                _("open at the end"),
-                _("overdue at the end"),
-            ],
-            [
-                [
-                    row["kind_label"],
-                    row["received"],
-                    row["answered"],
-                    row["answered_late"],
-                    row["median_days"],
-                    row["max_days"],
-                    row["open_at_end"],
-                    row["overdue_at_end"],
-                ]
-                for row in [*r["requests"]["by_kind"], r["requests"]["total"]]
-            ],
-            [1.8, 1, 1, 1, 1, 1, 1, 1],
-            empty="",
-        ),
-    )
-    story += _ledger(r)
-    story += _pii(r)
+    for shown in shown_tables(r):
+        flowables: list[Any] = [_table(shown)]
+        if shown["note"]:
+            flowables.append(Paragraph(escape(shown["note"]), NOTE))
+        story += _section(str(shown["title"]), *flowables)
     return story
-
-
-def _ledger(r: dict[str, Any]) -> list[Any]:
-    v, c = r["verification"], r["checkpoint"]
-    if v is None:
-        verification = _("never verified; run") + " manage.py verify_consent_ledger"
-    elif v.ok:
-        verification = _("%(when)s: intact (%(n)s events checked)") % {
-            "when": _when(v.started_at),
-            "n": v.events_checked,
-        }
-    else:
-        verification = _("%(when)s: BROKEN: %(error)s") % {"when": _when(v.started_at), "error": v.first_error}
-    if c is None:
-        checkpoint = _("none yet")
-    else:
-        checkpoint = _("#%(id)s %(when)s, %(n)s events in %(c)s chains, Merkle root %(root)s") % {
-            "id": c.pk,
-            "when": _when(c.created_at),
-            "n": c.event_count,
-            "c": c.chain_count,
-            "root": c.merkle_root,
-        }
-    table = _table(
-        [_("Check"), _("Result")],
-        [[_("Last verification"), verification], [_("Last checkpoint"), checkpoint]],
-        [1, 5],
-        empty="",
-    )
-    if v is not None and not v.ok:
-        table.setStyle(TableStyle([("TEXTCOLOR", (1, 1), (1, 1), ALERT)]))
-    return _section(_("Ledger integrity (all brands)"), table)
-
-
-def _pii(r: dict[str, Any]) -> list[Any]:
-    pii = r["pii"]
-    by_user = _table(
-        [_("staff account"), _("views"), _("member records shown"), _("first"), _("last")],
-        [
-            [row["actor_label"], row["views"], row["members"] or 0, _when(row["first"]), _when(row["last"])]
-            for row in pii["by_user"]
-        ],
-        [2, 1, 1.4, 1.4, 1.4],
-        empty=_("Nobody viewed full personal data in this period."),
-    )
-    latest = _table(
-        [_("when"), _("staff account"), _("what"), _("member records shown"), _("IP address")],
-        [
-            [
-                _when(row["created_at"]),
-                row["actor_label"],
-                row["object_repr"] or row["view"],
-                row["shown"],
-                row["ip_address"],
-            ]
-            for row in pii["latest"]
-        ],
-        [1.3, 1.3, 3, 1, 1.2],
-        empty=_("None."),
-    )
-    note = Paragraph(
-        escape(
-            _("The latest %(n)s views, newest first. Staff work across brands, so this covers the whole platform.")
-            % {"n": pii["limit"]}
-        ),
-        NOTE,
-    )
-    return [
-        *_section(_("Who viewed full personal data (all brands)"), by_user),
-        Spacer(1, 3 * mm),
-        KeepTogether([note, latest]),
-    ]
 
 
 def _numbered_canvas(footer: str) -> type[canvas.Canvas]:
@@ -358,7 +153,7 @@ def render_pdf(report: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     brand = report["brand"]
     title = _("Compliance report")
-    period = f"{_when(report['since'], '%Y-%m-%d')} – {_when(report['until'] - dt.timedelta(seconds=1), '%Y-%m-%d')}"
+    period = f"{when(report['since'], '%Y-%m-%d')} – {when(report['until'] - dt.timedelta(seconds=1), '%Y-%m-%d')}"
     doc = SimpleDocTemplate(
         buffer,
         pagesize=PAGE,

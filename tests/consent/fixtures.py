@@ -78,16 +78,16 @@ def mail_subscriber(brand):
 
 @pytest.fixture
 def consent_receipts():
-    """Receipt mails on, as ``ConsentConfig.ready()`` turns them on with ``consent.mail.connect``.
+    """Receipt mails on, as ``ConsentConfig.ready()`` turns them on (``consent.receivers``).
     Turned off again afterwards only if this fixture was what turned them on."""
-    from consent import mail as consent_mail
+    from consent import receivers as consent_receivers
     from consent import signals as consent_signals
 
     def connected() -> bool:
         return any(key[0] == "consent.mail.receipts" for key, *_ in consent_signals.consent_changed.receivers)
 
     already = connected()
-    consent_mail.connect()
+    consent_receivers.connect_receipts()
     yield
     if not already:
         consent_signals.consent_changed.disconnect(dispatch_uid="consent.mail.receipts")

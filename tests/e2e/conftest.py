@@ -73,6 +73,19 @@ def admin_login(page, live_server, username: str, next_url: str) -> None:
     page.click("input[type=submit]")
 
 
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+def docs_screenshot(page, name: str) -> None:
+    """The README's pictures (docs/screenshots/NAME.png, the visible viewport), refreshed
+    only when asked: `DOCS_SCREENSHOTS=1 make test`. Otherwise every run would leave the
+    work tree changed."""
+    if os.environ.get("DOCS_SCREENSHOTS") != "1":
+        return
+    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS_SCREENSHOTS / f"{name}.png"))
+
+
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"privacy-{name}.png"), full_page=True)

@@ -17,7 +17,7 @@ from privacy.models import DataSubjectRequest
 from segments.models import Segment
 from tests.factories import UserFactory, make_members
 
-from .conftest import ARTIFACTS, check_accessibility
+from .conftest import ARTIFACTS, check_accessibility, docs_screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,6 +109,8 @@ def test_admin_pages_in_chinese_light_and_dark(page, live_server, officer_setup)
         assert page.get_attribute("html", "lang") == "zh-hans"
         check_accessibility(page, name)
         shoot(page, name)
+        if name == "admin-zh-hans-member":
+            docs_screenshot(page, "admin-member")
     assert "个人信息权利申请及响应时间" in page.content()
     assert "完整个人信息查看记录" in page.content()
 
