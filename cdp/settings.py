@@ -218,9 +218,9 @@ ACCOUNT_RATE_LIMITS = {
 LOGIN_URL = "/privacy/accounts/login/code/"
 LOGIN_REDIRECT_URL = "/privacy/"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/privacy/"
-# Where SMS codes go: "console" (printed, development), "locmem" (tests read
-# privacy.sms.outbox) or the dotted path of a class implementing
-# privacy.sms.SmsBackend for a real gateway.
+# Where SMS codes go: the dotted path of a privacy.sms.SmsBackend subclass, e.g.
+# privacy.sms.ConsoleSmsBackend (printed, development), privacy.sms.LocmemSmsBackend
+# (tests read privacy.sms.outbox) or a real gateway's (docs/operations.md).
 SMS_BACKEND = env_str("SMS_BACKEND", "privacy.sms.ConsoleSmsBackend")
 # Time to answer a data-subject request, per jurisdiction (consent/privacy/deadlines.py
 # explains each rule and its source). A request takes the jurisdiction of the brands
@@ -386,7 +386,7 @@ SEGMENT_KEEP_SNAPSHOTS = env_int("SEGMENT_KEEP_SNAPSHOTS", 3)
 # PostgreSQL work_mem for a segment build or export transaction (hashes the rule subqueries).
 SEGMENT_WORK_MEM = env_str("SEGMENT_WORK_MEM", "64MB")
 
-# Member file imports (README "Importing member files"). Uploads bigger than this run as a
+# Member file imports (docs/data-files.md). Uploads bigger than this run as a
 # Celery job; a line longer than this makes the whole file unreadable; rows per chunk
 # (one transaction each) on the PostgreSQL fast path.
 IMPORT_ASYNC_THRESHOLD_BYTES = env_int("IMPORT_ASYNC_THRESHOLD_BYTES", 5 * 1024 * 1024)

@@ -43,7 +43,7 @@ def _segments(brand: Brand, categories: list[str], first: bool) -> list[dict[str
     month = timezone.localdate().month
     return [
         {
-            # The README's example command builds this one by slug alone: one brand has it.
+            # docs/segments.md's example command builds this one by slug alone: one brand has it.
             "slug": "sms-at-risk-shanghai" if first else "sms-repeat-buyers-shanghai",
             "name": "沪杭 25-40 岁复购会员 · 短信券",
             "purpose": "marketing",

@@ -1,4 +1,4 @@
-"""How deliveries are signed (and how a receiver checks them; see README "Webhooks").
+"""How deliveries are signed (and how a receiver checks them; see docs/api.md, "Webhooks").
 
 ``X-CDP-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``
 """

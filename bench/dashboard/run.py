@@ -97,10 +97,10 @@ def add_dashboard_data(seg, members: int) -> None:
             cur,
             f"""
             INSERT INTO privacy_datasubjectrequest (member_id, kind, status, details, received_at, due_at,
-                completed_at, outcome)
+                completed_at, outcome, jurisdiction, extension_reason, response)
             SELECT m, (ARRAY['access', 'correction', 'deletion', 'withdraw_all'])[1 + {h("m", 81, 4)}], st,
                    '', r, r + interval '15 days', CASE WHEN st IN ('completed', 'rejected') THEN r + interval '5 days' END,
-                   '{{}}'
+                   '{{}}', 'CN', '', ''
             FROM generate_series(1, %s) AS m
             CROSS JOIN LATERAL (
                 SELECT (ARRAY['received', 'in_progress', 'completed', 'completed', 'rejected'])[1 + {h("m", 82, 5)}]

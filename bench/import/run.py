@@ -18,7 +18,7 @@ missing, prints the server settings the figures depend on most, then:
    Member with the file's profile columns: no identity resolution, memberships or
    consent, so it does less work than our import) and prints the ratio.
 Targets: 1M rows < 120 s (≥ 8,500 rows/s), peak RSS < 1 GiB, ≥ 15× import_data.
-``--baseline-rows 0`` skips step 3 (quicker while iterating). Figures: README.md
+``--baseline-rows 0`` skips step 3 (quicker while iterating). Figures: bench/README.md
 "Importing member files".
 """
 
@@ -106,7 +106,7 @@ SERVER_SETTINGS = ("server_version", "shared_buffers", "max_wal_size", "checkpoi
 def _server(url: str) -> str:
     """The server settings that move these figures most: a server tuned for loading
     (``shared_buffers`` a quarter of the memory, a large ``max_wal_size``) wrote 29 % less
-    WAL on the 1,000,000-row file and took 203 s instead of 237 s (README "Importing
+    WAL on the 1,000,000-row file and took 203 s instead of 237 s (bench/README.md, "Importing
     member files")."""
     return _row(
         url, "SELECT string_agg(n || ' ' || current_setting(n), ', ' ORDER BY i) FROM unnest(%s::text[]) "
