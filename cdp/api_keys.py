@@ -46,16 +46,17 @@ def new_key_material() -> tuple[str, str, str]:
 
 
 @transaction.atomic
-def issue_api_key(key: ApiKey, *, created_by: str = "") -> tuple[ApiKey, str]:
+def issue_api_key(key: ApiKey, *, actor: audit.Actor | None = None) -> tuple[ApiKey, str]:
     """Save a new key (``key`` carries name, brand, store, scopes, expiry) and return it
-    with the full key, which is never stored and cannot be shown again."""
+    with the full key, which is never stored and cannot be shown again. ``actor``
+    (default: whoever acts now) is kept as who created it."""
     if key.pk is not None:
         raise ApiKeyError("this key exists already; issue a new one instead")
     if key.store_id is not None and key.store.brand_id != key.brand_id:
         raise ApiKeyError("the store belongs to another brand")
     key.scopes = clean_scopes(key.scopes)
     raw, key.prefix, key.key_hash = new_key_material()
-    key.created_by = created_by[:150]
+    key.created_by = (actor or audit.current_actor()).label[:150]
     key.save()
     audit.record("api_key.issued", key, changes={"scopes": key.scopes, "store": key.store_id})
     return key, raw

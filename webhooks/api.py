@@ -70,9 +70,11 @@ class WebhooksView(ApiView):
         data = _validated(SubscriptionInput, request.data)
         try:
             subscription, secret = services.create_subscription(
-                brand=self.key.brand, url=data["url"], events=data["events"], description=data["description"],
-                created_by=f"API key {self.key.prefix}",
-            )  # fmt: skip
+                brand=self.key.brand,
+                url=data["url"],
+                events=data["events"],
+                description=data["description"],
+            )  # the API key is the current actor (cdp.api.views)
         except services.WebhookError as exc:
             raise ValidationError({exc.field: [exc.message]}) from None
         body = {**SubscriptionOutput(subscription).data, "secret": secret}

@@ -62,10 +62,11 @@ def check_url(url: str) -> None:
 
 @transaction.atomic
 def create_subscription(
-    *, brand: Brand, url: str, events: list[str], description: str = "", created_by: str = ""
+    *, brand: Brand, url: str, events: list[str], description: str = "", actor: audit.Actor | None = None
 ) -> tuple[Subscription, str]:
     """Subscribe ``url`` to ``events`` of ``brand``; returns the subscription and its
-    signing secret (shown to the subscriber once)."""
+    signing secret (shown to the subscriber once). ``actor`` (default: whoever acts now)
+    is kept as who subscribed."""
     events = list(dict.fromkeys(events))
     unknown = [e for e in events if e not in EventType.values]
     if unknown or not events:
@@ -73,7 +74,12 @@ def create_subscription(
     check_url(url)
     secret = "whsec_" + secrets.token_urlsafe(32)
     subscription = Subscription.objects.create(
-        brand=brand, url=url, events=events, secret=secret, description=description[:200], created_by=created_by[:150]
+        brand=brand,
+        url=url,
+        events=events,
+        secret=secret,
+        description=description[:200],
+        created_by=(actor or audit.current_actor()).label[:150],
     )
     audit.record("webhook.subscribed", subscription, changes={"url": url, "events": events})
     transaction.on_commit(lambda: forget_subscribers(brand.pk))

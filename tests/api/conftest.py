@@ -7,6 +7,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from cdp import audit
 from cdp.api_keys import issue_api_key
 from cdp.models import ApiKey, ApiKeyScope
 from consent import services as consent_services
@@ -19,7 +20,8 @@ ALL_SCOPES = list(ApiKeyScope.values)
 
 def make_key(brand, *, scopes=None, store=None, name="test key", **extra) -> tuple[ApiKey, str]:
     return issue_api_key(
-        ApiKey(name=name, brand=brand, store=store, scopes=list(scopes or ALL_SCOPES), **extra), created_by="tests"
+        ApiKey(name=name, brand=brand, store=store, scopes=list(scopes or ALL_SCOPES), **extra),
+        actor=audit.Actor(type="system", label="tests"),
     )
 
 

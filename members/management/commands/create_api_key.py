@@ -49,7 +49,7 @@ class Command(BaseCommand):
         )
         with audit.acting_as(audit.Actor(type="system", label="create_api_key")):
             try:
-                key, raw = issue_api_key(key, created_by="create_api_key")
+                key, raw = issue_api_key(key)
             except ApiKeyError as exc:
                 raise CommandError(str(exc)) from None
         self.stderr.write(f"Key {key.prefix}… for {brand.code}, scopes {', '.join(key.scopes)}. Store it now:")
