@@ -388,7 +388,7 @@ SEGMENT_WORK_MEM = env_str("SEGMENT_WORK_MEM", "64MB")
 
 # Member file imports (docs/data-files.md). Uploads bigger than this run as a
 # Celery job; a line longer than this makes the whole file unreadable; rows per chunk
-# (one transaction each) on the PostgreSQL fast path.
+# (one transaction each) on the PostgreSQL COPY path.
 IMPORT_ASYNC_THRESHOLD_BYTES = env_int("IMPORT_ASYNC_THRESHOLD_BYTES", 5 * 1024 * 1024)
 IMPORT_MAX_LINE_BYTES = env_int("IMPORT_MAX_LINE_BYTES", 1024 * 1024)
 IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 20000)

@@ -152,8 +152,8 @@ def id_list(ids: Iterable[int]) -> str:
 def reserve_ids(cursor, table: str, count: int) -> list[int]:
     """``count`` new primary keys of ``table`` from its sequence, ascending. The sequence
     is looked up once (OFFSET 0 keeps the planner from inlining the look-up):
-    ``nextval(pg_get_serial_sequence(...))`` looks it up again for every key, 6 µs each,
-    eight times the cost of the ``nextval`` itself."""
+    ``nextval(pg_get_serial_sequence(...))`` looks it up again for every key, which costs
+    several times the ``nextval`` itself (bench/README.md, "Figures that were in code")."""
     cursor.execute(
         "SELECT nextval(q.s) FROM (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS s OFFSET 0) q, "
         "generate_series(1, %s)",

@@ -39,6 +39,6 @@ class ImportContext:
         return {"file_sha256": self.sha256, "row": row.number}
 
     def evidence_text(self, row: Any) -> str:
-        """``canonical_json(self.evidence(row))`` without a JSON encoder per row (the fast
-        path writes a million of these; tests/members/test_import_fast.py compares them)."""
+        """``canonical_json(self.evidence(row))`` without a JSON encoder per row (the COPY
+        path writes a million of these; tests/imports/test_import_rows.py compares them)."""
         return f'{{"file_sha256":"{self.sha256}","row":{row.number}}}'

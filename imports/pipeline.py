@@ -1,4 +1,4 @@
-"""Two chunks of the fast path in flight at once, with the result of one after the other.
+"""Two chunks of the COPY path in flight at once, with the result of one after the other.
 
 While chunk k writes (COPY, index and foreign-key work in PostgreSQL, the commit), chunk
 k+1 is read, locked and resolved on a second connection, and the main thread reads and
@@ -16,7 +16,7 @@ Why the result is the one of running the chunks in order:
   after k committed it runs them row by row (``resolve_store_record``) in its own
   transaction before it commits. A late row's whole group (the rows that are one person
   with it) is late, so a late person is never half planned. Everything else k writes is
-  nothing k+1 reads (``fast.Touched``): k+1's other members, their identities,
+  nothing k+1 reads (``copy_path.Touched``): k+1's other members, their identities,
   memberships, chain heads, consent states and external ids are not k's, so k+1 sees the
   same data as it would after k's commit. A chunk with late rows hands on k's keys and
   members with its own, since its late rows may reach k's people. More than 1% late
@@ -35,7 +35,7 @@ Why the result is the one of running the chunks in order:
   before the next chunk may commit, so it too is in chunk order.
 
 A dry run, an import inside a caller's transaction and SQLite do not use this (one
-transaction, or no fast path).
+transaction, or no COPY path).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from .context import ImportContext
-from .fast import Touched, Turn, _Retry, record_outcome, run_chunk
+from .copy_path import Retry, Touched, Turn, record_outcome, run_chunk
 from .report import ImportResult
 from .rows import ParsedRow
 
@@ -171,7 +171,7 @@ class Pipeline:
             except _Stopped:
                 turn.end()
                 raise
-            except (IntegrityError, _Retry):
+            except (IntegrityError, Retry):
                 failures += 1
                 if failures == attempts:
                     turn.end()

@@ -9,6 +9,9 @@ from typing import IO, Any
 
 PREVIEW_ERRORS = 200
 ERROR_HEADER = ("row", "column", "value", "reason")
+# The two ways an import writes its rows (``ImportResult.path``).
+COPY = "copy"  # the COPY path: PostgreSQL, set-based (imports.copy_path)
+ROW_BY_ROW = "row-by-row"  # the row-by-row path: any database (imports.row_by_row)
 
 
 @dataclass
@@ -23,7 +26,7 @@ class ImportResult:
     sha256: str = ""
     encoding: str = ""
     dry_run: bool = False
-    path: str = ""  # "fast" (PostgreSQL, set-based) or "plain" (row by row)
+    path: str = ""  # COPY or ROW_BY_ROW
     errors: list[tuple[int, str, str, str]] = field(default_factory=list)  # the first few, for previews
 
     def as_json(self) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The portable path: each row through ``resolve_store_record`` and ``record_consent``.
-Streams (a chunk of rows at a time) and is the reference the fast path is checked against."""
+"""The row-by-row path: each row through ``resolve_store_record`` and ``record_consent``.
+Works on any database, streams (a chunk of rows at a time) and is the reference the COPY
+path is checked against."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def process_rows(
 ) -> None:
     """Write ``rows`` (validated, in file order), one savepoint each: a row that fails
     leaves nothing behind and is reported; the others go in. ``result`` and ``reject``
-    default to the import's own (the fast path passes its chunk's)."""
+    default to the import's own (the COPY path passes its chunk's)."""
     seen = existing_external_ids(ctx, [row.external_id(c) for row in rows for c in row.consents])
     result = result or ctx.result
     reject = reject or ctx.errors.reject

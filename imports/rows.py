@@ -12,6 +12,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from cdp.csvutil import DANGEROUS_PREFIXES
+from consent.models import Action, Notice, Purpose
+from consent.validation import channel_problem, latest_allowed, notice_problem, occurred_at_problem, purpose_problem
 from members.identities import RecordError, StoreRecord, normalize_phone
 from members.models import Store
 
@@ -95,8 +97,6 @@ class RowValidator:
     """Validates rows of one file for one store. Build once per import."""
 
     def __init__(self, *, store: Store, header: Header, observed_at: dt.datetime, strict_width: bool) -> None:
-        from consent.models import Notice, Purpose  # consent builds on members; only the importer needs it
-
         self.store = store
         self.header = header
         self.observed_at = observed_at
@@ -105,24 +105,29 @@ class RowValidator:
         cols = header.columns
         self.name_of = {canonical: header.names[index] for canonical, index in cols.items()}
         self.idx = cols
+        # What consent.validation says of each consent column is the same for every row,
+        # so it is asked once per file: a column's purpose and channel (any answer in it is
+        # refused), and whether a grant has a notice the person was shown (the purpose's
+        # own notice or a brand-wide one: member agreement, privacy policy).
         purposes = {p.code: p for p in Purpose.objects.filter(brand_id=store.brand_id, is_active=True)}
-        # index, header, purpose or None, channel, problem
-        self.consent_columns: list[tuple[int, str, PurposeRef | None, str, str]] = []
+        notices = Notice.objects.filter(brand_id=store.brand_id)
+        brand_wide_notice = notices.filter(purpose__isnull=True).exists()
+        purpose_notices = set(notices.filter(purpose__isnull=False).values_list("purpose_id", flat=True))
+        # index, header, purpose or None, channel, problem of any answer, problem of a grant
+        self.consent_columns: list[tuple[int, str, PurposeRef | None, str, str, str]] = []
         for index, name, code, channel in header.consent:
             purpose = purposes.get(code)
-            problem = ""
-            if purpose is None:
-                problem = f"brand {store.brand.code!r} has no active purpose {code!r}"
-            elif not purpose.allows_channel(channel):
-                allowed = ", ".join(purpose.channels) or "no channel"
-                problem = f"purpose {code!r} does not use channel {channel or '(none)'!r} (uses {allowed})"
+            problem = purpose_problem(store.brand, purpose, code, for_file=True)
+            grant_problem = None
+            if purpose is not None:
+                problem = problem or channel_problem(purpose, channel, for_file=True)
+                has_notice = brand_wide_notice or purpose.pk in purpose_notices
+                grant_problem = notice_problem(store.brand, purpose, Action.GRANTED, has_notice=has_notice)
             ref = PurposeRef(purpose.pk, purpose.code) if purpose else None
-            self.consent_columns.append((index, name, ref, channel, problem))
-        # A grant needs a notice the person was shown (record_consent's rule): the purpose's
-        # own notice or a brand-wide one (member agreement, privacy policy).
-        notices = Notice.objects.filter(brand_id=store.brand_id)
-        self.brand_wide_notice = notices.filter(purpose__isnull=True).exists()
-        self.purpose_notices = set(notices.filter(purpose__isnull=False).values_list("purpose_id", flat=True))
+            self.consent_columns.append(
+                (index, name, ref, channel, problem.message if problem else "",
+                 grant_problem.message if grant_problem else "")
+            )  # fmt: skip
         # The moment the file is judged against ("in the future"), fixed for the file, as
         # are the time zone and phone region (each costs µs to look up per row).
         self.now = timezone.now()
@@ -130,7 +135,7 @@ class RowValidator:
         self.tz = timezone.get_current_timezone()
         self.region = settings.PHONE_DEFAULT_REGION
         # record_consent's limit for "in the future".
-        self.latest = self.now + dt.timedelta(seconds=settings.CONSENT_MAX_CLOCK_SKEW_SECONDS)
+        self.latest = latest_allowed(self.now)
         # The cells parse reads: known columns by canonical name.
         self._wanted = [(name, cols[name]) for name in (*_TEXT_FIELDS, "member_id", "phone", "birthday",
                                                          "joined_at", "consent_at") if name in cols]  # fmt: skip
@@ -149,13 +154,14 @@ class RowValidator:
     def parse(self, number: int, cells: list[str]) -> ParsedRow:
         # The hot loop of an import (a million calls): plain locals, one pass over the
         # cells, each value parsed once. The checks and their order are those of
-        # StoreRecord.clean and record_consent, so the row-by-row and fast paths agree.
+        # StoreRecord.clean and record_consent (consent.validation); both import paths
+        # take their rows from here.
         if self.strict_width and len(cells) != self.width:
             raise RowProblem("", f"the row has {len(cells)} values but the header has {self.width} columns")
         joined = "".join(cells)
         if "\x00" in joined or "\x1f" in joined:
             for index, cell in enumerate(cells):
-                # PostgreSQL text cannot hold NUL, and the fast path uses \x1f as a
+                # PostgreSQL text cannot hold NUL, and the COPY path uses \x1f as a
                 # separator: say so for the row instead of failing its chunk.
                 if "\x00" in cell or "\x1f" in cell:
                     name = self.header.names[index] if index < self.width else ""
@@ -205,7 +211,7 @@ class RowValidator:
                 raise RowProblem(self.name_of["phone"], exc.message, phone) from None
 
         row = ParsedRow(number=number, record=record)
-        for index, name, purpose, channel, problem in self.consent_columns:
+        for index, name, purpose, channel, problem, grant_problem in self.consent_columns:
             text = cells[index].strip() if index < width else ""
             if not text:
                 continue
@@ -217,25 +223,25 @@ class RowValidator:
                 continue
             if problem or purpose is None:
                 raise RowProblem(name, problem, text)
-            if answer and not self.brand_wide_notice and purpose.id not in self.purpose_notices:
-                raise RowProblem(
-                    name, f"brand {self.store.brand.code!r} has published no notice for {purpose.code!r}", text
-                )
+            if answer and grant_problem:
+                raise RowProblem(name, grant_problem, text)
             row.consents.append(ConsentChoice(purpose=purpose, channel=channel, granted=answer, column=name))
         if row.consents:
-            occurred_at = joined_at
-            text = get("consent_at", "")
-            if text:
-                occurred_at = self._value(self._parse_datetime, text, "consent_at")
-            column = self.name_of.get("consent_at") or self.name_of.get("joined_at") or "consent_at"
-            if occurred_at is None:
-                raise RowProblem(column, "consent answers need consent_at (授权时间) or joined_at (入会时间)")
-            if occurred_at > self.latest:
-                raise RowProblem(column, f"{occurred_at.isoformat()} is in the future", text)
-            if occurred_at.year < 2000:
-                raise RowProblem(column, f"{occurred_at.isoformat()} is not a plausible time", text)
-            row.occurred_at = occurred_at
+            row.occurred_at = self._consent_time(get("consent_at", ""), joined_at)
         return row
+
+    def _consent_time(self, text: str, joined_at: dt.datetime | None) -> dt.datetime:
+        """When the row's consent answers were given: consent_at, else joined_at, by the
+        rules of ``record_consent`` (``consent.validation.occurred_at_problem``)."""
+        occurred_at = joined_at
+        if text:
+            occurred_at = self._value(self._parse_datetime, text, "consent_at")
+        column = self.name_of.get("consent_at") or self.name_of.get("joined_at") or "consent_at"
+        if occurred_at is None:
+            raise RowProblem(column, "consent answers need consent_at (授权时间) or joined_at (入会时间)")
+        if (problem := occurred_at_problem(occurred_at, latest=self.latest)) is not None:
+            raise RowProblem(column, problem.message, text)
+        return occurred_at
 
     def _parse_datetime(self, text: str) -> dt.datetime:
         return parse_datetime(text, tz=self.tz)

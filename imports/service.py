@@ -4,7 +4,8 @@ Two passes over the file. The first reads it whole without writing anything: enc
 CSV structure, header, row count, and which row is the last one of each member id (the
 later row wins). A file that cannot be read fails here and nothing is written. The
 second pass validates each row and writes chunks, each chunk one transaction: on
-PostgreSQL set-based (``fast``), elsewhere row by row (``plain``).
+PostgreSQL set-based (the COPY path, ``copy_path``), elsewhere one row after the other
+(the row-by-row path, ``row_by_row``).
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ from .columns import Header, map_header
 from .context import ImportContext
 from .models import ImportJob
 from .readers import FileInfo, FileProblem, inspect, read_rows
-from .report import ErrorLog, ImportResult
+from .report import COPY, ROW_BY_ROW, ErrorLog, ImportResult
 from .rows import ParsedRow, RowProblem, RowValidator, unquote
 
 Progress = Callable[[int, int], None]
 Refusal = tuple[int, str, str, str]  # row, column, reason, value
-PLAIN_CHUNK_ROWS = 500
+ROW_BY_ROW_CHUNK_ROWS = 500
 
 
 class _DryRun(Exception):
@@ -143,8 +144,8 @@ def fewer_collections() -> Iterator[None]:
     """An import allocates tens of millions of objects that reference counting frees and
     hardly any that form cycles, yet the cyclic collector's defaults run a pass every 700
     allocations and, now and then, a full pass over everything alive, Django's own
-    modules included: 20–30 % of the import's Python CPU (bench/import, 1,000,000 rows:
-    153 s of Python CPU without this, 109 s with it). Objects alive before the import are
+    modules included: a large share of the import's Python CPU (bench/README.md, "Rows
+    8–9: the garbage collector"). Objects alive before the import are
     frozen out of the passes and passes come less often; both are undone afterwards. If
     the process had frozen objects already (a server freezing before it forks, or another
     import in a thread), they stay frozen with ours: ``gc.unfreeze`` cannot tell them
@@ -163,7 +164,8 @@ def fewer_collections() -> Iterator[None]:
             gc.unfreeze()
 
 
-def use_fast_path() -> bool:
+def copy_path_available() -> bool:
+    """The COPY path needs PostgreSQL (COPY, arrays, row locks)."""
     return connection.vendor == "postgresql"
 
 
@@ -176,7 +178,7 @@ def import_member_file(
     encoding: str | None = None,
     job: ImportJob | None = None,
     progress: Progress | None = None,
-    fast: bool | None = None,
+    use_copy: bool | None = None,
     errors_to: IO[str] | None = None,
     start_job: Callable[[FileInfo, int], ImportJob] | None = None,
     pipelined: bool | None = None,
@@ -184,17 +186,18 @@ def import_member_file(
     """Import one member file into ``store``; raise ``FileProblem`` if it cannot be read
     (then nothing was written). Rows with problems are rejected and reported; the rest go
     in. Importing the same file again changes nothing. ``start_job`` makes the job row
-    once the file proved readable (the command's imports). ``pipelined``: two chunks in
-    flight on two connections (``pipeline``); by default on the fast path unless this is
-    a dry run or runs inside a transaction."""
+    once the file proved readable (the command's imports). ``use_copy``: the COPY path
+    (by default wherever it is available) or the row-by-row path. ``pipelined``: two
+    chunks in flight on two connections (``pipeline``); by default on the COPY path
+    unless this is a dry run or runs inside a transaction."""
     started = time.monotonic()
     info = inspect(Path(path), encoding=encoding)
     found = scan(info)
     if start_job is not None and not dry_run:
         job = start_job(info, found.rows)
     result = ImportResult(rows=found.rows, sha256=info.sha256, encoding=info.encoding or "xlsx", dry_run=dry_run)
-    fast = use_fast_path() if fast is None else fast
-    result.path = "fast" if fast else "plain"
+    use_copy = copy_path_available() if use_copy is None else use_copy
+    result.path = COPY if use_copy else ROW_BY_ROW
     errors = ErrorLog(result)
     observed_at = timezone.now()
     ctx = ImportContext(
@@ -206,31 +209,12 @@ def import_member_file(
         errors=errors,
     )
     validator = RowValidator(store=store, header=found.header, observed_at=observed_at, strict_width=info.kind == "csv")
-    if fast:
-        from .fast import process_rows
-    else:
-        from .row_by_row import process_rows
-    chunk_size = settings.IMPORT_CHUNK_ROWS if fast else PLAIN_CHUNK_ROWS
+    process_rows, chunk_size = _writer(use_copy)
     if pipelined is None:
         pipelined = not connection.in_atomic_block
-    pipelined = pipelined and fast and not dry_run
+    pipelined = pipelined and use_copy and not dry_run
     done = 0  # rows read so far (the chunk loop below sets it)
-
-    def chunk_done(rows_done: int) -> None:
-        """After each chunk's commit, in file order (from a pipeline's worker thread too)."""
-        if job is not None and not dry_run:
-            ImportJob.objects.filter(pk=job.pk).update(
-                rows_done=rows_done,
-                heartbeat_at=timezone.now(),
-                created=result.created,
-                updated=result.updated,
-                merged=result.merged,
-                rejected=result.rejected,
-                consent_events=result.consent_events,
-            )
-        if progress:
-            progress(rows_done, found.rows)
-
+    chunk_done = _on_committed(None if dry_run else job, result, progress, found.rows)
     pipeline = None
     if pipelined:
         from .pipeline import Pipeline
@@ -258,14 +242,13 @@ def import_member_file(
             if progress:
                 progress(done, found.rows)
             result.seconds = time.monotonic() - started
-            if not dry_run:
-                audit.record(
-                    "members.imported",
-                    job or store,
-                    changes={"store": store.code, "file_sha256": info.sha256, **result.as_json(), "path": result.path},
-                )
             if dry_run:
                 raise _DryRun
+            audit.record(
+                "members.imported",
+                job or store,
+                changes={"store": store.code, "file_sha256": info.sha256, **result.as_json(), "path": result.path},
+            )
     except _DryRun:
         pass
     finally:
@@ -276,3 +259,37 @@ def import_member_file(
     errors.close()
     result.seconds = time.monotonic() - started
     return result
+
+
+def _writer(use_copy: bool) -> tuple[Callable[[ImportContext, list[ParsedRow]], None], int]:
+    """What writes a chunk on the chosen path, and how many rows a chunk has."""
+    if use_copy:
+        from .copy_path import process_rows
+
+        return process_rows, settings.IMPORT_CHUNK_ROWS
+    from .row_by_row import process_rows as row_by_row
+
+    return row_by_row, ROW_BY_ROW_CHUNK_ROWS
+
+
+def _on_committed(
+    job: ImportJob | None, result: ImportResult, progress: Progress | None, total: int
+) -> Callable[[int], None]:
+    """What runs after each chunk's commit, in file order (from a pipeline's worker thread
+    too): the job's counts and heartbeat (no job for a dry run), and the progress."""
+
+    def chunk_done(rows_done: int) -> None:
+        if job is not None:
+            ImportJob.objects.filter(pk=job.pk).update(
+                rows_done=rows_done,
+                heartbeat_at=timezone.now(),
+                created=result.created,
+                updated=result.updated,
+                merged=result.merged,
+                rejected=result.rejected,
+                consent_events=result.consent_events,
+            )
+        if progress:
+            progress(rows_done, total)
+
+    return chunk_done

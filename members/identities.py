@@ -54,9 +54,9 @@ def _eraser(secret: bytes) -> Callable[[str, str], str]:
     """``ERASED_PREFIX`` + HMAC-SHA256(secret, kind NUL value) as hex (RFC 2104), with
     the padded key hashed once into an inner and an outer state that each value copies:
     ``hmac.digest`` pads and hashes the key again for every value, which made these
-    hashes an eighth of an import's Python time (bench/import, 200,000 rows: ~580,000
-    identities) and three times what copying costs. tests/members/test_erasure_hash.py
-    checks it against ``hmac.digest``."""
+    hashes a large part of an import's Python time (bench/README.md, "Figures that were
+    in code comments"). tests/members/test_erasure_hash.py checks it against
+    ``hmac.digest``."""
     if len(secret) > _BLOCK:
         secret = hashlib.sha256(secret).digest()
     secret = secret.ljust(_BLOCK, b"\0")
@@ -101,7 +101,7 @@ def normalize_phone(raw: str, *, region: str | None = None) -> str:
 
 
 def parse_phone(text: str, region: str) -> str:
-    """``normalize_phone`` through phonenumbers alone (~40 µs a number)."""
+    """``normalize_phone`` through phonenumbers alone (the slow, general way)."""
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
@@ -113,8 +113,9 @@ def parse_phone(text: str, region: str) -> str:
 
 # A mainland mobile number (what nearly every member carries) is valid exactly when its
 # 11 digits match the mobile pattern of phonenumbers' own CN metadata, and its E.164 form
-# is then "+86" and the digits: ~1 µs instead of phonenumbers' ~40 µs, which is what a
-# million-row import spends most on. tests/members/test_import_rows.py compares both.
+# is then "+86" and the digits, found far faster than through phonenumbers, which is what
+# a million-row import spent most on (bench/README.md, "Figures that were in code
+# comments"). tests/imports/test_import_rows.py compares both.
 _CN_MOBILE = re.compile(r"^(?:\+86|0086|86)?(1\d{10})$")
 _PHONE_SEPARATORS = re.compile(r"[\s\-().（）]")
 
@@ -134,7 +135,7 @@ def _cn_mobile(text: str) -> str | None:
 class _EmailValidator(EmailValidator):
     """Django's e-mail validator with its user pattern compiled once (Django's is a lazy
     object, a few µs a call) and each domain checked once: a million-row member file has
-    a few hundred distinct domains. Same answers (tests/members/test_import_rows.py)."""
+    a few hundred distinct domains. Same answers (tests/imports/test_import_rows.py)."""
 
     user_regex = re.compile(EmailValidator.user_regex.pattern, EmailValidator.user_regex.flags)
 

@@ -281,6 +281,8 @@ def test_suppression_is_stored_normalised_and_masked(client, consent_officer, co
     assert client.post(reverse("admin:consent_suppression_add"), data).status_code == 302
     assert Suppression.objects.get().value == "+8613800138000"
     assert AuditLog.objects.filter(action="admin.add", object_type="consent.suppression").exists()
+    # Added through the service the bounce and complaint handlers use (its audit row):
+    assert AuditLog.objects.filter(action="suppression.added", object_type="consent.suppression").exists()
     changelist = reverse("admin:consent_suppression_changelist")
     assert [s.value for s in client.get(changelist, {"q": "+86-138-0013-8000"}).context["cl"].result_list] == [
         "+8613800138000"
@@ -288,6 +290,15 @@ def test_suppression_is_stored_normalised_and_masked(client, consent_officer, co
     client.force_login(consent_clerk)
     page = client.get(changelist).content.decode()
     assert "138****8000" in page and "+8613800138000" not in page
+
+
+def test_adding_a_suppression_twice_keeps_one_row(client, consent_officer):
+    client.force_login(consent_officer)
+    add = reverse("admin:consent_suppression_add")
+    for value in ("138 0013 8000", "+86-138-0013-8000"):
+        data = {"brand": "", "channel": "sms", "value": value, "reason": "complaint", "note": ""}
+        assert client.post(add, data).status_code == 302
+    assert Suppression.objects.count() == 1
 
 
 def test_suppression_rejects_a_bad_phone(client, consent_officer):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from consent import services as consent_services
 from consent.models import ConsentEvent, ConsentState, Notice, Purpose
@@ -84,7 +86,7 @@ def run_import(path: Path, store_code: str, *args: str) -> dict:
     return json.loads(out.getvalue().strip().splitlines()[-1])
 
 
-# --- Comparing the fast path with the row-by-row one ------------------------------------
+# --- Comparing the COPY path with the row-by-row one ------------------------------------
 
 
 def existing_file(tmp_path: Path) -> Path:
@@ -115,7 +117,9 @@ def tmall_file(tmp_path: Path) -> Path:
         [*row("T7", phone="13800000007", email="e8@example.com"), ""],
         # Links two existing people.
         [*row("T8", phone="13800000001", email="e2@example.com", consent_marketing_sms="0"), ""],
-        [*row("T9", wechat_unionid="oUnion000004", gender="女", birthday="1990-01-02"), "=cmd"],
+        # An existing person (observed later than this file by ``observed_later``: the file
+        # only fills their blanks, the name stays).
+        [*row("T9", wechat_unionid="oUnion000004", name="丁二", gender="女", birthday="1990-01-02"), "=cmd"],
         [*row("T10", phone="12"), ""],
         [*row("T11", name="先"), ""],
         [*row("T12", phone="13800000012", consent_marketing_sms="1", consent_personalization="0"), ""],
@@ -124,6 +128,24 @@ def tmall_file(tmp_path: Path) -> Path:
         [*row("T13", phone="13800000099", name="又来了", consent_marketing_sms="1"), ""],
     ]
     return write_csv(tmp_path / "tm.csv", rows, header=header)
+
+
+def tmall_update_file(tmp_path: Path) -> Path:
+    """A second Tmall file, for after ``tmall_file``: memberships and attributes change,
+    blanks change nothing."""
+    header = [*HEADER, "备注"]
+    rows = [
+        # New tier, points and join time; a blank name; the attribute replaced.
+        [*row("T1", phone="13800000001", tier="金卡", points="100", joined_at="2024-05-01 10:00:00"), "SVIP"],
+        # Nothing new: no change, not counted.
+        [*row("T4", phone="13800000006"), ""],
+        # A blank tier keeps the membership's; zero points are a value.
+        [*row("T11", name="后", points="0"), ""],
+        [*row("T12", phone="13800000012", city="成都", consent_marketing_sms="0"), "新"],
+        # Someone new.
+        [*row("T14", email="e14@example.com", name="壬"), ""],
+    ]
+    return write_csv(tmp_path / "tm2.csv", rows, header=header)
 
 
 def snapshot() -> dict:
@@ -165,6 +187,26 @@ def snapshot() -> dict:
             ),
         }
     return {"people": people, "merges": MergeEvent.objects.count()}
+
+
+def observed_later(store_member_id: str) -> None:
+    """The person's profile was last observed after any file a test imports (a staff
+    correction, say): files only fill its blanks."""
+    member = StoreMembership.objects.get(store_member_id=store_member_id).member
+    Member.objects.filter(pk=member.pk).update(profile_observed_at=timezone.now() + dt.timedelta(days=1))
+
+
+def assert_same_people(expected: dict, got: dict) -> None:
+    """Two ``snapshot``s agree: the same merges, the same people, each in every detail."""
+    assert got["merges"] == expected["merges"]
+    assert got["people"].keys() == expected["people"].keys()
+    for key, person in expected["people"].items():
+        assert got["people"][key] == person, sorted(key)
+
+
+def person_of(people: dict, membership: tuple[str, str]) -> dict:
+    """The person of a ``snapshot`` who has this (store code, store member id)."""
+    return next(person for key, person in people["people"].items() if membership in key)
 
 
 def erase(store_member_id: str) -> None:

@@ -18,17 +18,20 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
 from consent.models import ConsentEvent
-from imports import fast as fast_module
 from imports import pipeline as pipeline_module
+from imports.copy_path import chunk as chunk_module
+from imports.copy_path import planning as planning_module
 from imports.service import import_member_file
 from members.models import Member, StoreMembership
 
 from .import_helpers import (
     HEADER,
     Out,
+    assert_same_people,
     counts_of,
     erase,
     existing_file,
+    observed_later,
     pushed_events,
     row,
     snapshot,
@@ -42,15 +45,15 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 def _row_by_row(path: Path, store) -> tuple[dict, dict, list]:
     with transaction.atomic():
-        result = import_member_file(path, store=store, fast=False)
+        result = import_member_file(path, store=store, use_copy=False)
         people = snapshot()
         transaction.set_rollback(True)
     return counts_of(result), people, result.errors
 
 
 def _pipelined(path: Path, store) -> tuple[dict, dict, list]:
-    result = import_member_file(path, store=store, fast=True, pipelined=True)
-    assert result.path == "fast"
+    result = import_member_file(path, store=store, use_copy=True, pipelined=True)
+    assert result.path == "copy"
     call_command("verify_consent_ledger", stdout=Out())
     call_command("rebuild_consent_state", "--check", stdout=Out())
     return counts_of(result), snapshot(), result.errors
@@ -68,10 +71,7 @@ def _assert_same(expected: tuple, got: tuple) -> None:
     (counts, people, errors), (got_counts, got_people, got_errors) = expected, got
     assert got_counts == counts
     assert got_errors == errors  # the same rows refused, in the same order
-    assert got_people["merges"] == people["merges"]
-    assert got_people["people"].keys() == people["people"].keys()
-    for key, person in people["people"].items():
-        assert got_people["people"][key] == person, sorted(key)
+    assert_same_people(people, got_people)
 
 
 def _crowded_file(tmp_path: Path, *, rows: int = 160, seed: int = 5) -> Path:
@@ -120,9 +120,11 @@ def _crowded_file(tmp_path: Path, *, rows: int = 160, seed: int = 5) -> Path:
 
 @pytest.fixture
 def known(tmp_path, jd, purposes):
-    """JD's customers, and one who had their data erased."""
-    import_member_file(existing_file(tmp_path), store=jd, fast=False)
-    import_member_file(write_csv(tmp_path / "gone.csv", [row("J9", phone="13800000099")]), store=jd, fast=False)
+    """JD's customers, one observed after the files to come, and one who had their data
+    erased."""
+    import_member_file(existing_file(tmp_path), store=jd, use_copy=False)
+    import_member_file(write_csv(tmp_path / "gone.csv", [row("J9", phone="13800000099")]), store=jd, use_copy=False)
+    observed_later("J4")
     erase("J9")
 
 
@@ -145,7 +147,7 @@ def test_pipeline_equals_row_by_row_on_a_crowded_file(
     commit; 50: those rows go in after it, row by row, while the rest of the chunk is
     planned and written at once."""
     settings.IMPORT_CHUNK_ROWS = chunk
-    monkeypatch.setattr(fast_module, "LATE_ROWS_MIN", late_min)
+    monkeypatch.setattr(planning_module, "LATE_ROWS_MIN", late_min)
     path = _crowded_file(tmp_path, seed=seed)
     expected = _row_by_row(path, tmall)
     assert expected[0]["merged"] > 0 and expected[0]["rejected"] > 0 and expected[0]["consent_events"] > 0
@@ -158,7 +160,7 @@ def test_pipeline_equals_row_by_row_on_a_crowded_file(
     if stats["chunks"] > 1:
         assert stats["late" if late_min else "waited"] > 0, stats
     # Again: nothing new.
-    again = import_member_file(path, store=tmall, fast=True, pipelined=True)
+    again = import_member_file(path, store=tmall, use_copy=True, pipelined=True)
     assert (again.created, again.merged, again.consent_events) == (0, 0, 0)
 
 
@@ -173,7 +175,7 @@ def test_a_chunk_that_loses_a_race_is_retried_with_its_successor(tmp_path, tmall
     subscribe_to_consent(tmall.brand, settings, monkeypatch)
     before = set(ConsentEvent.objects.values_list("pk", flat=True))
     failed: set[int] = set()
-    write = fast_module._write
+    write = chunk_module.write
 
     def flaky(ctx, rows, plan, result, rejected):
         write(ctx, rows, plan, result, rejected)
@@ -183,7 +185,7 @@ def test_a_chunk_that_loses_a_race_is_retried_with_its_successor(tmp_path, tmall
                 failed.add(number)
                 raise IntegrityError("duplicate key value violates unique constraint (simulated)")
 
-    monkeypatch.setattr(fast_module, "_write", flaky)
+    monkeypatch.setattr(chunk_module, "write", flaky)
     _assert_same(expected, _pipelined(path, tmall))
     assert failed == {10, 31}
     chains = {pk: (member, seq) for pk, member, seq in ConsentEvent.objects.values_list("pk", "member_id", "seq")}
@@ -200,16 +202,16 @@ def test_a_chunk_that_loses_a_race_is_retried_with_its_successor(tmp_path, tmall
 def test_a_chunk_that_fails_for_good_stops_the_chunks_after_it(tmp_path, tmall, purposes, settings, monkeypatch):
     settings.IMPORT_CHUNK_ROWS = 3
     path = write_csv(tmp_path / "t.csv", [row(f"S{n}", phone=f"1370000{n:04d}") for n in range(15)])
-    write = fast_module._write
+    write = chunk_module.write
 
     def broken(ctx, rows, plan, result, rejected):
         if any(r.record.store_member_id == "S7" for r in rows):
             raise RuntimeError("disk full (simulated)")
         write(ctx, rows, plan, result, rejected)
 
-    monkeypatch.setattr(fast_module, "_write", broken)
+    monkeypatch.setattr(chunk_module, "write", broken)
     with pytest.raises(RuntimeError, match="disk full"):
-        import_member_file(path, store=tmall, fast=True, pipelined=True)
+        import_member_file(path, store=tmall, use_copy=True, pipelined=True)
     # Chunks 1 and 2 (rows S0-S5) went in, as they would have one after the other; the
     # failed chunk and those after it left nothing.
     imported = set(StoreMembership.objects.values_list("store_member_id", flat=True))
@@ -232,14 +234,14 @@ def test_a_dependency_the_check_misses_neither_hangs_nor_changes_the_result(
     )  # fmt: skip
     expected = _row_by_row(path, tmall)
     monkeypatch.setattr(pipeline_module._PipelineTurn, "pending", lambda self: None)
-    write = fast_module._write
+    write = chunk_module.write
 
     def slow_first_chunk(ctx, rows, plan, result, rejected):
         if rows[0].number == 2:
             time.sleep(1.5)  # chunk 2 writes its rows meanwhile
         write(ctx, rows, plan, result, rejected)
 
-    monkeypatch.setattr(fast_module, "_write", slow_first_chunk)
+    monkeypatch.setattr(chunk_module, "write", slow_first_chunk)
     with caplog.at_level(logging.INFO, logger="imports.pipeline"):
         _assert_same(expected, _pipelined(path, tmall))
     assert _pipeline_stats(caplog)["restarted"] >= 1
@@ -260,7 +262,7 @@ def test_a_failing_consent_receiver_does_not_fail_committed_chunks(tmp_path, tma
     consent_appended.connect(broker_down)
     try:
         with caplog.at_level(logging.ERROR, logger="django.db.backends.base"):
-            result = import_member_file(path, store=tmall, fast=True, pipelined=True)
+            result = import_member_file(path, store=tmall, use_copy=True, pipelined=True)
     finally:
         consent_appended.disconnect(broker_down)
     assert (result.created, result.consent_events) == (9, 9)

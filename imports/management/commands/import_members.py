@@ -17,7 +17,7 @@ class Command(BaseCommand):
     help = "Import a store's member file (CSV in UTF-8/GB18030/UTF-16, or XLSX) into that store."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("file", help="CSV or XLSX member file (columns: README 'Importing member files')")
+        parser.add_argument("file", help="CSV or XLSX member file (columns: docs/data-files.md)")
         parser.add_argument("--store", required=True, help="code of the store the file comes from")
         parser.add_argument("--dry-run", action="store_true", help="check and count everything, write nothing")
         parser.add_argument("--errors", metavar="OUT.csv", help="write the rejected rows with reasons here")

@@ -50,7 +50,9 @@ class Command(BaseCommand):
         self.stdout.write(f"  identities: {summary['identities']}")
         self.stdout.write(f"  lifecycle:  {summary['lifecycle']}")
         self.stdout.write(f"  consent:    {consent['by_purpose']}")
-        self.stdout.write(f"  data-subject requests: {requests} (some overdue, see Privacy center → data-subject requests)")
+        self.stdout.write(
+            f"  data-subject requests: {requests} (some overdue, see Privacy center → data-subject requests)"
+        )
         for name, funnel in segments.items():
             steps = " → ".join(f"{count}" for count in funnel.values())
             self.stdout.write(f"  segment {name}: {steps} (matched → consented → under cap → reachable → final)")

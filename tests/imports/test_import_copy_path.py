@@ -1,4 +1,4 @@
-"""The PostgreSQL fast path gives exactly what the row-by-row path gives on the same file."""
+"""The COPY path (PostgreSQL) gives exactly what the row-by-row path gives on the same file."""
 
 from __future__ import annotations
 
@@ -9,28 +9,34 @@ from django.core.management import call_command
 from django.db import transaction
 
 from consent.models import ConsentEvent
+from imports.columns import parse_datetime
 from imports.service import import_member_file
 from members.models import Member, StoreMembership
 
 from .import_helpers import (
     Out,
+    assert_same_people,
     counts_of,
     erase,
     existing_file,
+    observed_later,
+    person_of,
     pushed_events,
     row,
     snapshot,
     subscribe_to_consent,
     tmall_file,
+    tmall_update_file,
     write_csv,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+JOINED = "2024-03-01 10:00:00"  # import_helpers.row's default
 
 
-def _import(path: Path, store, *, fast: bool) -> tuple[dict, dict]:
+def _import(path: Path, store, *, use_copy: bool) -> tuple[dict, dict]:
     with transaction.atomic():
-        result = import_member_file(path, store=store, fast=fast)
+        result = import_member_file(path, store=store, use_copy=use_copy)
         call_command("verify_consent_ledger", stdout=Out())
         call_command("rebuild_consent_state", "--check", stdout=Out())
         people = snapshot()
@@ -41,32 +47,59 @@ def _import(path: Path, store, *, fast: bool) -> tuple[dict, dict]:
 @pytest.mark.parametrize(
     ("chunk", "batch_references"), [(3, True), (1000, True), (1000, False)], ids=["3", "1000", "1000-row-triggers"]
 )
-def test_fast_path_equals_row_by_row(tmp_path, tmall, jd, purposes, settings, monkeypatch, chunk, batch_references):
+def test_copy_path_equals_row_by_row(tmp_path, tmall, jd, purposes, settings, monkeypatch, chunk, batch_references):
     settings.IMPORT_CHUNK_ROWS = chunk
     if not batch_references:  # a role without the privilege: PostgreSQL's own triggers check each row
         monkeypatch.setattr("consent.ledger_batch.may_skip_reference_triggers", lambda: False)
-    import_member_file(existing_file(tmp_path), store=jd, fast=False)
-    import_member_file(write_csv(tmp_path / "gone.csv", [row("J9", phone="13800000099")]), store=jd, fast=False)
+    import_member_file(existing_file(tmp_path), store=jd, use_copy=False)
+    import_member_file(write_csv(tmp_path / "gone.csv", [row("J9", phone="13800000099")]), store=jd, use_copy=False)
     erase("J9")
+    observed_later("J4")
     path = tmall_file(tmp_path)
-    plain_counts, plain = _import(path, tmall, fast=False)
-    fast_counts, fast = _import(path, tmall, fast=True)
-    assert fast_counts == plain_counts
-    assert plain_counts["merged"] == 2 and plain_counts["rejected"] == 3
-    assert fast["merges"] == plain["merges"] == 2
-    assert fast["people"].keys() == plain["people"].keys()
-    for key, person in plain["people"].items():
-        assert fast["people"][key] == person, sorted(key)
+    expected_counts, expected = _import(path, tmall, use_copy=False)
+    copy_counts, copied = _import(path, tmall, use_copy=True)
+    assert copy_counts == expected_counts
+    assert_same_people(expected, copied)
+    assert expected_counts["merged"] == 2 and expected_counts["rejected"] == 3
+    assert expected["merges"] == 2
+    # Survivorship at work: an older observation fills blanks only, a newer one wins.
+    j4 = person_of(expected, ("lotus-jd", "J4"))
+    assert (j4["profile"]["name"], j4["profile"]["gender"]) == ("丁", "F")
+    assert person_of(expected, ("lotus-jd", "J1"))["profile"]["city"] == "杭州"
 
 
-def test_fast_path_is_idempotent_and_keeps_the_chain(tmp_path, tmall, jd, purposes):
-    import_member_file(existing_file(tmp_path), store=jd, fast=True)
+@pytest.mark.parametrize("chunk", [3, 1000])
+def test_copy_path_equals_row_by_row_on_a_second_file(tmp_path, tmall, jd, purposes, settings, chunk):
+    """Members and memberships of this store already there: what a second file changes
+    (tier, points, join time, attributes) and what it leaves (blank values)."""
+    settings.IMPORT_CHUNK_ROWS = chunk
+    import_member_file(existing_file(tmp_path), store=jd, use_copy=False)
+    import_member_file(tmall_file(tmp_path), store=tmall, use_copy=False)
+    path = tmall_update_file(tmp_path)
+    expected_counts, expected = _import(path, tmall, use_copy=False)
+    copy_counts, copied = _import(path, tmall, use_copy=True)
+    assert copy_counts == expected_counts
+    assert_same_people(expected, copied)
+    assert (expected_counts["created"], expected_counts["updated"], expected_counts["rejected"]) == (1, 3, 0)
+    t1 = person_of(expected, ("lotus-tmall", "T1"))
+    assert t1["attributes"] == {"备注": "SVIP"} and t1["profile"]["name"] == "甲二"
+    assert {m[1:] for m in t1["memberships"] if m[1] == "T1"} == {
+        ("T1", parse_datetime("2024-05-01 10:00:00"), "金卡", 100)
+    }
+    t11 = person_of(expected, ("lotus-tmall", "T11"))
+    assert {m[1:] for m in t11["memberships"]} == {("T11", parse_datetime(JOINED), "金卡", 0)}
+    t12 = person_of(expected, ("lotus-tmall", "T12"))
+    assert t12["profile"]["city"] == "成都" and t12["attributes"] == {"备注": "新"}
+
+
+def test_copy_path_is_idempotent_and_keeps_the_chain(tmp_path, tmall, jd, purposes):
+    import_member_file(existing_file(tmp_path), store=jd, use_copy=True)
     path = tmall_file(tmp_path)
-    first = import_member_file(path, store=tmall, fast=True)
-    assert first.path == "fast" and first.consent_events > 0
+    first = import_member_file(path, store=tmall, use_copy=True)
+    assert first.path == "copy" and first.consent_events > 0
     counts = (Member.objects.count(), StoreMembership.objects.count(), ConsentEvent.objects.count())
     before = snapshot()
-    again = import_member_file(path, store=tmall, fast=True)
+    again = import_member_file(path, store=tmall, use_copy=True)
     # T5 (庚) and T6 (辛) are one person by now: each import writes one name, then the
     # other (the later record wins), and ends where it was. Nothing else moves.
     assert (again.created, again.updated, again.merged, again.consent_events) == (0, 2, 0, 0)
@@ -82,18 +115,18 @@ def test_fast_path_is_idempotent_and_keeps_the_chain(tmp_path, tmall, jd, purpos
     call_command("rebuild_consent_state", "--check", stdout=Out())
 
 
-@pytest.mark.parametrize("fast", [False, True], ids=["plain", "fast"])
+@pytest.mark.parametrize("use_copy", [False, True], ids=["row-by-row", "copy"])
 def test_imported_consent_is_pushed_to_webhook_subscribers(
-    tmp_path, tmall, jd, purposes, settings, monkeypatch, django_capture_on_commit_callbacks, fast
+    tmp_path, tmall, jd, purposes, settings, monkeypatch, django_capture_on_commit_callbacks, use_copy
 ):
-    """Both paths push every event the import recorded, once (the fast path per chunk
-    with ``consent_appended``, the plain path per event with ``consent_changed``)."""
-    import_member_file(existing_file(tmp_path), store=jd, fast=False)
+    """Both paths push every event the import recorded, once (the COPY path per chunk
+    with ``consent_appended``, the row-by-row path per event with ``consent_changed``)."""
+    import_member_file(existing_file(tmp_path), store=jd, use_copy=False)
     subscribe_to_consent(tmall.brand, settings, monkeypatch)
     before = set(ConsentEvent.objects.values_list("pk", flat=True))
     path = tmall_file(tmp_path)
     with django_capture_on_commit_callbacks(execute=True):
-        result = import_member_file(path, store=tmall, fast=fast)
+        result = import_member_file(path, store=tmall, use_copy=use_copy)
     recorded = sorted(set(ConsentEvent.objects.values_list("pk", flat=True)) - before)
     assert result.consent_events == len(recorded) > 0
     pushed = pushed_events()
@@ -104,7 +137,7 @@ def test_imported_consent_is_pushed_to_webhook_subscribers(
     )
     # Importing the file again records nothing and pushes nothing.
     with django_capture_on_commit_callbacks(execute=True):
-        import_member_file(path, store=tmall, fast=fast)
+        import_member_file(path, store=tmall, use_copy=use_copy)
     assert len(pushed_events()) == len(recorded)
 
 
@@ -122,10 +155,10 @@ def test_consent_appended_is_sent_after_the_commit_only(
     consent_appended.connect(listener)
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            dry = import_member_file(tmall_file(tmp_path), store=tmall, fast=True, dry_run=True)
+            dry = import_member_file(tmall_file(tmp_path), store=tmall, use_copy=True, dry_run=True)
         assert dry.consent_events > 0 and calls == [] and pushed_events() == []
         with django_capture_on_commit_callbacks() as callbacks:
-            result = import_member_file(tmall_file(tmp_path), store=tmall, fast=True)
+            result = import_member_file(tmall_file(tmp_path), store=tmall, use_copy=True)
         assert calls == []  # not before the commit
         for callback in callbacks:
             callback()

@@ -1,0 +1,36 @@
+"""Writes of the consent domain, one verb per function, each its own transaction:
+recording consent (``recording``), rebuilding the projection (``projection``), publishing
+notices (``notices``), preferences and suppressions (``preferences``)."""
+
+from ..validation import GRANTING
+from .notices import publish_notice
+from .preferences import add_suppression, contact_point, update_preferences
+from .projection import rebuild_consent_state, state_differences
+from .recording import (
+    BatchConsentError,
+    ConsentError,
+    ConsentInput,
+    Recorded,
+    current_notice,
+    record_consent,
+    record_consents,
+    resolve_purpose,
+)
+
+__all__ = [
+    "GRANTING",
+    "BatchConsentError",
+    "ConsentError",
+    "ConsentInput",
+    "Recorded",
+    "add_suppression",
+    "contact_point",
+    "current_notice",
+    "publish_notice",
+    "rebuild_consent_state",
+    "record_consent",
+    "record_consents",
+    "resolve_purpose",
+    "state_differences",
+    "update_preferences",
+]

@@ -1,0 +1,315 @@
+"""Recording consent: ``record_consent`` is the one door into the ledger (the privacy
+center, the API, imports, the admin, unsubscribe links, double opt-in and SMS replies
+all come through it), ``record_consents`` its batch form."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, Q, When
+from django.utils import timezone
+
+from members.models import Brand, Member, Store
+from members.queries import canonical_member
+
+from .. import ledger, signals
+from ..ledger_batch import NewEvent, append_many
+from ..models import (
+    NO_CHANNEL,
+    Action,
+    ConsentEvent,
+    ConsentState,
+    Notice,
+    Purpose,
+    SourceType,
+)
+from ..validation import Problem, event_problem, purpose_problem
+
+logger = logging.getLogger(__name__)
+
+# A plain set: checked on every write, and Enum.values builds a new list each time.
+_SOURCES = frozenset(SourceType.values)
+MAX_SOURCE_REF = 200
+
+
+class ConsentError(ValueError):
+    """A consent event that cannot be recorded; ``field`` names what is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _refuse(problem: Problem | None) -> None:
+    """Raise the ``consent.validation`` problem, if any, as a ``ConsentError``."""
+    if problem is not None:
+        raise ConsentError(problem.field, problem.message)
+
+
+@dataclass
+class Recorded:
+    event: ConsentEvent
+    created: bool  # False: the external id was seen before, nothing new was stored
+    state_changed: bool
+
+
+def resolve_purpose(brand: Brand, purpose: Purpose | str) -> Purpose:
+    """The brand's purpose, given as itself or by the code of an active one."""
+    if isinstance(purpose, Purpose):
+        _refuse(purpose_problem(brand, purpose, purpose.code))
+        return purpose
+    found = Purpose.objects.filter(brand=brand, code=purpose, is_active=True).first()
+    _refuse(purpose_problem(brand, found, purpose))
+    assert found is not None  # _refuse raised otherwise
+    return found
+
+
+def current_notice(brand: Brand, purpose: Purpose, locale: str = "") -> Notice | None:
+    """The notice a person is shown for this purpose now: the newest purpose notice in
+    their language (else any language), else the newest member agreement or policy."""
+    return (
+        Notice.objects.filter(brand=brand)
+        .filter(Q(kind=Notice.Kind.PURPOSE_NOTICE, purpose=purpose) | Q(purpose__isnull=True))
+        .annotate(
+            is_purpose=Case(When(kind=Notice.Kind.PURPOSE_NOTICE, then=1), default=0),
+            same_locale=Case(When(locale=locale, then=1), default=0),
+            is_agreement=Case(When(kind=Notice.Kind.MEMBER_AGREEMENT, then=1), default=0),
+        )
+        .order_by("-is_purpose", "-same_locale", "-is_agreement", "-version", "-published_at")
+        .first()
+    )
+
+
+def record_consent(
+    *,
+    member: Member,
+    brand: Brand,
+    purpose: Purpose | str,
+    action: str,
+    source_type: str,
+    channel: str = NO_CHANNEL,
+    occurred_at: dt.datetime | None = None,
+    source_ref: str = "",
+    store: Store | None = None,
+    notice: Notice | None = None,
+    evidence: dict[str, Any] | None = None,
+    by_guardian: bool = False,
+    external_id: str | None = None,
+) -> Recorded:
+    """Append one consent event to the member's chain and update the projection.
+
+    Idempotent on ``external_id`` (per brand): the same event sent twice is stored once.
+    ``occurred_at`` is when the person acted; the state moves only if it is not older than
+    the state's, so a late-arriving old event never overrides a newer choice.
+    """
+    purpose = resolve_purpose(brand, purpose)
+    occurred_at = occurred_at or timezone.now()
+    if source_type not in _SOURCES:
+        raise ConsentError("source", f"{source_type!r} is not a known source")
+    member = canonical_member(member)
+    if notice is None:
+        notice = current_notice(brand, purpose, member.locale)
+    _refuse(
+        event_problem(
+            brand=brand, purpose=purpose, channel=channel, action=action, occurred_at=occurred_at, notice=notice,
+            store=store, member_status=member.status, now=timezone.now(),
+        )
+    )  # fmt: skip
+    evidence_text = "{}"
+    if evidence is not None:
+        if not isinstance(evidence, dict):
+            raise ConsentError("evidence", "must be an object")
+        try:
+            evidence_text = ledger.canonical_json(evidence)
+        except (TypeError, ValueError):
+            raise ConsentError("evidence", "must contain only text, numbers, booleans, lists and objects") from None
+    if external_id is not None:
+        # No look-up first: the unique (brand, external_id) constraint answers "seen before"
+        # for the price of the insert, and the except clause below fetches the stored event.
+        external_id = str(external_id).strip()[:200] or None
+    event = ConsentEvent(
+        member_id=member.pk,
+        brand_id=brand.pk,
+        purpose_id=purpose.pk,
+        channel=channel,
+        action=action,
+        occurred_at=occurred_at,
+        recorded_at=timezone.now(),
+        source_type=source_type,
+        source_ref=(source_ref or "")[:MAX_SOURCE_REF],
+        store_id=store.pk if store else None,
+        notice_id=notice.pk if notice else None,
+        evidence=evidence or {},
+        by_guardian=by_guardian,
+        external_id=external_id,
+    )
+    event._evidence_text = evidence_text  # encoded once, hashed and stored as is
+    try:
+        if action == Action.CONFIRMED:
+            with transaction.atomic():
+                _check_open_request(member, brand, purpose, channel)
+                changed = ledger.append(event)
+        elif connection.vendor == "postgresql" and not connection.in_atomic_block:
+            # One statement, so its own transaction: no BEGIN/COMMIT round trips.
+            changed = ledger.append(event)
+        else:
+            with transaction.atomic():
+                changed = ledger.append(event)
+        transaction.on_commit(lambda: signals.consent_changed.send(sender=ConsentEvent, event=event))
+    except IntegrityError:
+        # Another writer stored the same external id between our check and insert.
+        if external_id:
+            existing = ConsentEvent.objects.filter(brand=brand, external_id=external_id).first()
+            if existing is not None:
+                return Recorded(existing, created=False, state_changed=False)
+        raise
+    return Recorded(event, created=True, state_changed=changed)
+
+
+def _check_open_request(member: Member, brand: Brand, purpose: Purpose, channel: str) -> None:
+    """Only a person answering an open request confirms; nobody may skip double opt-in.
+    The member row lock makes two concurrent confirmations take turns."""
+    Member.objects.select_for_update().filter(pk=member.pk).first()
+    current = (
+        ConsentState.objects.filter(member_id=member.pk, brand=brand, purpose=purpose, channel=channel)
+        .values_list("action", flat=True)
+        .first()
+    )
+    if current not in (Action.REQUESTED, Action.CONFIRMED):
+        raise ConsentError("action", "a confirmation needs an open double opt-in request ('requested') first")
+
+
+@dataclass
+class ConsentInput:
+    """One event of a batch for ``record_consents``: the arguments of ``record_consent``
+    that differ per event."""
+
+    member: Member
+    purpose: Purpose | str
+    action: str
+    channel: str = NO_CHANNEL
+    occurred_at: dt.datetime | None = None
+    store: Store | None = None
+    notice: Notice | None = None
+    evidence: dict[str, Any] | None = None
+    by_guardian: bool = False
+    external_id: str | None = None
+
+
+class BatchConsentError(ConsentError):
+    """``ConsentError`` of the batch item at ``index``."""
+
+    def __init__(self, index: int, error: ConsentError) -> None:
+        super().__init__(error.field, error.message)
+        self.index = index
+
+
+def record_consents(
+    items: list[ConsentInput], *, brand: Brand, source_type: str, source_ref: str = ""
+) -> list[Recorded]:
+    """``record_consent`` for a batch (the API's up to 1,000 events), all or nothing: the
+    same checks, the same idempotency on ``external_id`` (also within the batch), the same
+    results, but the ledger is written with ``ledger.append_many`` in a few statements
+    instead of one round trip per event. ``consent_changed`` is sent per new event after
+    commit. A concurrent writer storing one of the external ids first makes the batch try
+    again once (it then finds that event as already recorded)."""
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                return _record_batch(items, brand=brand, source_type=source_type, source_ref=source_ref)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record_batch(items: list[ConsentInput], *, brand: Brand, source_type: str, source_ref: str) -> list[Recorded]:
+    if source_type not in _SOURCES:
+        raise ConsentError("source", f"{source_type!r} is not a known source")
+    external_ids = [str(i.external_id).strip()[:200] or None if i.external_id is not None else None for i in items]
+    seen: dict[str, ConsentEvent | NewEvent] = {
+        e.external_id: e
+        for e in ConsentEvent.objects.filter(brand=brand, external_id__in=[x for x in external_ids if x])
+    }
+    notices: dict[tuple[int, str], Notice | None] = {}
+    purposes: dict[Any, Purpose] = {}
+    new: list[NewEvent] = []
+    plan: list[NewEvent | str] = []  # a new event, or the external id of an earlier one
+    for index, (item, external_id) in enumerate(zip(items, external_ids, strict=True)):
+        if external_id and external_id in seen:
+            plan.append(external_id)
+            continue
+        try:
+            key = item.purpose.pk if isinstance(item.purpose, Purpose) else item.purpose
+            if key not in purposes:
+                purposes[key] = resolve_purpose(brand, item.purpose)
+            purpose = purposes[key]
+            member = canonical_member(item.member)
+            notice = item.notice
+            if notice is None:
+                pair = (purpose.pk, member.locale)
+                if pair not in notices:
+                    notices[pair] = current_notice(brand, purpose, member.locale)
+                notice = notices[pair]
+            now = timezone.now()
+            occurred_at = item.occurred_at or now
+            _refuse(
+                event_problem(
+                    brand=brand, purpose=purpose, channel=item.channel, action=item.action, occurred_at=occurred_at,
+                    notice=notice, store=item.store, member_status=member.status, now=now,
+                )
+            )  # fmt: skip
+            if item.action == Action.CONFIRMED:
+                _check_open_request(member, brand, purpose, item.channel)
+            if item.evidence is not None and not isinstance(item.evidence, dict):
+                raise ConsentError("evidence", "must be an object")
+            try:
+                evidence_text = ledger.canonical_json(item.evidence or {})
+            except (TypeError, ValueError):
+                raise ConsentError("evidence", "must contain only text, numbers, booleans, lists and objects") from None
+        except ConsentError as exc:
+            raise BatchConsentError(index, exc) from None
+        event = NewEvent(
+            member_id=member.pk, brand_id=brand.pk, purpose_id=purpose.pk, channel=item.channel,
+            action=item.action, occurred_at=occurred_at, source_type=source_type,
+            source_ref=(source_ref or "")[:MAX_SOURCE_REF], store_id=item.store.pk if item.store else None,
+            notice_id=notice.pk if notice else None, evidence=evidence_text, by_guardian=item.by_guardian,
+            external_id=external_id,
+        )  # fmt: skip
+        if external_id:
+            seen[external_id] = event
+        new.append(event)
+        plan.append(event)
+    append_many(new)
+    stored = {id(e): _as_event(e) for e in new}
+    for event in stored.values():
+        transaction.on_commit(lambda event=event: signals.consent_changed.send(sender=ConsentEvent, event=event))
+    results = []
+    for step in plan:
+        if isinstance(step, str):
+            earlier = seen[step]
+            event = stored[id(earlier)] if isinstance(earlier, NewEvent) else earlier
+            results.append(Recorded(event, created=False, state_changed=False))
+        else:
+            results.append(Recorded(stored[id(step)], created=True, state_changed=step.state_changed))
+    return results
+
+
+def _as_event(new: NewEvent) -> ConsentEvent:
+    """The stored event as a model instance (for results and ``consent_changed``)."""
+    event = ConsentEvent(
+        pk=new.pk, member_id=new.member_id, brand_id=new.brand_id, purpose_id=new.purpose_id, channel=new.channel,
+        action=new.action, occurred_at=new.occurred_at, recorded_at=new.recorded_at, source_type=new.source_type,
+        source_ref=new.source_ref, store_id=new.store_id, notice_id=new.notice_id, by_guardian=new.by_guardian,
+        external_id=new.external_id, evidence=json.loads(new.evidence), seq=new.seq, prev_hash=new.prev_hash,
+        hash=new.hash,
+    )  # fmt: skip
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event

@@ -1,0 +1,89 @@
+"""The consent events of a chunk of the COPY path: appended to the ledger in one batch
+(``consent.ledger_batch.append_many``: the chain and projection rules of a single
+append) and announced to webhook subscribers once the chunk commits."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from consent.ledger_batch import NewEvent, append_many
+from consent.models import ConsentEvent
+from consent.signals import consent_appended
+
+from .. import row_by_row
+from ..context import ImportContext
+from ..rows import ParsedRow
+from .changes import Plan
+
+
+def append_consent(ctx: ImportContext, rows: list[ParsedRow], plan: Plan) -> list[NewEvent]:
+    """Append the consent events of the planned rows; returns them."""
+    wanted = []
+    for person in plan.persons:
+        for index in person.rows:
+            if rows[index].consents:
+                wanted.append((index, person))
+    if not wanted:
+        return []
+    wanted.sort(key=lambda item: item[0])  # file order; choices in column order
+    # A person new in this chunk has no events yet: look up only the others' external ids.
+    created = plan.created
+    seen = row_by_row.existing_external_ids(
+        ctx,
+        [
+            rows[index].external_id(choice)
+            for index, person in wanted
+            if id(person) not in created
+            for choice in rows[index].consents
+        ],
+    )
+    events = []
+    brand_id, store_id, source_ref = ctx.store.brand_id, ctx.store.pk, ctx.source_ref[:200]
+    recorded_at = plan.now
+    notices: dict[tuple[int, str], int | None] = {}
+    for index, person in wanted:
+        row = rows[index]
+        evidence = None
+        for choice in row.consents:
+            external_id = row.external_id(choice)
+            if external_id in seen:
+                continue
+            seen.add(external_id)
+            key = (choice.purpose.id, person.locale)
+            if key not in notices:
+                notice = ctx.notice_for(*key)
+                notices[key] = notice.pk if notice else None
+            if evidence is None:
+                evidence = ctx.evidence_text(row)
+            events.append(
+                NewEvent(
+                    member_id=person.member_id,
+                    brand_id=brand_id,
+                    purpose_id=choice.purpose.id,
+                    channel=choice.channel,
+                    action=choice.action,
+                    occurred_at=row.occurred_at,
+                    recorded_at=recorded_at,
+                    source_type="import_job",
+                    source_ref=source_ref,
+                    store_id=store_id,
+                    notice_id=notices[key],
+                    evidence=evidence,
+                    external_id=external_id,
+                )
+            )
+    append_many(events, fresh_members={person.member_id for person in plan.new_people})
+    return events
+
+
+def announce(ctx: ImportContext, event_ids: list[int]) -> None:
+    """``consent_appended`` for the chunk's events once it commits (webhooks push them to
+    the brand's platforms, as ``record_consent`` does for each row on the row-by-row path);
+    nothing if it rolls back (a retry, a dry run). Robust: the chunk has committed, so a
+    receiver that fails (the broker is down) is logged, not raised into the import."""
+    brand_id = ctx.store.brand_id
+    transaction.on_commit(
+        lambda: consent_appended.send(sender=ConsentEvent, brand_id=brand_id, event_ids=event_ids,
+                                      source_type="import_job"),
+        robust=True,
+    )  # fmt: skip

@@ -1,0 +1,184 @@
+"""Merging two members proven to be one person, and undoing a merge.
+
+Every merge writes a MergeEvent (survivor, absorbed, rule, what moved, which profile
+values changed) and can be undone (DESIGN.md ⚑ "Identity resolution").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from cdp import audit
+
+from .. import signals
+from ..metrics import refresh_member_metrics
+from ..models import Identity, Member, MergeEvent, Order, StoreMembership
+from ..survivorship import attributes_added_by_merge, is_newer, profile_changes, survivorship_time
+from .profile import jsonable, profile_of
+
+
+class UnmergeError(Exception):
+    pass
+
+
+def oldest(members: list[Member]) -> Member:
+    """The member a merge keeps: the oldest record."""
+    return min(members, key=lambda m: (m.created_at, m.pk))
+
+
+def merge_into(survivor: Member, absorbed: Member, *, rule: str, matched_value: str) -> MergeEvent:
+    """Fold ``absorbed`` into ``survivor``; both are locked by the caller."""
+    moved = _move_records(survivor, absorbed)
+    changes = _fold_profile(survivor, absorbed)
+    survivor.save()
+
+    absorbed.status = Member.Status.MERGED
+    absorbed.merged_into = survivor
+    absorbed.save(update_fields=["status", "merged_into", "updated_at"])
+
+    actor = audit.current_actor()
+    event = MergeEvent.objects.create(
+        survivor=survivor,
+        absorbed=absorbed,
+        rule=rule,
+        matched_value=matched_value,
+        moved=moved,
+        profile_changes=changes,
+        actor_label=actor.label,
+    )
+    audit.record(
+        "member.merged",
+        survivor,
+        changes={
+            "absorbed": absorbed.pk,
+            "rule": rule,
+            "merge_event": event.pk,
+            "moved": {k: len(v) for k, v in moved.items()},
+        },
+    )
+    signals.member_merged.send(sender=Member, event=event)
+    return event
+
+
+def _move_records(survivor: Member, absorbed: Member) -> dict[str, list[int]]:
+    """Hand the absorbed member's identities, memberships, orders and earlier absorbed
+    members to the survivor; returns their ids (for unmerge)."""
+    moved = {
+        "identities": list(Identity.objects.filter(member=absorbed).values_list("pk", flat=True)),
+        "memberships": list(StoreMembership.objects.filter(member=absorbed).values_list("pk", flat=True)),
+        "orders": list(Order.objects.filter(member=absorbed).values_list("pk", flat=True)),
+    }
+    # Members absorbed earlier by ``absorbed`` now point at the survivor too, so a
+    # member's canonical record is always one hop away (COALESCE(merged_into_id, id)),
+    # which keeps set-based queries over merged people simple.
+    moved["members"] = list(Member.objects.filter(merged_into=absorbed).values_list("pk", flat=True))
+    Identity.objects.filter(member=absorbed).update(member=survivor)
+    StoreMembership.objects.filter(member=absorbed).update(member=survivor)
+    Order.objects.filter(member=absorbed).update(member=survivor)
+    Member.objects.filter(merged_into=absorbed).update(merged_into=survivor)
+    return moved
+
+
+def _fold_profile(survivor: Member, absorbed: Member) -> dict[str, Any]:
+    """Apply the absorbed member's profile and attributes to the survivor (in memory) by
+    the survivorship rules; returns what changed, as the MergeEvent keeps it."""
+    before = profile_of(survivor)
+    newer = is_newer(absorbed.profile_observed_at, survivor.profile_observed_at)
+    for name, value in profile_changes(before, profile_of(absorbed), newer=newer).items():
+        setattr(survivor, name, value)
+    survivor.profile_observed_at = survivorship_time(survivor.profile_observed_at, absorbed.profile_observed_at)
+    changes: dict[str, Any] = {
+        name: [jsonable(before[name]), jsonable(getattr(survivor, name))]
+        for name in Member.PROFILE_FIELDS
+        if getattr(survivor, name) != before[name]
+    }
+    added_attrs = attributes_added_by_merge(survivor.attributes, absorbed.attributes)
+    if added_attrs:
+        survivor.attributes = {**survivor.attributes, **added_attrs}
+        changes["attributes_added"] = sorted(added_attrs)
+    return changes
+
+
+@transaction.atomic
+def unmerge(merge_event: MergeEvent) -> Member:
+    """Undo one merge: the absorbed member comes back with its identities, memberships
+    and orders; survivor fields the merge changed go back unless changed since."""
+    event = MergeEvent.objects.select_for_update().get(pk=merge_event.pk)
+    if event.undone_at is not None:
+        raise UnmergeError(
+            _("Merge %(id)s was already undone on %(when)s.")
+            % {"id": event.pk, "when": f"{timezone.localtime(event.undone_at):%Y-%m-%d %H:%M}"}
+        )
+    absorbed = Member.objects.select_for_update().get(pk=event.absorbed_id)
+    survivor = Member.objects.select_for_update().get(pk=event.survivor_id)
+    if absorbed.status != Member.Status.MERGED or absorbed.merged_into_id != survivor.pk:
+        raise UnmergeError(
+            _("Member #%(absorbed)s is no longer merged into #%(survivor)s.")
+            % {"absorbed": absorbed.pk, "survivor": survivor.pk}
+        )
+
+    moved = event.moved
+    Identity.objects.filter(pk__in=moved.get("identities", [])).update(member=absorbed)
+    StoreMembership.objects.filter(pk__in=moved.get("memberships", [])).update(member=absorbed)
+    Order.objects.filter(pk__in=moved.get("orders", [])).update(member=absorbed)
+    Member.objects.filter(pk__in=moved.get("members", []), merged_into=survivor).update(merged_into=absorbed)
+
+    restored = _restore_profile(survivor, absorbed, event.profile_changes)
+    survivor.save()
+
+    absorbed.status = Member.Status.ACTIVE
+    absorbed.merged_into = None
+    absorbed.save(update_fields=["status", "merged_into", "updated_at"])
+
+    actor = audit.current_actor()
+    event.undone_at = timezone.now()
+    event.undone_by = actor.label
+    event.save(update_fields=["undone_at", "undone_by"])
+    refresh_member_metrics(member_ids=[survivor.pk, absorbed.pk])
+    audit.record(
+        "member.unmerged",
+        absorbed,
+        changes={"survivor": survivor.pk, "merge_event": event.pk, "restored_fields": restored},
+    )
+    signals.member_unmerged.send(sender=Member, event=event)
+    return absorbed
+
+
+def _restore_profile(survivor: Member, absorbed: Member, changes: dict[str, Any]) -> list[str]:
+    """Put back the survivor's values a merge changed, unless changed since (in memory);
+    returns the fields restored."""
+    restored = []
+    for name, (before, after) in changes.items():
+        if name == "attributes_added":
+            continue
+        if jsonable(getattr(survivor, name)) == after:
+            field_obj = Member._meta.get_field(name)
+            setattr(survivor, name, field_obj.to_python(before) if before is not None else None)
+            restored.append(name)
+    for key in changes.get("attributes_added", []):
+        if key in survivor.attributes and key in absorbed.attributes:
+            survivor.attributes.pop(key)
+    return restored
+
+
+def last_merge_of(member: Member) -> MergeEvent | None:
+    return MergeEvent.objects.filter(survivor=member, undone_at__isnull=True).order_by("-created_at", "-pk").first()
+
+
+@transaction.atomic
+def merge_members(first: Member, second: Member, *, rule: str, matched_value: str) -> MergeEvent | None:
+    """Merge two members proven to be one person (e.g. one person verified a contact point
+    of each in the privacy center) into the older one. None when they already are one."""
+    ids = sorted({first.pk, second.pk})
+    locked = list(Member.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    if len(ids) < 2 or len(locked) != 2 or any(not m.is_active for m in locked):
+        return None
+    survivor = oldest(locked)
+    absorbed = next(m for m in locked if m.pk != survivor.pk)
+    event = merge_into(survivor, absorbed, rule=rule, matched_value=matched_value)
+    refresh_member_metrics(member_ids=[survivor.pk, absorbed.pk])
+    return event
