@@ -222,7 +222,7 @@ ACCOUNT_LOGOUT_REDIRECT_URL = "/privacy/"
 # privacy.sms.ConsoleSmsBackend (printed, development), privacy.sms.LocmemSmsBackend
 # (tests read privacy.sms.outbox) or a real gateway's (docs/operations.md).
 SMS_BACKEND = env_str("SMS_BACKEND", "privacy.sms.ConsoleSmsBackend")
-# Time to answer a data-subject request, per jurisdiction (consent/privacy/deadlines.py
+# Time to answer a data-subject request, per jurisdiction (privacy/deadlines.py
 # explains each rule and its source). A request takes the jurisdiction of the brands
 # holding the person's data (the earliest deadline wins), else DSR_DEFAULT_JURISDICTION.
 # PIPL: "promptly"; 15 calendar days is usual (and inside the 15 working days the 2019

@@ -15,8 +15,9 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from cdp.csvutil import csv_response
+from cdp.enqueue import enqueue
 
-from . import charts, figures, services, tasks
+from . import charts, figures, services
 from .forms import DashboardForm, dashboard_form
 
 PERMISSION = "insights.view_dashboard"
@@ -99,7 +100,7 @@ def refresh(request: HttpRequest) -> HttpResponse:
         return _bad_request(form)
     brand = form.cleaned_data["brand"]
     if services.claim_refresh(brand):
-        tasks.refresh_figures.delay(brand.pk)
+        enqueue("insights.tasks.refresh_figures", brand.pk)
         if not settings.CELERY_TASK_ALWAYS_EAGER:
             messages.info(request, _("The figures are being recomputed; reload the page in a minute to see them."))
     else:
