@@ -82,14 +82,14 @@ def record_orders(records: Sequence[OrderRecord]) -> list[tuple[Order, bool]]:
         unique.setdefault((record.store.pk, record.external_id), record)
     if not unique:
         return []
-    member_keys = {
-        store_member_value(r.store.pk, r.store_member_id): key for key, r in unique.items() if r.store_member_id
-    }
+    # A buyer may have several orders in the batch: every one of them gets the buyer.
+    orders_of: dict[str, list[tuple[int, str]]] = {}
+    for key, r in unique.items():
+        if r.store_member_id:
+            orders_of.setdefault(store_member_value(r.store.pk, r.store_member_id), []).append(key)
+    owners = Identity.objects.filter(kind=IdentityKind.STORE_MEMBER, value__in=list(orders_of))
     buyers = {
-        member_keys[value]: member_id
-        for value, member_id in Identity.objects.filter(
-            kind=IdentityKind.STORE_MEMBER, value__in=list(member_keys)
-        ).values_list("value", "member_id")
+        key: member_id for value, member_id in owners.values_list("value", "member_id") for key in orders_of[value]
     }
     # One timestamp for the batch: rows carrying it are the ones this call inserted.
     now = timezone.now()

@@ -6,7 +6,7 @@ import pytest
 
 from members.models import Member, MergeEvent, Order
 
-from .conftest import client_for, make_key
+from .conftest import client_for, make_key, member_of
 
 pytestmark = pytest.mark.django_db
 
@@ -75,6 +75,32 @@ def test_lookup_by_phone_email_unionid(api, alice):
 
 def test_unknown_member_is_404(api):
     assert api.get("/api/v1/members/999999/").status_code == 404
+
+
+def test_a_batch_keeps_the_buyer_of_every_order(api, tmall, alice, django_capture_on_commit_callbacks):
+    """Several orders of one member, of two members and of guests in one batch: every
+    order keeps its buyer, and the members' aggregates equal a count from scratch."""
+    bob = member_of(tmall, name="Bob", phone="+8613700137000", email="bob@example.com")
+    buyers = ["alice", "bob", None, "alice", "bob", "alice", None]
+    people = {"alice": alice, "bob": bob}
+    orders = [
+        {"order_id": f"B{i}", "store": "lotus-tmall", "amount": f"{10 * (i + 1)}.00",
+         "placed_at": f"2026-01-0{i + 1}T10:00:00+08:00",
+         **({"member_id": f"S{people[who].pk}"} if who else {})}
+        for i, who in enumerate(buyers)
+    ]  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/v1/orders/", {"orders": orders})
+    assert response.status_code == 201, response.json()
+    assert [r["guest"] for r in response.json()["results"]] == [who is None for who in buyers]
+    stored = {o.external_id: o.member_id for o in Order.objects.all()}
+    assert stored == {f"B{i}": people[who].pk if who else None for i, who in enumerate(buyers)}
+    for person in (alice, bob):
+        person.refresh_from_db()
+        mine = Order.objects.filter(member=person)
+        assert person.order_count == mine.count() == buyers.count(person.name.lower())
+        assert person.total_spent == sum(o.amount for o in mine)
+        assert person.last_order_at == max(o.placed_at for o in mine)
 
 
 def test_orders_batch_is_idempotent_and_links_members(api, tmall, alice):
