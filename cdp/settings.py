@@ -120,11 +120,23 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache and Celery ------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
+    # Everything in the cache may be lost, so a Redis that is down must not fail requests:
+    # cdp.cache falls back to each process's memory (rate limits then hold per process)
+    # and skips Redis for CACHE_RETRY_SECONDS after a failure. CACHE_TIMEOUT_MS bounds
+    # what one failed attempt costs (docs/operations.md, "When Redis is down").
+    cache_timeout_ms = env_int("CACHE_TIMEOUT_MS", 200)
+    if cache_timeout_ms <= 0:
+        raise ImproperlyConfigured(f"CACHE_TIMEOUT_MS={cache_timeout_ms} must be above 0")
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "cdp.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "cdp"),
+            "OPTIONS": {
+                "socket_connect_timeout": cache_timeout_ms / 1000,
+                "socket_timeout": cache_timeout_ms / 1000,
+                "RETRY_SECONDS": env_int("CACHE_RETRY_SECONDS", 5),
+            },
         }
     }
 else:
