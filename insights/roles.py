@@ -10,8 +10,8 @@ permissions.
   consent purposes and notices (to know what people agreed to), the dashboards.
 - **Privacy officer**: the consent ledger and its reports, notices and purposes,
   suppressions, data-subject requests, full contact points (every view audited as
-  ``pii.viewed``), the audit log and the compliance report; corrects member profiles and
-  undoes wrong merges.
+  ``pii.viewed``), the audit log and the compliance report; corrects member profiles,
+  undoes wrong merges and removes never-merge pairs.
 - **Administrator**: every permission, including users, groups and API keys.
 """
 
@@ -39,6 +39,7 @@ _MEMBER_VIEWS = [
     "members.view_storemembership",
     "members.view_order",
     "members.view_mergeevent",
+    "members.view_nevermerge",
     "imports.view_importjob",
 ]
 
@@ -66,6 +67,7 @@ ROLES: dict[str, list[str] | str] = {
     PRIVACY_OFFICER: [
         *_MEMBER_VIEWS,
         "members.change_member",
+        "members.delete_nevermerge",
         "members.view_pii",
         "cdp.view_auditlog",
         "consent.view_purpose",

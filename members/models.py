@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -308,7 +308,18 @@ class MergeEvent(models.Model):
     ``moved`` lists the ids of every identity, membership and order that changed owner and
     ``profile_changes`` the survivor's fields the merge filled or replaced (before/after),
     so ``unmerge`` can put everything back.
+
+    Outcome "kept apart": a merge identity resolution refused because the two members are
+    a never-merge pair (``kept_apart_by``). ``survivor`` is the member the store record
+    (or the privacy-center claim) went to, ``absorbed`` the member kept apart, which keeps
+    the shared identity (``rule``, ``matched_value``); nothing moved and there is nothing
+    to undo. Written once per pair, members and identity, so a file imported again
+    changes nothing.
     """
+
+    class Outcome(models.TextChoices):
+        MERGED = "merged", _("Merged")
+        KEPT_APART = "kept_apart", _("Kept apart")
 
     survivor = models.ForeignKey(
         Member, verbose_name=_("survivor"), on_delete=models.PROTECT, related_name="merges_won"
@@ -324,6 +335,15 @@ class MergeEvent(models.Model):
     actor_label = models.CharField(_("by"), max_length=150, blank=True)
     undone_at = models.DateTimeField(_("unmerged"), null=True, blank=True)
     undone_by = models.CharField(_("unmerged by"), max_length=150, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices, default=Outcome.MERGED)
+    kept_apart_by = models.ForeignKey(
+        "NeverMerge",
+        verbose_name=_("never-merge pair"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="kept_apart_events",
+    )
 
     class Meta:
         verbose_name = _("merge event")
@@ -331,8 +351,52 @@ class MergeEvent(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"#{self.absorbed_id} → #{self.survivor_id} ({self.rule})"
+        arrow = "✕" if self.outcome == self.Outcome.KEPT_APART else "→"
+        return f"#{self.absorbed_id} {arrow} #{self.survivor_id} ({self.get_rule_display()})"
 
     @property
     def is_undone(self) -> bool:
         return self.undone_at is not None
+
+    @property
+    def is_merge(self) -> bool:
+        return self.outcome == self.Outcome.MERGED
+
+
+class NeverMerge(models.Model):
+    """Two members an operator split apart (``unmerge``): identity resolution never merges
+    them again, also not after either is merged into someone else (the check compares
+    canonical members), until the pair is removed (``allow_merge``). ``member_a`` is the
+    lower id, so a pair is one row whichever way round it was named."""
+
+    # No index of its own: the unique (member_a, member_b) leads with it.
+    member_a = models.ForeignKey(
+        Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    member_b = models.ForeignKey(Member, verbose_name=_("kept apart from"), on_delete=models.PROTECT, related_name="+")
+    unmerge_event = models.ForeignKey(
+        MergeEvent,
+        verbose_name=_("undone merge"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="never_merge_pairs",
+    )
+    created_at = models.DateTimeField(_("kept apart since"), default=timezone.now)
+    created_by = models.CharField(_("by"), max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = _("never-merge pair")
+        verbose_name_plural = _("never-merge pairs")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(member_a__lt=F("member_b")), name="never_merge_ordered"),
+            models.UniqueConstraint(fields=["member_a", "member_b"], name="never_merge_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.member_a_id} ✕ #{self.member_b_id}"
+
+    def other(self, member_id: int) -> int:
+        """The id of the member this pair keeps ``member_id`` apart from."""
+        return self.member_b_id if member_id == self.member_a_id else self.member_a_id

@@ -1,17 +1,18 @@
-"""Reads worth naming: member lookup by any identifier, capture rate."""
+"""Reads worth naming: member lookup by any identifier, never-merge pairs, capture rate."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
+from django.db.models.functions import Coalesce, TruncDay, TruncMonth, TruncWeek
 
 from .identities import RecordError, normalize_email, normalize_phone
-from .models import Identity, IdentityKind, Member, Order, Store
+from .models import Identity, IdentityKind, Member, NeverMerge, Order, Store
 
 _TRUNC = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 
@@ -23,6 +24,30 @@ def canonical_member(member: Member) -> Member:
         seen.add(member.pk)
         member = member.merged_into
     return member
+
+
+def never_merge_pairs(member_ids: Collection[int]) -> dict[frozenset[int], NeverMerge]:
+    """The never-merge pairs between ``member_ids`` (canonical members), keyed by the two
+    canonical members they keep apart: a pair names the members an unmerge split, either
+    of which may have been merged into someone since. A member's canonical record is one
+    hop away (``merges._move_records`` keeps it so), hence COALESCE(merged_into_id, id)."""
+    ids = list(member_ids)
+    if len(ids) < 2:
+        return {}
+    pairs = (
+        NeverMerge.objects.annotate(
+            canonical_a=Coalesce("member_a__merged_into_id", "member_a_id"),
+            canonical_b=Coalesce("member_b__merged_into_id", "member_b_id"),
+        )
+        .filter(canonical_a__in=ids, canonical_b__in=ids)
+        .order_by("pk")
+    )
+    found: dict[frozenset[int], NeverMerge] = {}
+    for pair in pairs:
+        key = frozenset((pair.canonical_a, pair.canonical_b))
+        if len(key) == 2:
+            found.setdefault(key, pair)
+    return found
 
 
 def members_matching(term: str) -> QuerySet[Member]:

@@ -4,7 +4,10 @@
   e-mail a store imported gets an account the moment they ask for a code
   (``forms.RequestCodeForm``); the code proves ownership and only then is the account
   linked to the member (``rights.claim_contact``).
-- Phone numbers live on ``PrivacyAccount`` and go out through the SMS backend.
+- Phone numbers live on ``PrivacyAccount`` and go out through the SMS backend. They are
+  typed in the shopper's local format, read in the country or region chosen next to them.
+- An account may have no e-mail address at all (a shopper a store knows by phone only):
+  mandatory e-mail verification applies to accounts that have one (``privacy.stages.EmailVerificationStage``).
 - Staff accounts never sign in here: a code sent to their inbox must not open the admin.
 """
 
@@ -13,13 +16,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import phonenumbers
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.html import format_html
+from django.utils.text import format_lazy
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from members.identities import RecordError, normalize_phone
@@ -30,23 +37,96 @@ from .models import PrivacyAccount
 logger = logging.getLogger(__name__)
 
 
-class PhoneField(forms.CharField):
-    """A phone in any usual format (``138 0013 8000``, ``+86-138…``); cleans to E.164."""
+def _region(code: str, name: Any) -> tuple[str, Any]:
+    return code, format_lazy("{} +{}", name, phonenumbers.country_code_for_region(code))
+
+
+# Where the shoppers of the brands live. A number typed without its country code is read
+# as a number of the region chosen next to it; one typed with "+…" is read as written.
+PHONE_REGIONS = [
+    _region("CN", pgettext_lazy("phone country", "China")),
+    _region("RU", pgettext_lazy("phone country", "Russia")),
+    _region("HK", pgettext_lazy("phone country", "Hong Kong")),
+    _region("MO", pgettext_lazy("phone country", "Macau")),
+    _region("TW", pgettext_lazy("phone country", "Taiwan")),
+]
+_REGION_CODES = {code for code, _label in PHONE_REGIONS}
+
+
+def default_phone_region() -> str:
+    region = settings.PHONE_DEFAULT_REGION
+    return region if region in _REGION_CODES else "CN"
+
+
+class PhoneWidget(forms.MultiWidget):
+    """A country select next to the number: posts ``<name>_country`` and ``<name>``, so a
+    form posted with the number alone (older pages, scripts) still works."""
+
+    use_fieldset = False  # the label names the number input; the select has its own name
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        country = forms.Select(
+            choices=PHONE_REGIONS,
+            attrs={"aria-label": _("Country or region"), "autocomplete": "tel-country-code", "style": "width:auto"},
+        )
+        number = forms.TextInput(attrs={"type": "tel", "autocomplete": "tel-national", "inputmode": "tel"})
+        super().__init__({"country": country, "": number}, attrs)
+
+    def decompress(self, value: Any) -> list[Any]:
+        return [default_phone_region(), value or ""]
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        # ids after the names ("id_phone_country", "id_phone"), not "_0"/"_1", so that
+        # the field's <label for> points at the number.
+        base = context["widget"]["attrs"].get("id")
+        if base:
+            for subwidget, suffix in zip(context["widget"]["subwidgets"], self.widgets_names, strict=True):
+                subwidget["attrs"]["id"] = base + suffix
+        if not context["widget"]["subwidgets"][0]["value"]:
+            context["widget"]["subwidgets"][0]["value"] = [default_phone_region()]
+        return context
+
+    def id_for_label(self, id_: str) -> str:
+        return id_
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        return format_html('<span style="display:flex;gap:8px">{}</span>', super().render(*args, **kwargs))
+
+
+class PhoneField(forms.Field):
+    """A phone in the shopper's local format (``138 0013 8000``; ``8 917 123-45-67`` with
+    Russia chosen) or with its code (``+86-138…``); cleans to E.164. allauth also cleans
+    bare strings with it (telling a phone from a username at password sign-in): those are
+    read in the default region."""
+
+    widget = PhoneWidget
+    default_error_messages = {
+        "invalid": _("Please enter a valid mobile number."),
+        "region": _("Please choose a country or region from the list."),
+    }
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("label", _("Mobile number"))
-        kwargs.setdefault("max_length", 32)
-        kwargs.setdefault("widget", forms.TextInput(attrs={"type": "tel", "autocomplete": "tel", "inputmode": "tel"}))
+        kwargs.pop("max_length", None)
         super().__init__(**kwargs)
 
     def clean(self, value: Any) -> str:
-        value = super().clean(value)
-        if not value:
+        region, number = ("", value) if isinstance(value, str) else ([*(value or ()), "", ""][:2])
+        number = (number or "").strip()
+        if not number:
+            if self.required:
+                raise forms.ValidationError(self.error_messages["required"], code="required")
             return ""
+        region = region or default_phone_region()
+        if region not in _REGION_CODES:
+            raise forms.ValidationError(self.error_messages["region"], code="region")
+        if len(number) > 32:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         try:
-            return normalize_phone(value)
+            return normalize_phone(number, region=region)
         except RecordError:
-            raise forms.ValidationError(_("Please enter a valid mobile number.")) from None
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
 
 
 class PrivacyAccountAdapter(DefaultAccountAdapter):
@@ -55,6 +135,12 @@ class PrivacyAccountAdapter(DefaultAccountAdapter):
 
     def get_login_redirect_url(self, request: HttpRequest) -> str:
         return reverse("privacy:overview")
+
+    def get_login_stages(self) -> list[str]:
+        return [
+            "privacy.stages.EmailVerificationStage" if path == "allauth.account.stages.EmailVerificationStage" else path
+            for path in super().get_login_stages()
+        ]
 
     def pre_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse | None:
         if user.is_staff:
@@ -132,9 +218,15 @@ class PrivacyAccountAdapter(DefaultAccountAdapter):
         rights.claim_phone(user=user, phone=phone)
 
     def get_user_by_phone(self, phone: str) -> Any:
+        # The password form hands over what was typed ("138 0013 8000"); other forms E.164.
+        try:
+            phone = normalize_phone(phone)
+        except RecordError:
+            return None
         account = (
             PrivacyAccount.objects.select_related("user")
-            .filter(phone=phone, user__is_active=True, closed_at__isnull=True)
+            # Staff never get a code here (see forms.RequestCodeForm.clean_email).
+            .filter(phone=phone, user__is_active=True, user__is_staff=False, closed_at__isnull=True)
             .first()
         )
         return account.user if account else None

@@ -6,8 +6,10 @@
 2. Replay the chunk in file order over a union-find of its rows and those members. A row
    that touches one person (a member, or earlier rows) joins them; a row that links two
    would be a merge under the row-by-row rules, so its whole group goes row by row
-   (``resolve_store_record``, which writes the MergeEvent). Groups that touch a merged
-   or erased member go that way too.
+   (``resolve_store_record``, which writes the MergeEvent). So does a row linking a
+   never-merge pair: the same path decides what it joins and what stays apart
+   (``members.kept_apart``), so that rule has one home and the paths cannot disagree.
+   Groups that touch a merged or erased member go that way too.
 3. Lock the members of the other groups in id order, as ``resolve_store_record`` does,
    and load their profiles: each group becomes one ``Person``.
 """

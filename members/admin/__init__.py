@@ -1,4 +1,4 @@
-"""Marketer site for brands, stores, members, orders and merges.
+"""Marketer site for brands, stores, members, orders, merges and never-merge pairs.
 
 Phones and e-mails are masked for staff without ``members.view_pii``: the choice is made
 per request in ``get_list_display``, ``get_fields`` and ``get_inlines``, never by a flag
@@ -11,8 +11,8 @@ what other apps' admins build on.
 
 from __future__ import annotations
 
-from . import brands_stores, merges, orders
+from . import brands_stores, merges, never_merge, orders
 from .member import MEMBER_SECTIONS, MemberAdmin
 from .pii import PiiAuditMixin
 
-__all__ = ["MEMBER_SECTIONS", "MemberAdmin", "PiiAuditMixin", "brands_stores", "merges", "orders"]
+__all__ = ["MEMBER_SECTIONS", "MemberAdmin", "PiiAuditMixin", "brands_stores", "merges", "never_merge", "orders"]

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
@@ -21,7 +22,7 @@ from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
 
 from .. import services
 from ..masking import can_view_pii, mask_email, mask_identity, mask_phone
-from ..models import Brand, Identity, Member, MergeEvent, Platform, StoreMembership
+from ..models import Brand, Identity, Member, MergeEvent, NeverMerge, Platform, StoreMembership
 from ..queries import members_matching
 from .merges import unmerge_each
 from .pii import PiiAuditMixin
@@ -258,8 +259,12 @@ class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
             return "—"
         rows = []
         for event in events:
-            if event.undone_at:
-                state = format_html("{} {:%Y-%m-%d %H:%M} ({})", _("undone"), event.undone_at, event.undone_by)
+            if not event.is_merge:
+                state = _("kept apart: never-merge pair")
+            elif event.undone_at:
+                # format_html escapes its arguments first: the date is text by then.
+                when = f"{timezone.localtime(event.undone_at):%Y-%m-%d %H:%M}"
+                state = format_html("{} {} ({})", _("undone"), when, event.undone_by)
             elif event.survivor_id == obj.pk:
                 url = reverse("admin:members_member_unmerge", args=[obj.pk, event.pk])
                 state = format_html('<a class="button" href="{}">{}</a>', url, _("Unmerge…"))
@@ -267,21 +272,45 @@ class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
                 state = ""
             rows.append(
                 (
-                    f"{event.created_at:%Y-%m-%d %H:%M}",
-                    f"#{event.absorbed_id} → #{event.survivor_id}",
+                    f"{timezone.localtime(event.created_at):%Y-%m-%d %H:%M}",
+                    f"#{event.absorbed_id} {'→' if event.is_merge else '✕'} #{event.survivor_id}",
                     event.get_rule_display(),
                     sum(len(v) for v in event.moved.values()),
                     state,
                 )
             )
+        # A member is in a never-merge pair only once one of its merges was undone.
+        pairs = self._kept_apart_from(obj) if any(event.undone_at for event in events) else ""
         return format_html(
-            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>{}</tbody></table>",
+            "{}<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            pairs,
             _("merged"),
             _("members"),
             _("rule"),
             _("records moved"),
             format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
         )
+
+    def _kept_apart_from(self, obj: Member) -> str:
+        """This member's never-merge pairs, as "Kept apart from #N", each linked."""
+        pairs = list(NeverMerge.objects.filter(Q(member_a=obj) | Q(member_b=obj)).order_by("pk"))
+        if not pairs:
+            return ""
+        links = format_html_join(
+            ", ",
+            '<a href="{}">#{}</a> (<a href="{}">{}</a>)',
+            (
+                (
+                    reverse("admin:members_member_change", args=[pair.other(obj.pk)]),
+                    pair.other(obj.pk),
+                    reverse("admin:members_nevermerge_change", args=[pair.pk]),
+                    _("never-merge pair"),
+                )
+                for pair in pairs
+            ),
+        )
+        return format_html("<p>{} {}</p>", _("Kept apart from"), links)
 
     # --- Saving and unmerging go through services ---------------------------------------
     def save_model(self, request: HttpRequest, obj: Member, form: Any, change: bool) -> None:
@@ -302,7 +331,10 @@ class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
         if not self.has_change_permission(request, member):
             raise PermissionDenied
         event = get_object_or_404(
-            MergeEvent.objects.select_related("absorbed", "survivor"), pk=event_id, survivor=member
+            MergeEvent.objects.select_related("absorbed", "survivor"),
+            pk=event_id,
+            survivor=member,
+            outcome=MergeEvent.Outcome.MERGED,
         )
         change_url = reverse("admin:members_member_change", args=[member.pk])
         if request.method == "POST":

@@ -1,4 +1,5 @@
-"""Merge events: who was merged into whom by which rule, and undoing merges."""
+"""Merge events: who was merged into whom by which rule, the merges refused because two
+members are a never-merge pair ("kept apart"), and undoing merges."""
 
 from __future__ import annotations
 
@@ -20,16 +21,18 @@ from .pii import PiiAuditMixin
 
 @admin.register(MergeEvent)
 class MergeEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "absorbed", "survivor", "rule", "actor_label", "undone_at"]
-    list_filter = ["rule", ("undone_at", admin.EmptyFieldListFilter)]
+    list_display = ["created_at", "absorbed", "survivor", "outcome", "rule", "actor_label", "undone_at"]
+    list_filter = ["outcome", "rule", ("undone_at", admin.EmptyFieldListFilter)]
     list_select_related = ["absorbed", "survivor"]
     date_hierarchy = "created_at"
     actions = ["undo_merges"]
     fields = [
         "created_at",
+        "outcome",
         "survivor",
         "absorbed",
         "rule",
+        "kept_apart_by",
         "moved",
         "profile_changes",
         "actor_label",
@@ -43,7 +46,7 @@ class MergeEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = list(self.fields)
         if can_view_pii(request.user):
-            fields.insert(4, "matched_value")
+            fields.insert(fields.index("rule") + 1, "matched_value")
         return fields
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -60,7 +63,9 @@ class MergeEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description=_("Undo the selected merges"), permissions=["unmerge"])
     def undo_merges(self, request: HttpRequest, queryset: QuerySet[MergeEvent]) -> None:
         # Newest first, so chains of merges unwind in the reverse of how they happened.
-        unmerge_each(self, request, queryset.order_by("-created_at", "-pk"))
+        # "Kept apart" events are no merges: nothing to undo (remove the pair instead).
+        merges = queryset.filter(outcome=MergeEvent.Outcome.MERGED)
+        unmerge_each(self, request, merges.order_by("-created_at", "-pk"))
 
 
 def unmerge_each(model_admin: admin.ModelAdmin, request: HttpRequest, events: Iterable[MergeEvent]) -> None:

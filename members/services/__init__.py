@@ -1,13 +1,14 @@
 """Writes of the members domain, each public function one business verb and one
-transaction: resolve a store record (``resolution``), merge and unmerge (``merges``),
-correct a profile (``profile``), record orders and refresh their metrics (``orders``).
-Which profile value wins is ``members.survivorship``'s to say. Callers import the verbs
-from here."""
+transaction: resolve a store record (``resolution``), merge, unmerge and let a
+never-merge pair merge again (``merges``), correct a profile (``profile``), record orders
+and refresh their metrics (``orders``). Which profile value wins is
+``members.survivorship``'s to say, which members a record may join
+``members.kept_apart``'s. Callers import the verbs from here."""
 
 from __future__ import annotations
 
 from ..metrics import refresh_member_metrics
-from .merges import UnmergeError, last_merge_of, merge_members, unmerge
+from .merges import UnmergeError, allow_merge, last_merge_of, merge_members, unmerge
 from .orders import OrderRecord, record_order, record_orders
 from .profile import EDITABLE_PROFILE_FIELDS, update_member_profile
 from .resolution import Resolution, ResolutionConflict, resolve_store_record
@@ -18,6 +19,7 @@ __all__ = [
     "Resolution",
     "ResolutionConflict",
     "UnmergeError",
+    "allow_merge",
     "last_merge_of",
     "merge_members",
     "record_order",

@@ -1,7 +1,10 @@
-"""Merging two members proven to be one person, and undoing a merge.
+"""Merging two members proven to be one person, undoing a merge, and the never-merge
+pairs an undo leaves behind.
 
 Every merge writes a MergeEvent (survivor, absorbed, rule, what moved, which profile
-values changed) and can be undone (DESIGN.md ⚑ "Identity resolution").
+values changed) and can be undone (DESIGN.md ⚑ "Identity resolution"). Undoing one
+records the two as a never-merge pair: identity resolution keeps them apart, and says
+so with a "kept apart" MergeEvent, until an operator removes the pair (``allow_merge``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from cdp import audit
 
 from .. import signals
 from ..metrics import refresh_member_metrics
-from ..models import Identity, Member, MergeEvent, Order, StoreMembership
+from ..models import Identity, Member, MergeEvent, NeverMerge, Order, StoreMembership
+from ..queries import never_merge_pairs
 from ..survivorship import attributes_added_by_merge, is_newer, profile_changes, survivorship_time
 from .profile import jsonable, profile_of
 
@@ -106,8 +110,14 @@ def _fold_profile(survivor: Member, absorbed: Member) -> dict[str, Any]:
 @transaction.atomic
 def unmerge(merge_event: MergeEvent) -> Member:
     """Undo one merge: the absorbed member comes back with its identities, memberships
-    and orders; survivor fields the merge changed go back unless changed since."""
+    and orders; survivor fields the merge changed go back unless changed since. The two
+    become a never-merge pair, so the record that linked them does not merge them again."""
     event = MergeEvent.objects.select_for_update().get(pk=merge_event.pk)
+    if not event.is_merge:
+        raise UnmergeError(
+            _("Event %(id)s is not a merge: the two members were kept apart. Remove their never-merge pair instead.")
+            % {"id": event.pk}
+        )
     if event.undone_at is not None:
         raise UnmergeError(
             _("Merge %(id)s was already undone on %(when)s.")
@@ -139,10 +149,16 @@ def unmerge(merge_event: MergeEvent) -> Member:
     event.undone_by = actor.label
     event.save(update_fields=["undone_at", "undone_by"])
     refresh_member_metrics(member_ids=[survivor.pk, absorbed.pk])
+    pair = _keep_apart(survivor, absorbed, event=event, by=actor.label)
     audit.record(
         "member.unmerged",
         absorbed,
-        changes={"survivor": survivor.pk, "merge_event": event.pk, "restored_fields": restored},
+        changes={
+            "survivor": survivor.pk,
+            "merge_event": event.pk,
+            "restored_fields": restored,
+            "never_merge": pair.pk,
+        },
     )
     signals.member_unmerged.send(sender=Member, event=event)
     return absorbed
@@ -165,17 +181,79 @@ def _restore_profile(survivor: Member, absorbed: Member, changes: dict[str, Any]
     return restored
 
 
+def _keep_apart(first: Member, second: Member, *, event: MergeEvent, by: str) -> NeverMerge:
+    """The never-merge pair of two members just split (both locked by the caller)."""
+    low, high = sorted((first.pk, second.pk))
+    pair, created = NeverMerge.objects.get_or_create(
+        member_a_id=low, member_b_id=high, defaults={"unmerge_event": event, "created_by": by}
+    )
+    if created:
+        audit.record("member.never_merge_added", pair, changes={"members": [low, high], "merge_event": event.pk})
+    return pair
+
+
+def record_kept_apart(member: Member, apart: Member, *, pair: NeverMerge, rule: str, matched_value: str) -> MergeEvent:
+    """Explain a merge refused because ``member`` and ``apart`` are a never-merge pair: a
+    "kept apart" MergeEvent (``apart`` keeps ``matched_value``), written once per pair,
+    members and identity, so importing a file again changes nothing. Inside the caller's
+    transaction, which holds both members locked."""
+    explanation = {
+        "outcome": MergeEvent.Outcome.KEPT_APART,
+        "kept_apart_by": pair,
+        "survivor": member,
+        "absorbed": apart,
+        "rule": rule,
+        "matched_value": matched_value,
+    }
+    event = MergeEvent.objects.filter(**explanation).first()
+    if event is not None:
+        return event
+    event = MergeEvent.objects.create(**explanation, actor_label=audit.current_actor().label)
+    audit.record(
+        "member.kept_apart",
+        member,
+        changes={"kept_apart_from": apart.pk, "rule": rule, "never_merge": pair.pk, "merge_event": event.pk},
+    )
+    return event
+
+
+@transaction.atomic
+def allow_merge(pair: NeverMerge) -> None:
+    """Remove a never-merge pair: identity resolution may merge the two again (the next
+    record linking them does). Audited; the "kept apart" events stay, as history."""
+    locked = NeverMerge.objects.select_for_update().filter(pk=pair.pk).first()
+    if locked is None:
+        return  # removed meanwhile: nothing more to do
+    audit.record(
+        "member.never_merge_removed",
+        locked,
+        changes={"members": [locked.member_a_id, locked.member_b_id], "merge_event": locked.unmerge_event_id},
+    )
+    locked.delete()
+
+
 def last_merge_of(member: Member) -> MergeEvent | None:
-    return MergeEvent.objects.filter(survivor=member, undone_at__isnull=True).order_by("-created_at", "-pk").first()
+    return (
+        MergeEvent.objects.filter(survivor=member, outcome=MergeEvent.Outcome.MERGED, undone_at__isnull=True)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
 
 
 @transaction.atomic
 def merge_members(first: Member, second: Member, *, rule: str, matched_value: str) -> MergeEvent | None:
     """Merge two members proven to be one person (e.g. one person verified a contact point
-    of each in the privacy center) into the older one. None when they already are one."""
+    of each in the privacy center) into the older one. None when they already are one,
+    or when they are a never-merge pair: then ``second`` keeps ``matched_value`` and a
+    "kept apart" event says why."""
     ids = sorted({first.pk, second.pk})
     locked = list(Member.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
     if len(ids) < 2 or len(locked) != 2 or any(not m.is_active for m in locked):
+        return None
+    pair = never_merge_pairs(ids).get(frozenset(ids))
+    if pair is not None:
+        by_pk = {m.pk: m for m in locked}
+        record_kept_apart(by_pk[first.pk], by_pk[second.pk], pair=pair, rule=rule, matched_value=matched_value)
         return None
     survivor = oldest(locked)
     absorbed = next(m for m in locked if m.pk != survivor.pk)

@@ -1,5 +1,6 @@
 """Identity resolution of one store record: find or create the one member behind it,
-merging the members it links (DESIGN.md ⚑ "Identity resolution")."""
+merging the members it links (DESIGN.md ⚑ "Identity resolution") unless an operator
+split them (never-merge pairs, ``members.kept_apart``)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from django.db.models import Q
 from cdp import audit
 
 from ..identities import RULE_PRIORITY, ErasedPerson, StoreRecord, erased_keys
+from ..kept_apart import Split, split_kept_apart, withhold_contact_points
 from ..metrics import refresh_member_metrics
 from ..models import Identity, IdentityKind, Member, MergeEvent, StoreMembership
+from ..queries import never_merge_pairs
 from ..survivorship import membership_changes, observed_values, update_from_record
-from .merges import merge_into, oldest
+from .merges import merge_into, oldest, record_kept_apart
 from .profile import profile_of
 
 logger = logging.getLogger(__name__)
@@ -35,6 +38,9 @@ class Resolution:
     member: Member
     created: bool = False
     merges: list[MergeEvent] = field(default_factory=list)
+    # Members the record also names but may not join (never-merge pairs): why, as the
+    # "kept apart" MergeEvents.
+    kept_apart: list[MergeEvent] = field(default_factory=list)
     changed_fields: list[str] = field(default_factory=list)
     new_identities: int = 0
 
@@ -54,10 +60,12 @@ def resolve_store_record(record: StoreRecord) -> Resolution:
     """Find or create the one member behind ``record``, merging members it links.
 
     Every member sharing any of the record's identities is the same person (DESIGN.md ⚑).
-    None → a new member; one → update it; several → merge into the oldest. Concurrent
-    writers are serialised by the unique (kind, value) constraint and row locks: a loser
-    sees an IntegrityError or finds identities moved, and retries from the start inside a
-    savepoint, so this is safe inside a caller's larger transaction too.
+    None → a new member; one → update it; several → merge into the oldest, except members
+    kept apart by a never-merge pair (``members.kept_apart``: they keep their identities
+    and a "kept apart" MergeEvent explains it). Concurrent writers are serialised by the
+    unique (kind, value) constraint and row locks: a loser sees an IntegrityError or finds
+    identities moved, and retries from the start inside a savepoint, so this is safe
+    inside a caller's larger transaction too.
     """
     attempts = settings.RESOLUTION_MAX_ATTEMPTS
     for attempt in range(1, attempts + 1):
@@ -110,13 +118,21 @@ def _resolve(record: StoreRecord) -> Resolution:
     if connection.features.has_select_for_update and _owners(keys) != owners:
         raise ResolutionConflict
 
-    survivor = oldest(locked)
+    # Only a record naming several members can meet a never-merge pair: one query then.
+    pairs = never_merge_pairs(member_ids) if len(locked) > 1 else {}
+    split = split_kept_apart(keys, owners, pairs.keys()) if pairs else Split(joined=tuple(member_ids))
+    joined = [m for m in locked if m.pk in split.joined]
+    survivor = oldest(joined)
     result = Resolution(member=survivor)
-    for absorbed in locked:
+    for absorbed in joined:
         if absorbed.pk == survivor.pk:
             continue
         rule, value = _linking_key(keys, owners, absorbed.pk)
         result.merges.append(merge_into(survivor, absorbed, rule=rule, matched_value=value))
+    for apart in (m for m in locked if m.pk in split.apart):
+        rule, value = _linking_key(keys, owners, apart.pk)
+        pair = pairs[frozenset((apart.pk, split.apart[apart.pk]))]
+        result.kept_apart.append(record_kept_apart(survivor, apart, pair=pair, rule=rule, matched_value=value))
 
     missing = [(k, v) for k, v in keys if (k, v) not in owners]
     if missing:
@@ -124,7 +140,7 @@ def _resolve(record: StoreRecord) -> Resolution:
             [Identity(member=survivor, kind=k, value=v, store=record.store) for k, v in missing]
         )
     result.new_identities = len(missing)
-    result.changed_fields = _apply_record(survivor, record)
+    result.changed_fields = _apply_record(survivor, record, withheld=split.withheld)
     if result.changed_fields or result.merges:
         survivor.save()
     store_key = keys[0]  # identity_keys() puts the store member id first
@@ -166,14 +182,15 @@ def _linking_key(
     return linking[0]
 
 
-def _apply_record(member: Member, record: StoreRecord) -> list[str]:
+def _apply_record(member: Member, record: StoreRecord, *, withheld: frozenset[tuple[str, str]]) -> list[str]:
     """The record's profile and attributes on ``member`` (in memory) by the survivorship
-    rules; returns the names of what changed."""
+    rules, without the contact points of members kept apart (``withheld``); returns the
+    names of what changed."""
     update = update_from_record(
         profile=profile_of(member),
         observed_at=member.profile_observed_at,
         attributes=member.attributes,
-        record_profile=observed_values(record.profile()),
+        record_profile=observed_values(withhold_contact_points(record.profile(), withheld)),
         record_observed_at=record.observed_at,
         record_attributes=record.attributes,
     )

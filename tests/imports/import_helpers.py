@@ -186,7 +186,28 @@ def snapshot() -> dict:
                 )
             ),
         }
-    return {"people": people, "merges": MergeEvent.objects.count()}
+    kept_apart = MergeEvent.objects.filter(outcome=MergeEvent.Outcome.KEPT_APART)
+    return {
+        "people": people,
+        "merges": MergeEvent.objects.filter(outcome=MergeEvent.Outcome.MERGED).count(),
+        # Merges refused for never-merge pairs: the shared identity, who kept it, where the record went.
+        "kept_apart": sorted(
+            (e.rule, e.matched_value, e.absorbed_id, e.survivor_id, e.kept_apart_by_id) for e in kept_apart
+        ),
+    }
+
+
+def keep_apart(store, first: str, second: str, tmp_path: Path) -> None:
+    """Make the people with these store member ids at ``store`` a never-merge pair, as an
+    operator does: a file links them (``second``'s row with ``first``'s phone), the merge is
+    undone."""
+    from imports.service import import_member_file
+    from members.services import unmerge
+
+    phone = Identity.objects.get(kind="phone", member=StoreMembership.objects.get(store_member_id=first).member)
+    link = write_csv(tmp_path / f"link-{first}-{second}.csv", [row(second, phone=phone.value)])
+    import_member_file(link, store=store, use_copy=False)
+    unmerge(MergeEvent.objects.filter(outcome=MergeEvent.Outcome.MERGED).latest("pk"))
 
 
 def observed_later(store_member_id: str) -> None:
@@ -199,6 +220,7 @@ def observed_later(store_member_id: str) -> None:
 def assert_same_people(expected: dict, got: dict) -> None:
     """Two ``snapshot``s agree: the same merges, the same people, each in every detail."""
     assert got["merges"] == expected["merges"]
+    assert got["kept_apart"] == expected["kept_apart"]
     assert got["people"].keys() == expected["people"].keys()
     for key, person in expected["people"].items():
         assert got["people"][key] == person, sorted(key)

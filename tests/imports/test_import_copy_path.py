@@ -19,6 +19,7 @@ from .import_helpers import (
     counts_of,
     erase,
     existing_file,
+    keep_apart,
     observed_later,
     person_of,
     pushed_events,
@@ -66,6 +67,28 @@ def test_copy_path_equals_row_by_row(tmp_path, tmall, jd, purposes, settings, mo
     j4 = person_of(expected, ("lotus-jd", "J4"))
     assert (j4["profile"]["name"], j4["profile"]["gender"]) == ("丁", "F")
     assert person_of(expected, ("lotus-jd", "J1"))["profile"]["city"] == "杭州"
+
+
+@pytest.mark.parametrize("chunk", [3, 1000])
+def test_copy_path_equals_row_by_row_with_a_never_merge_pair(tmp_path, tmall, jd, purposes, settings, chunk):
+    """J1 and J2 were merged once and unmerged: T8, which links them (J1's phone, J2's
+    e-mail), joins J1's person and leaves J2 its e-mail on both paths, with the same
+    "kept apart" explanation; T5-T7 still merge."""
+    settings.IMPORT_CHUNK_ROWS = chunk
+    import_member_file(existing_file(tmp_path), store=jd, use_copy=False)
+    keep_apart(jd, "J1", "J2", tmp_path)
+    path = tmall_file(tmp_path)
+    expected_counts, expected = _import(path, tmall, use_copy=False)
+    copy_counts, copied = _import(path, tmall, use_copy=True)
+    assert copy_counts == expected_counts
+    assert_same_people(expected, copied)
+    assert expected_counts["merged"] == 1 and expected["merges"] == 2  # T5-T7, and the undone J1-J2
+    [(rule, value, _kept_by, _went_to, pair)] = expected["kept_apart"]
+    assert (rule, value) == ("email", "e2@example.com") and pair is not None  # J2 keeps it
+    j1, j2 = person_of(expected, ("lotus-jd", "J1")), person_of(expected, ("lotus-jd", "J2"))
+    assert ("lotus-tmall", "T8") in {m[:2] for m in j1["memberships"]}
+    assert ("email", "e2@example.com", "lotus-jd") in j2["identities"]
+    assert j1["profile"]["email"] == ""  # J2's e-mail is not copied to J1's person
 
 
 @pytest.mark.parametrize("chunk", [3, 1000])

@@ -43,6 +43,19 @@ def imported_member(store, *, phone: str, email: str, name: str = "王小花", s
     return member
 
 
+def member_known_by(store, *, name: str, store_member_id: str, phone: str = "", email: str = ""):
+    """A person a store imported with only a phone, or only an e-mail address."""
+    member = MemberFactory(name=name, phone=phone, email=email, city="成都", province="四川")
+    for kind, value in (("phone", phone), ("email", email)):
+        if value:
+            Identity.objects.create(member=member, kind=kind, value=value, store=store)
+    Identity.objects.create(
+        member=member, kind="store_member", value=store_member_value(store.pk, store_member_id), store=store
+    )
+    StoreMembership.objects.create(member=member, store=store, store_member_id=store_member_id, tier="银卡")
+    return member
+
+
 @pytest.fixture
 def purposes(brand, marketing_purpose):
     """Marketing (SMS, e-mail) plus a separate-consent purpose, each with a notice."""
