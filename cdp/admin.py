@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import audit
+from . import audit, outbox
 from .api_keys import issue_api_key, revoke_api_key
-from .models import ApiKey, ApiKeyScope, AuditLog
+from .models import ApiKey, ApiKeyScope, AuditLog, OutboxMessage
 
 
 class AuditedAdminMixin:
@@ -125,3 +128,101 @@ class ApiKeyAdmin(admin.ModelAdmin):
         messages.success(
             request, ngettext("Revoked %(count)d key.", "Revoked %(count)d keys.", count) % {"count": count}
         )
+
+
+class OutboxStateFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [
+            ("late", _("Waiting longer than a minute")),
+            ("waiting", _("Waiting")),
+            ("sent", _("Sent")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() == "late":
+            return queryset & outbox.late()
+        if self.value() == "waiting":
+            return queryset.filter(sent_at__isnull=True)
+        if self.value() == "sent":
+            return queryset.filter(sent_at__isnull=False)
+        return queryset
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Side effects on their way to Celery (``cdp/outbox.py``). Rows are written and sent
+    by the code; staff watch what waits and may send it again at once."""
+
+    list_display = ["pk", "task", "state", "created_at", "waiting", "attempts", "available_at", "error", "sent_at"]
+    # No task filter or date hierarchy: both would read every row kept (OUTBOX_KEEP_SENT_DAYS).
+    list_filter = [OutboxStateFilter]
+    search_fields = ["task"]
+    show_full_result_count = False
+    fields = [
+        "task", "state", "arguments", "eta", "created_at", "available_at", "claimed_until", "attempts",
+        "last_error", "sent_at",
+    ]  # fmt: skip
+    readonly_fields = fields
+    actions = ["retry_now"]
+
+    @admin.display(description=_("state"))
+    def state(self, obj: OutboxMessage) -> str:
+        if obj.sent_at is not None:
+            return _("Sent")
+        if obj.claimed_until is not None and obj.claimed_until > timezone.now():
+            return _("Being sent")
+        if obj.created_at < timezone.now() - outbox.LATE_AFTER:
+            return _("Late")
+        return _("Waiting")
+
+    @admin.display(description=_("time waiting"))
+    def waiting(self, obj: OutboxMessage) -> str:
+        return "-" if obj.sent_at is not None else timesince(obj.created_at)
+
+    @admin.display(description=_("last error"))
+    def error(self, obj: OutboxMessage) -> str:
+        return obj.last_error if len(obj.last_error) <= 80 else f"{obj.last_error[:79]}…"
+
+    @admin.display(description=_("arguments"))
+    def arguments(self, obj: OutboxMessage) -> str:
+        """Only while the row waits: they are emptied once it is sent."""
+        if obj.sent_at is not None:
+            return "-"
+        return json.dumps({"args": obj.args, "kwargs": obj.kwargs}, ensure_ascii=False)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        late = outbox.late().count()
+        if late and request.method == "GET":
+            messages.warning(
+                request,
+                ngettext(
+                    "%(count)d side effect has been waiting longer than a minute: is the broker or the relay "
+                    "(Celery beat and a worker) down? /healthz tells.",
+                    "%(count)d side effects have been waiting longer than a minute: is the broker or the relay "
+                    "(Celery beat and a worker) down? /healthz tells.",
+                    late,
+                )
+                % {"count": late},
+            )
+        return super().changelist_view(request, extra_context)
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("cdp.change_outboxmessage")
+
+    @admin.action(description=_("Send the selected messages now"), permissions=["retry"])
+    def retry_now(self, request: HttpRequest, queryset: Any) -> None:
+        ids = list(queryset.filter(sent_at__isnull=True).values_list("pk", flat=True))
+        relayed = outbox.retry_now(ids)
+        audit.record("outbox.retried", changes={"messages": ids, "sent": relayed.sent, "failed": relayed.failed})
+        messages.success(
+            request,
+            ngettext("Sent %(count)d message.", "Sent %(count)d messages.", relayed.sent) % {"count": relayed.sent},
+        )
+        if relayed.broker_down:
+            messages.warning(
+                request,
+                _("The broker is unreachable: the other messages wait and are retried automatically."),
+            )

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, TypeVar
@@ -30,6 +29,8 @@ from django.core.cache.backends.redis import RedisCache
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from redis import exceptions as redis_errors
+
+from .breaker import Breaker
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ UNREACHABLE = (
     redis_errors.ReadOnlyError,
     redis_errors.MasterDownError,
 )
-# While Redis stays away, the warning repeats at most this often per process.
-WARN_EVERY_SECONDS = 60.0
 
 
 def count_hit(cache: BaseCache, key: str, ttl: int) -> int:
@@ -67,64 +66,32 @@ def count_hit(cache: BaseCache, key: str, ttl: int) -> int:
         return 1
 
 
-class _Breaker:
-    """Whether Redis answers, shared by every thread of the process (Django builds a
-    cache object per thread; whether Redis is up is the same for all of them)."""
+def _warn_unreachable(location: str, retry_seconds: float, error: BaseException) -> None:
+    logger.warning(
+        "Redis cache at %s is unreachable (%s: %s): caching and rate limits use this process's "
+        "memory, and Redis is tried again every %g s",
+        location,
+        type(error).__name__,
+        error,
+        retry_seconds,
+    )
 
-    def __init__(self, location: str, retry_seconds: float) -> None:
-        self.location = location
-        self.retry_seconds = retry_seconds
-        self._lock = threading.Lock()
-        self.down_since: float | None = None  # monotonic; None while Redis answers
-        self.retry_at = 0.0  # monotonic; Redis is not tried before it
-        self.warned_at: float | None = None
 
-    def allows(self) -> bool:
-        """Whether to try Redis now: always while it answers; after a failure, once per
-        ``retry_seconds``, by whichever caller comes first (the others use memory until
-        that attempt tells whether Redis is back)."""
-        if self.down_since is None:  # the normal case takes no lock
-            return True
-        now = time.monotonic()
-        with self._lock:
-            if now < self.retry_at:
-                return False
-            self.retry_at = now + self.retry_seconds
-            return True
-
-    def failed(self, error: Exception) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self.retry_at = now + self.retry_seconds
-            if self.down_since is None:
-                self.down_since = now
-            warn = self.warned_at is None or now - self.warned_at >= WARN_EVERY_SECONDS
-            if warn:
-                self.warned_at = now
-        if warn:
-            logger.warning(
-                "Redis cache at %s is unreachable (%s: %s): caching and rate limits use this process's "
-                "memory, and Redis is tried again every %g s",
-                self.location,
-                type(error).__name__,
-                error,
-                self.retry_seconds,
-            )
-
-    def answered(self) -> None:
-        if self.down_since is None:
-            return
-        with self._lock:
-            down_since, self.down_since, self.warned_at = self.down_since, None, None
-        if down_since is not None:
-            logger.info("Redis cache at %s answers again after %.0f s", self.location, time.monotonic() - down_since)
+def _log_recovered(location: str, seconds: float) -> None:
+    logger.info("Redis cache at %s answers again after %.0f s", location, seconds)
 
 
 class _Shared:
     """Per Redis location and process: the breaker and the in-memory fallback."""
 
     def __init__(self, location: str, retry_seconds: float, params: dict[str, Any], max_entries: int) -> None:
-        self.breaker = _Breaker(location, retry_seconds)
+        # Whether Redis answers (Django builds a cache object per thread; whether Redis is
+        # up is the same for all of them).
+        self.breaker = Breaker(
+            retry_seconds,
+            warn=partial(_warn_unreachable, location, retry_seconds),
+            recovered=partial(_log_recovered, location),
+        )
         # Same key prefix, version and default time-out as the Redis cache; LocMemCache
         # keeps its data per name, so every thread's instance sees the same entries.
         self.fallback = LocMemCache(

@@ -2,29 +2,35 @@
 
 Services name the task by its dotted path (``"privacy.tasks.erase_member_data"``, which is
 also its registered name) instead of importing the task module: task modules import
-services, so a service that imported its tasks would close a cycle. It also keeps every
-"start a side effect" call in one seam, which the outbox (DESIGN.md ⚑ "Side effects go
-through the outbox") will replace in one place.
+services, so a service that imported its tasks would close a cycle.
+
+Both functions write an outbox row in the caller's transaction (DESIGN.md ⚑ "Side effects
+go through the outbox"; ``cdp/outbox.py``): the task is sent once that transaction
+commits, and not at all if it rolls back. Outside a transaction the row commits at once
+and is sent at once. If the broker is down the row waits and a relay sends it later; the
+caller is never told, because its change has committed. Before the outbox, ``enqueue``
+inside a transaction sent at once, before the commit; now it waits for the commit too.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-from django.utils.module_loading import import_string
-
 
 def enqueue(task: str, *args: Any, countdown: float | None = None, **kwargs: Any) -> None:
-    """Send ``task`` to the broker now (run it in-process when tasks are eager)."""
-    function = import_string(task)
-    if countdown:
-        function.apply_async(args, kwargs, countdown=countdown)
-    else:
-        function.delay(*args, **kwargs)
+    """Start ``task(*args, **kwargs)`` once the caller's transaction commits, at once
+    outside one (in-process when tasks are eager). ``countdown``: not before that many
+    seconds from now. Arguments must be JSON: ids, not objects."""
+    from . import outbox  # models are loaded by the time anything starts a task
+
+    outbox.add(task, args, kwargs, countdown=countdown, on_commit=False)
 
 
-def enqueue_on_commit(task: str, *args: Any, **kwargs: Any) -> None:
-    """Send ``task`` once the current transaction commits (at once outside one), so a
-    worker never looks for a row that a rolled-back transaction never wrote."""
-    transaction.on_commit(lambda: enqueue(task, *args, **kwargs))
+def enqueue_on_commit(task: str, *args: Any, countdown: float | None = None, **kwargs: Any) -> None:
+    """The same in production; the name says at the call site that nothing is sent before
+    the change commits, so a worker never looks for a row a rolled-back transaction never
+    wrote. In tests the task waits for the test's commit callbacks
+    (``django_capture_on_commit_callbacks``) even when the code opened no transaction."""
+    from . import outbox
+
+    outbox.add(task, args, kwargs, countdown=countdown, on_commit=True)

@@ -1,9 +1,11 @@
-"""Core models: the audit log."""
+"""Core models: the audit log, API keys and the outbox."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -99,3 +101,51 @@ class ApiKey(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+class OutboxMessage(models.Model):
+    """A side effect waiting to be handed to Celery (DESIGN.md ⚑ "Side effects go through
+    the outbox").
+
+    Written by ``cdp.enqueue`` in the transaction of the change that causes it, so the
+    change and its side effect commit or roll back together; ``cdp.outbox`` sends it after
+    commit and marks it sent once the broker accepted it, or backs it off until
+    ``available_at`` when the broker did not.
+    """
+
+    task = models.CharField(_("task"), max_length=200)
+    # Emptied once sent: a row keeps its arguments only while it may be sent again (the
+    # final erasure receipt carries the erased address in them).
+    args = models.JSONField(_("arguments"), default=list, blank=True)
+    kwargs = models.JSONField(_("keyword arguments"), default=dict, blank=True)
+    # Not before this (a task sent with a countdown): passed to Celery as the ETA.
+    eta = models.DateTimeField(_("run at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    available_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    # A relay sending the row holds it until then; another relay leaves it alone meanwhile.
+    claimed_until = models.DateTimeField(_("being sent until"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("outbox message")
+        verbose_name_plural = _("outbox")
+        ordering = ["-id"]
+        indexes = [
+            # Partial indexes of the waiting rows stay as small as the backlog: relays take
+            # the next due rows in order, /healthz reads the oldest one's age.
+            models.Index(fields=["available_at", "id"], condition=Q(sent_at__isnull=True), name="cdp_outbox_due"),
+            models.Index(fields=["created_at"], condition=Q(sent_at__isnull=True), name="cdp_outbox_waiting"),
+            # Pruning finds old sent rows.
+            models.Index(fields=["sent_at"], condition=Q(sent_at__isnull=False), name="cdp_outbox_sent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.task}"
+
+    @property
+    def task_id(self) -> str:
+        """The Celery task id of every send of this row: consumers that must not act twice
+        on one side effect can recognise a repeat by it (``cdp.outbox.message_id``)."""
+        return f"outbox-{self.pk}"

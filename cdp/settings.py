@@ -163,6 +163,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers an unacknowledged task after this; it must exceed the longest task.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 300)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# The outbox (cdp/outbox.py, docs/operations.md "Outbox"): side effects are rows written
+# with the change and sent to the broker after commit; a relay retries what could not go.
+# Longest wait for the broker when sending a row (connecting, then its reply): a broker
+# that is down costs a request this much at most, once per OUTBOX_BROKER_RETRY_SECONDS
+# per process (rows meanwhile wait for the relay instead of trying).
+OUTBOX_PUBLISH_TIMEOUT_MS = env_int("OUTBOX_PUBLISH_TIMEOUT_MS", 500)
+if OUTBOX_PUBLISH_TIMEOUT_MS <= 0:
+    raise ImproperlyConfigured(f"OUTBOX_PUBLISH_TIMEOUT_MS={OUTBOX_PUBLISH_TIMEOUT_MS} must be above 0")
+OUTBOX_BROKER_RETRY_SECONDS = env_int("OUTBOX_BROKER_RETRY_SECONDS", 5)
+# Seconds between beat's relay runs; a row's retries back off from 1 s, doubling, to at most
+# OUTBOX_RETRY_MAX_SECONDS; sent rows are deleted after OUTBOX_KEEP_SENT_DAYS.
+OUTBOX_RELAY_INTERVAL = env_int("OUTBOX_RELAY_INTERVAL", 5)
+OUTBOX_RETRY_MAX_SECONDS = env_int("OUTBOX_RETRY_MAX_SECONDS", 60)
+OUTBOX_KEEP_SENT_DAYS = env_int("OUTBOX_KEEP_SENT_DAYS", 7)
 # Beat reads its schedule from the database (django-celery-beat): segment refreshes are
 # edited in the admin; the entries below are installed there on start.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -182,7 +196,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consent.tasks.create_checkpoint",
         "schedule": env_int("CONSENT_CHECKPOINT_INTERVAL", 600),
     },
+    # The whole ledger's chains and the consent state against the ledger, recorded for the
+    # compliance report and the dashboard; at night, as it reads every event.
+    "consent-ledger-verify-nightly": {
+        "task": "consent.tasks.verify_ledger",
+        "schedule": crontab(hour=2, minute=30),
+    },
     "webhooks-retry-due": {"task": "webhooks.tasks.retry_due", "schedule": 60},
+    # Sends what the outbox could not send after commit (the broker was away). A run that
+    # waited in the queue longer than the interval is dropped: the next one does its work.
+    "outbox-relay": {
+        "task": "cdp.tasks.relay_outbox",
+        "schedule": OUTBOX_RELAY_INTERVAL,
+        "options": {"expire_seconds": OUTBOX_RELAY_INTERVAL},  # django-celery-beat's name for "expires"
+    },
+    "outbox-prune": {"task": "cdp.tasks.prune_outbox", "schedule": 60 * 60},
 }
 
 # --- Auth ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ in a few set-based queries and appends each event with the ledger's one prepared
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -15,13 +16,15 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Coalesce
 from django.urls import path
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from cdp.api.errors import problems
+from cdp.api.errors import Unprocessable, problems
 from cdp.api.views import ApiView
 from cdp.models import ApiKey, ApiKeyScope
 from members.api import _validated, lookup_identity, member_for_key, store_for
@@ -31,6 +34,7 @@ from members.models import Identity, IdentityKind, Member, StoreMembership
 from . import services
 from .models import NO_CHANNEL, Action, Channel, Notice, Preference, Purpose, SourceType
 from .queries import Reason, can_contact
+from .validation import MAX_MESSAGE_ID
 
 CHANNEL_CHOICES = [NO_CHANNEL, *Channel.values]
 
@@ -46,9 +50,33 @@ class CheckOutput(serializers.Serializer):
     allowed = serializers.BooleanField()
     reason = serializers.ChoiceField(
         choices=[getattr(Reason, name) for name in vars(Reason) if name.isupper()],
-        help_text="Why: `no_consent` also when the brand knows nobody with this identifier.",
+        help_text="Why, the first check that fails: `erased`, `no_consent` (also when the brand knows nobody "
+        "with this identifier), `withdrawn`, `pending_confirmation`, `minor`; then the person's preferences: "
+        "`preference_channel` (not a channel they chose), `paused` (0 messages a week), `frequency_cap` (weekly "
+        "limit reached), `quiet_hours` (only with `at`); then `unreachable`, `suppressed`.",
     )
     as_of = serializers.DateTimeField(allow_null=True, help_text="When the deciding consent event happened.")
+
+
+# How far from now the time of sending may be: quiet hours are a time of day and the weekly
+# count runs back from it, so a date years away says nothing (and could overflow).
+_AT_RANGE = dt.timedelta(days=366)
+
+
+def _time_of_sending(raw: str) -> dt.datetime | None:
+    """The check's optional ``at``: an ISO 8601 date and time with its offset; 400 otherwise."""
+    if not raw:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise ValidationError({"at": ["Give a date and time with its offset, e.g. 2026-03-01T21:30:00+08:00 "
+                                      "(write + as %2B in a URL) or 2026-03-01T13:30:00Z."]})  # fmt: skip
+    if abs(at - timezone.now()) > _AT_RANGE:
+        raise ValidationError({"at": ["Must be within a year of now."]})
+    return at
 
 
 # Purposes per (brand, code), per process, for a short while: the check is the hottest
@@ -76,8 +104,10 @@ class ConsentCheckView(ApiView):
         operation_id="consent_check",
         summary="May the brand contact this person for a purpose on a channel?",
         description="Identify the person by exactly one of `member`, `phone`, `email`, `unionid`. Default deny: "
-        "no consent event means `allowed: false`. E-mail marketing needs a confirmed double opt-in. Answered "
-        "by `can_contact` in at most three queries after the key's.",
+        "no consent event means `allowed: false`. E-mail marketing needs a confirmed double opt-in. The person's "
+        "preferences for the brand are obeyed too: a channel they did not choose, a pause, a weekly limit "
+        "reached (counted from the contact log) and, when `at` gives the time of sending, their quiet hours. "
+        "Answered by `can_contact` in one query after the key's (two for a member id).",
         parameters=[
             OpenApiParameter("purpose", str, required=True, description="Purpose code, e.g. `marketing`."),
             OpenApiParameter("channel", str, enum=CHANNEL_CHOICES, description="Empty for purposes without channel."),
@@ -85,6 +115,12 @@ class ConsentCheckView(ApiView):
             OpenApiParameter("phone", str),
             OpenApiParameter("email", str),
             OpenApiParameter("unionid", str),
+            OpenApiParameter(
+                "at",
+                OpenApiTypes.DATETIME,
+                description="When the message would be sent (with its offset, within a year of now). Only then are "
+                "quiet hours checked; the weekly count runs back seven days from it (default: now).",
+            ),
         ],
         responses={200: CheckOutput, **problems(400)},
     )
@@ -96,6 +132,7 @@ class ConsentCheckView(ApiView):
             raise ValidationError({"purpose": ["This parameter is required."]})
         if channel not in CHANNEL_CHOICES:
             raise ValidationError({"channel": [f"{channel!r} is not one of {', '.join(Channel.values)}."]})
+        at = _time_of_sending(params.get("at", ""))
         brand_id = self.key.brand_id
         member_pk: int | None = None
         identity: tuple[str, str] | None = None
@@ -129,12 +166,22 @@ class ConsentCheckView(ApiView):
             if member_pk is None:
                 return Response(CheckOutput({"allowed": False, "reason": "no_consent", "as_of": None}).data)
         # By identity, another brand's person has no consent state of this brand: no_consent.
-        decision = can_contact(member_pk, brand_id, purpose, channel, identity=identity)
+        decision = can_contact(member_pk, brand_id, purpose, channel, identity=identity, at=at)
         body = {"allowed": decision.allowed, "reason": decision.reason, "as_of": decision.as_of}
         return Response(CheckOutput(body).data)
 
 
 # --- Consent events ------------------------------------------------------------------------------
+
+
+class ConfirmationInput(serializers.Serializer):
+    """The proof of a double opt-in the source ran itself: all three, or it proves nothing."""
+
+    confirmed_at = serializers.DateTimeField(required=False, help_text="When the person confirmed (with a time zone).")
+    ip = serializers.IPAddressField(required=False, help_text="The IP address they confirmed from.")
+    message_id = serializers.CharField(
+        required=False, max_length=MAX_MESSAGE_ID, help_text="The Message-ID of the confirmation mail the source sent."
+    )
 
 
 class ConsentEventInput(serializers.Serializer):
@@ -157,6 +204,12 @@ class ConsentEventInput(serializers.Serializer):
     )
     evidence = serializers.DictField(required=False, help_text="IP, user agent, checkbox text…")
     by_guardian = serializers.BooleanField(required=False, default=False)
+    confirmation = ConfirmationInput(
+        required=False,
+        help_text="E-mail grants only: the proof of a double opt-in the source ran itself (`confirmed_at`, `ip`, "
+        "`message_id`, all three), kept in the evidence. With it the grant is stored as `confirmed`; without it "
+        "as `requested` and the person is mailed a link to confirm. Action `confirmed` needs it (422 otherwise).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         given = [name for name in ("member", "phone", "email", "unionid") if attrs.get(name)]
@@ -182,7 +235,15 @@ class ConsentEventResult(serializers.Serializer):
     external_id = serializers.CharField()
     id = serializers.IntegerField(help_text="Ledger event id.")
     member = serializers.IntegerField()
-    created = serializers.BooleanField(help_text="False: this external id was recorded before.")
+    created = serializers.BooleanField(
+        help_text="False: this external id was recorded before, or (an e-mail grant) the person's confirmation or "
+        "their request of the last day answers it; `id` is that event."
+    )
+    action = serializers.ChoiceField(
+        choices=Action.values,
+        help_text="What the ledger holds: an e-mail grant is `requested` (a link to confirm is mailed to the person, "
+        "at most one a day per brand) unless `confirmation` is given, then `confirmed`.",
+    )
     state_changed = serializers.BooleanField(help_text="False for a late event older than the current choice.")
 
 
@@ -253,13 +314,16 @@ class ConsentEventsView(ApiView):
         description=f'Send one event object or `{{"events": [...]}}` (up to {settings.API_MAX_BATCH}). Idempotent '
         "on `external_id` (per brand). `occurred_at` is when the person acted at the source: an event older than "
         "the person's current choice is kept in the ledger but does not change the state. The person must be "
-        "known to the brand (create them with `POST /api/v1/members/`). A batch is stored whole or not at all.",
+        "known to the brand (create them with `POST /api/v1/members/`). A batch is stored whole or not at all. "
+        "E-mail needs double opt-in: an e-mail grant (`granted` or `requested`) is stored as `requested` and the "
+        "person is mailed a link to confirm, unless `confirmation` proves a double opt-in the source ran itself; "
+        "`confirmed` without that proof is refused with 422 naming the missing fields.",
         request=PolymorphicProxySerializer(
             component_name="ConsentEventsRequest",
             serializers=[ConsentEventInput, ConsentEventBatchInput],
             resource_type_field_name=None,
         ),
-        responses={201: ConsentEventBatchOutput, 200: ConsentEventBatchOutput, **problems(400, 413)},
+        responses={201: ConsentEventBatchOutput, 200: ConsentEventBatchOutput, **problems(400, 413, 422)},
     )
     def post(self, request: Request) -> Response:
         if isinstance(request.data, dict) and "events" in request.data:
@@ -295,6 +359,7 @@ class ConsentEventsView(ApiView):
                 evidence=item.get("evidence"),
                 by_guardian=item["by_guardian"],
                 external_id=item["external_id"],
+                confirmation=item.get("confirmation"),
             )
             for item, member in zip(items, members, strict=True)
         ]
@@ -303,6 +368,9 @@ class ConsentEventsView(ApiView):
                 inputs, brand=brand, source_type=SourceType.API_KEY, source_ref=key.prefix
             )
         except services.BatchConsentError as exc:
+            if exc.field == "confirmation":  # the proof of a confirmation: missing, incomplete, misplaced
+                detail = {part: [exc.message] for part in exc.parts} or [exc.message]
+                raise Unprocessable({"events": {str(exc.index): {exc.field: detail}}}) from None
             raise ValidationError({"events": {str(exc.index): {exc.field: [exc.message]}}}) from None
         results = [
             {
@@ -310,6 +378,7 @@ class ConsentEventsView(ApiView):
                 "id": r.event.pk,
                 "member": r.event.member_id,
                 "created": r.created,
+                "action": r.event.action,
                 "state_changed": r.state_changed,
             }
             for item, r in zip(items, recorded, strict=True)

@@ -114,9 +114,18 @@ def _person_consent(
         v1, v2 = notices[code]
         return v2 if when >= v2.published_at else v1
 
-    def record(code: str, action: str, when: dt.datetime, channel: str = "", source: str | None = None) -> None:
+    def record(
+        code: str,
+        action: str,
+        when: dt.datetime,
+        channel: str = "",
+        source: str | None = None,
+        *,
+        confirmation: dict[str, Any] | None = None,
+        request: ConsentEvent | None = None,
+    ) -> ConsentEvent | None:
         if when > now:  # a withdrawal "later" than today has not happened yet
-            return
+            return None
         source = source or rng.choices([s for s, _ in SOURCES], weights=[w for _, w in SOURCES])[0]
         evidence: dict[str, Any] = {"checkbox": notice_for(code, when).title}
         if source == "import_job":
@@ -125,13 +134,16 @@ def _person_consent(
             evidence.update(
                 {"ip": f"203.0.113.{rng.randint(1, 254)}", "user_agent": "Mozilla/5.0 (iPhone) MicroMessenger"}
             )
-        services.record_consent(
+        if request is not None:  # the click on the link in the request's mail
+            evidence = {**evidence, "request_event_id": request.pk}
+        return services.record_consent(
             member=member, brand=brand, purpose=purposes[code], channel=channel, action=action,
             occurred_at=when, source_type=source,
             source_ref=store.code if source == "store" else f"demo-{source}",
             store=store if source == "store" else None, notice=notice_for(code, when), evidence=evidence,
-            by_guardian=minor and rng.random() < 0.5,
-        )  # fmt: skip
+            by_guardian=minor and rng.random() < 0.5, confirmation=confirmation,
+            opt_in_mail=False,  # demo people are not real: no confirmation mails either
+        ).event  # fmt: skip
 
     at_join = joined + dt.timedelta(minutes=rng.randint(0, 30))
     if rng.random() < 0.60:
@@ -146,9 +158,24 @@ def _person_consent(
                 rng.choice(["privacy_center", "unsubscribe_link", "sms_keyword"]),
             )
     if person.email and rng.random() < 0.85:  # about 35% of all people
-        record("marketing", "requested", at_join, "email")
-        if rng.random() < 0.5:
-            record("marketing", "confirmed", at_join + dt.timedelta(hours=rng.randint(1, 48)), "email", "double_opt_in")
+        # The privacy center asks for the confirmation itself; the other sources pass on a
+        # grant, which becomes a request we mail a link for, or, for one in six, comes with
+        # the proof of a double opt-in the store ran itself and is confirmed at once.
+        source = rng.choices([s for s, _ in SOURCES], weights=[w for _, w in SOURCES])[0]
+        proof = None
+        if source != "privacy_center" and rng.random() < 1 / 6:
+            proof = {
+                "confirmed_at": min(at_join + dt.timedelta(minutes=rng.randint(5, 600)), now),
+                "ip": f"198.51.100.{rng.randint(1, 254)}",
+                "message_id": f"<optin-{rng.getrandbits(48):012x}@{store.code}.example>",
+            }
+        action = "requested" if source == "privacy_center" else "granted"
+        request = record("marketing", action, at_join, "email", source, confirmation=proof)
+        # Four in five people open the mail and click within two days; the others have
+        # not (yet): their e-mail stays "pending confirmation".
+        if request is not None and request.action == "requested" and rng.random() < 0.8:
+            clicked = at_join + dt.timedelta(hours=rng.randint(1, 48))
+            record("marketing", "confirmed", clicked, "email", "double_opt_in", request=request)
     if person.unionid and rng.random() < 0.6:
         record("marketing", "granted", at_join, "wechat")
     if rng.random() < 0.70:

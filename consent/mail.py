@@ -74,6 +74,8 @@ def opt_in_message(event: ConsentEvent) -> EmailMultiAlternatives | None:
             "brand": event.brand,
             "brand_color": brand_color(event.brand),
             "purpose": event.purpose,
+            # Where the person agreed, when a store passed their grant on: they recognise it.
+            "store": event.store if event.store_id else None,
             "notice": event.notice,
             "notice_url": receipts.policy_url(event.notice) if event.notice else "",
             "link": optin.opt_in_url(event.pk),

@@ -17,7 +17,7 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.urls import reverse
 
-from cdp.enqueue import enqueue
+from cdp.enqueue import enqueue_on_commit
 from members.identities import RecordError, normalize_phone
 from members.models import Brand, Identity, IdentityKind, Member
 from members.queries import canonical_member
@@ -25,6 +25,7 @@ from members.queries import canonical_member
 from . import services, tokens
 from .models import Action, Channel, ConsentEvent, ConsentState, Notice, Purpose, SourceType
 from .services import ConsentError
+from .validation import RELAYED_SOURCES
 
 # Replies that mean "stop texting me", compared after NFKC (full-width letters from
 # Chinese keyboards become ASCII), trimming and case-folding. 退订/TD are what Chinese
@@ -95,15 +96,11 @@ def request_email_opt_in(
         occurred_at=occurred_at,
     )
     event = recorded.event
-    if recorded.created:
+    if recorded.created and source_type not in RELAYED_SOURCES:  # record_consent mails those itself
         # After commit: a rolled-back request must not mail a link to nothing, and the
         # worker must find the event when it runs.
-        transaction.on_commit(lambda: _queue_opt_in_mail(event.pk))
+        enqueue_on_commit("consent.tasks.send_opt_in_email", event.pk)
     return event
-
-
-def _queue_opt_in_mail(event_id: int) -> None:
-    enqueue("consent.tasks.send_opt_in_email", event_id)
 
 
 @dataclass

@@ -3,6 +3,9 @@
 On PostgreSQL the database recomputes the hashes in one scan; elsewhere Python streams
 the ledger in keyset-paginated batches. Both apply the same rules and give the same
 messages, and the suite runs both (SQLite in ``make test``, PostgreSQL in ``.ci/run``).
+
+A recorded verification (``record_verification``: the command and the nightly task)
+also checks the projection: ConsentState against a fold of the ledger.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
@@ -26,6 +30,14 @@ from .ledger import (
     head_leaf,
 )
 from .models import Checkpoint, CheckpointHead, ConsentEvent, LedgerVerification
+from .services.projection import ProjectionCheck, check_projection
+
+# The last finished verification, which the dashboard reads on every admin index: cached,
+# so a warm page costs no query for it. ``record_verification`` drops the entry when a run
+# ends; the expiry bounds what another process's memory (or a cache that was away while
+# it was dropped) keeps showing.
+LAST_VERIFICATION_KEY = "consent:last-verification:v1"
+LAST_VERIFICATION_SECONDS = 300
 
 
 @dataclass
@@ -36,6 +48,18 @@ class VerificationResult:
     checkpoint_id: int | None
     first_error: str = ""
     first_bad_event_id: int | None = None
+    # Set by ``record_verification``; ``ok`` is about the ledger alone.
+    projection: ProjectionCheck | None = None
+    projection_seconds: float = 0.0
+
+    @property
+    def projection_ok(self) -> bool | None:
+        return None if self.projection is None else self.projection.ok
+
+    @property
+    def all_ok(self) -> bool:
+        """The ledger is intact and the projection, where checked, equals its fold."""
+        return self.ok and self.projection_ok is not False
 
 
 def _stream_events(batch: int) -> Iterator[tuple]:
@@ -81,27 +105,49 @@ def verify_ledger(*, batch: int = 20000) -> VerificationResult:
 
 
 def record_verification(*, batch: int = 20000, checkpoint: bool = False) -> tuple[VerificationResult, float]:
-    """Verify the ledger and keep the outcome as a ``LedgerVerification`` row (the
-    compliance report shows the last one); with ``checkpoint``, fix a checkpoint after an
-    intact run. Returns the result and the seconds the scan took.
+    """Verify the ledger, then check that ConsentState equals its fold, and keep both
+    outcomes as a ``LedgerVerification`` row (the compliance report and the dashboard
+    show the last one); with ``checkpoint``, fix a checkpoint after an intact run.
+    Returns the result and the seconds the ledger scan took.
 
-    Deliberately not one transaction: the row is written before the scan, so a run that
-    dies half-way stays visible as started and never finished, and the scan of millions
-    of events holds no transaction open."""
+    Deliberately not one transaction: the row is written before the scans and after
+    each, so a run that dies half-way stays visible as started and never finished (with
+    the ledger's outcome when only the projection check died), and the scans of millions
+    of rows hold no transaction open."""
     record = LedgerVerification.objects.create()
     started = time.monotonic()
     result = verify_ledger(batch=batch)
     seconds = time.monotonic() - started
     LedgerVerification.objects.filter(pk=record.pk).update(
-        finished_at=timezone.now(),
         ok=result.ok,
         events_checked=result.events_checked,
         checkpoint_id=result.checkpoint_id,
         first_error=result.first_error,
     )
+    started = time.monotonic()
+    result.projection = check_projection(limit=1)
+    result.projection_seconds = time.monotonic() - started
+    LedgerVerification.objects.filter(pk=record.pk).update(
+        finished_at=timezone.now(),
+        projection_ok=result.projection.ok,
+        projection_differences=result.projection.count,
+        projection_first_difference="".join(result.projection.lines[:1]),
+    )
+    cache.delete(LAST_VERIFICATION_KEY)
     if result.ok and checkpoint:
         create_checkpoint()
     return result, seconds
+
+
+def last_finished_verification() -> LedgerVerification | None:
+    """The latest verification that ran to its end (one still running says "not intact"
+    until it ends), from the cache or one query; None before the first."""
+    cached = cache.get(LAST_VERIFICATION_KEY)
+    if cached is not None:
+        return cached or None
+    last = LedgerVerification.objects.filter(finished_at__isnull=False).order_by("-started_at", "-pk").first()
+    cache.set(LAST_VERIFICATION_KEY, last or 0, LAST_VERIFICATION_SECONDS)  # 0: none yet, also worth keeping
+    return last
 
 
 def _first_tampered_notice() -> str:

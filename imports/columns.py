@@ -25,7 +25,15 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "points": ("points", "积分"),
     "wechat_unionid": ("wechat_unionid", "unionid"),
     "consent_at": ("consent_at", "授权时间"),
+    # The proof of a double opt-in the store ran itself, for the row's e-mail grants
+    # (consent.validation.CONFIRMATION_FIELDS): without it they are requests we confirm.
+    "email_confirmed_at": ("email_confirmed_at", "邮箱确认时间"),
+    "email_confirmed_ip": ("email_confirmed_ip", "邮箱确认ip"),
+    "email_confirmation_id": ("email_confirmation_id", "确认邮件id"),
 }
+# Proof column → its field in consent.validation.CONFIRMATION_FIELDS.
+CONFIRMATION_COLUMNS = {"email_confirmed_at": "confirmed_at", "email_confirmed_ip": "ip",
+                        "email_confirmation_id": "message_id"}  # fmt: skip
 # Chinese consent headers → (purpose, channel).
 CONSENT_ALIASES: dict[str, tuple[str, str]] = {
     "短信营销授权": ("marketing", "sms"),

@@ -77,6 +77,7 @@ def process_rows(
                             notice=ctx.notice_for(choice.purpose.id, resolution.member.locale),
                             evidence=ctx.evidence(row),
                             external_id=external_id,
+                            confirmation=choice.confirmation,
                         )
                         events += recorded.created
             except (RecordError, ConsentError) as exc:

@@ -12,12 +12,20 @@ from django.conf import settings
 from django.utils import timezone
 
 from cdp.csvutil import DANGEROUS_PREFIXES
-from consent.models import Action, Notice, Purpose
-from consent.validation import channel_problem, latest_allowed, notice_problem, occurred_at_problem, purpose_problem
+from consent.models import Action, Channel, Notice, Purpose, SourceType
+from consent.validation import (
+    channel_problem,
+    confirmation_problem,
+    incoming_choice,
+    latest_allowed,
+    notice_problem,
+    occurred_at_problem,
+    purpose_problem,
+)
 from members.identities import RecordError, StoreRecord, normalize_phone
 from members.models import Store
 
-from .columns import Header, ValueProblem, parse_consent, parse_date, parse_datetime
+from .columns import CONFIRMATION_COLUMNS, Header, ValueProblem, parse_consent, parse_date, parse_datetime
 
 # A spreadsheet marks text that looks like a formula with a leading apostrophe; our own
 # exports write it that way (cdp.csvutil). It is not part of the value.
@@ -44,13 +52,13 @@ class PurposeRef:
 class ConsentChoice:
     purpose: PurposeRef
     channel: str
-    granted: bool
+    # What the ledger records (consent.validation.incoming_choice): "granted" or
+    # "withdrawn"; an e-mail grant is "requested", or "confirmed" with the row's proof.
+    action: str
     column: str
     external_id: str = ""
-
-    @property
-    def action(self) -> str:
-        return "granted" if self.granted else "withdrawn"
+    # The row's proof of the store's own e-mail double opt-in, for the evidence.
+    confirmation: dict[str, str] | None = None
 
 
 @dataclass
@@ -113,8 +121,9 @@ class RowValidator:
         notices = Notice.objects.filter(brand_id=store.brand_id)
         brand_wide_notice = notices.filter(purpose__isnull=True).exists()
         purpose_notices = set(notices.filter(purpose__isnull=False).values_list("purpose_id", flat=True))
-        # index, header, purpose or None, channel, problem of any answer, problem of a grant
-        self.consent_columns: list[tuple[int, str, PurposeRef | None, str, str, str]] = []
+        # index, header, purpose or None, channel, problem of any answer, problem of a grant,
+        # and what a grant without proof becomes (an e-mail one: a request we confirm)
+        self.consent_columns: list[tuple[int, str, PurposeRef | None, str, str, str, str]] = []
         for index, name, code, channel in header.consent:
             purpose = purposes.get(code)
             problem = purpose_problem(store.brand, purpose, code, for_file=True)
@@ -124,10 +133,14 @@ class RowValidator:
                 has_notice = brand_wide_notice or purpose.pk in purpose_notices
                 grant_problem = notice_problem(store.brand, purpose, Action.GRANTED, has_notice=has_notice)
             ref = PurposeRef(purpose.pk, purpose.code) if purpose else None
+            granted = incoming_choice(
+                action=Action.GRANTED, channel=channel, source_type=SourceType.IMPORT_JOB, confirmation=None
+            ).action
             self.consent_columns.append(
                 (index, name, ref, channel, problem.message if problem else "",
-                 grant_problem.message if grant_problem else "")
+                 grant_problem.message if grant_problem else "", granted)
             )  # fmt: skip
+        self.proof_columns = [(cols[name], name, part) for name, part in CONFIRMATION_COLUMNS.items() if name in cols]
         # The moment the file is judged against ("in the future"), fixed for the file, as
         # are the time zone and phone region (each costs µs to look up per row).
         self.now = timezone.now()
@@ -211,7 +224,7 @@ class RowValidator:
                 raise RowProblem(self.name_of["phone"], exc.message, phone) from None
 
         row = ParsedRow(number=number, record=record)
-        for index, name, purpose, channel, problem, grant_problem in self.consent_columns:
+        for index, name, purpose, channel, problem, grant_problem, granted in self.consent_columns:
             text = cells[index].strip() if index < width else ""
             if not text:
                 continue
@@ -225,10 +238,48 @@ class RowValidator:
                 raise RowProblem(name, problem, text)
             if answer and grant_problem:
                 raise RowProblem(name, grant_problem, text)
-            row.consents.append(ConsentChoice(purpose=purpose, channel=channel, granted=answer, column=name))
+            action = granted if answer else Action.WITHDRAWN.value
+            row.consents.append(ConsentChoice(purpose=purpose, channel=channel, action=action, column=name))
         if row.consents:
             row.occurred_at = self._consent_time(get("consent_at", ""), joined_at)
+            if self.proof_columns:
+                self._confirm(row, cells)
         return row
+
+    def _confirm(self, row: ParsedRow, cells: list[str]) -> None:
+        """The row's e-mail grants with the proof of the store's own double opt-in in the
+        proof columns become confirmations (``consent.validation``); an incomplete or
+        wrong proof rejects the row, naming its column. Without e-mail grants the proof
+        columns are not read."""
+        grants = [c for c in row.consents if c.channel == Channel.EMAIL and c.action != Action.WITHDRAWN]
+        if not grants:
+            return
+        width = len(cells)
+        proof: dict[str, Any] = {}
+        column_of: dict[str, str] = {}
+        for index, name, part in self.proof_columns:
+            column_of[part] = self.header.names[index]
+            text = unquote(cells[index].strip()) if index < width else ""
+            if text:
+                proof[part] = self._value(self._parse_datetime, text, name) if part == "confirmed_at" else text
+        if not proof:
+            return
+        problem = confirmation_problem(
+            action=Action.GRANTED, channel=Channel.EMAIL, source_type=SourceType.IMPORT_JOB, confirmation=proof,
+            latest=self.latest,
+        )  # fmt: skip
+        if problem is not None:
+            names = {part: column_of.get(part) or column for column, part in CONFIRMATION_COLUMNS.items()}
+            missing = [names[part] for part in problem.parts if part not in proof]
+            if missing:  # named by the columns of this file
+                raise RowProblem(missing[0], "the store's confirmation also needs " + ", ".join(missing))
+            part = problem.parts[0] if problem.parts else "confirmed_at"
+            raise RowProblem(names[part], problem.message.split(": ", 1)[-1], str(proof[part])[:50])
+        incoming = incoming_choice(
+            action=Action.GRANTED, channel=Channel.EMAIL, source_type=SourceType.IMPORT_JOB, confirmation=proof
+        )
+        for choice in grants:
+            choice.action, choice.confirmation = incoming.action, incoming.confirmation
 
     def _consent_time(self, text: str, joined_at: dt.datetime | None) -> dt.datetime:
         """When the row's consent answers were given: consent_at, else joined_at, by the

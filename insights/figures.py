@@ -1,5 +1,6 @@
 """The dashboard's figures of one brand and period: read from what the nightly refresh
-stored plus the period's sums over the daily counts, and cached per brand and period."""
+stored plus the period's sums over the daily counts, and cached per brand and period;
+and the ledger-wide alert of the last verification, read live."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from consent import verification
 from members.models import Brand, Store
 
 from . import queries, services
@@ -94,3 +96,33 @@ def figures_for(brand: Brand, since: dt.datetime, until: dt.datetime) -> Figures
         figures = compute(brand, since, until)
         cache.set(key, figures, settings.DASHBOARD_CACHE_SECONDS)
     return figures
+
+
+@dataclass(frozen=True)
+class LedgerAlert:
+    """What the last finished ledger verification found wrong: a broken chain
+    (``ledger_error``), a consent state that is not the fold of the ledger
+    (``state_differences`` rows, the first described), or both."""
+
+    verified_at: dt.datetime
+    ledger_error: str
+    state_differences: int
+    first_difference: str
+
+
+def ledger_alert() -> LedgerAlert | None:
+    """The last finished verification when it found the ledger broken or the consent
+    state different from it; None when all was right or nothing was verified yet.
+    Ledger-wide, so not cached with a brand's figures: it comes from consent's own cache
+    of the last verification, which a new verification replaces, so the warning neither
+    outlives the next good run nor waits for the figures' cache to expire."""
+    last = verification.last_finished_verification()
+    if last is None or (last.ok and last.projection_ok is not False):
+        return None
+    differs = last.projection_ok is False
+    return LedgerAlert(
+        verified_at=last.started_at,
+        ledger_error="" if last.ok else last.first_error or "?",
+        state_differences=last.projection_differences if differs else 0,
+        first_difference=last.projection_first_difference if differs else "",
+    )

@@ -44,14 +44,17 @@ def _figures(form: DashboardForm) -> figures.Figures:
 
 
 def index(request: HttpRequest) -> HttpResponse:
-    """``/admin/``: the stock index, with the dashboard on top for people allowed to see it.
-    A bad brand or period shows the form's errors (400) instead of the figures."""
+    """``/admin/``: the stock index, with the dashboard on top for people allowed to see it,
+    headed by a warning when the last ledger verification found a problem. A bad brand or
+    period shows the form's errors (400) instead of the figures."""
     if not can_view(request):
         return admin.site.index(request)
     form = dashboard_form(request.GET)
     if form is None:  # no brand yet: nothing to show, and nothing wrong with the request
         return admin.site.index(request, extra_context={"dashboard": {"form": None}})
-    context = {"dashboard": {"form": form}}
+    # Ledger-wide, so above every brand's figures: a broken ledger, or a consent state that
+    # is not its fold, as the last verification found them.
+    context = {"dashboard": {"form": form, "ledger_alert": figures.ledger_alert()}}
     if form.is_valid():
         found = _figures(form)
         since, until = form.period_bounds()

@@ -7,6 +7,7 @@ from typing import Any
 from allauth.account.forms import RequestLoginCodeForm
 from django import forms
 from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from consent.models import Channel, Preference
@@ -67,15 +68,20 @@ def _choices(enum: Any) -> list[tuple[str, str]]:
 
 
 class PreferenceForm(PlainForm):
+    # The help texts say what the contact decision (consent.queries.can_contact) does.
     channels = forms.MultipleChoiceField(
-        label=_("How may we reach you?"), choices=_choices(Channel), required=False, widget=forms.CheckboxSelectMultiple
+        label=_("How may we reach you?"),
+        choices=_choices(Channel),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Tick none for no limit on channels: the brand may then use every channel you consented to."),
     )
     max_per_week = forms.IntegerField(
         label=_("Messages per week at most"),
         min_value=0,
         max_value=50,
         required=False,
-        help_text=_("Leave empty for no limit."),
+        help_text=_("0 pauses all messages. Leave empty for the brand's usual limit."),
     )
     quiet_start = forms.TimeField(
         label=_("Quiet hours from"), required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
@@ -100,6 +106,12 @@ class PreferenceForm(PlainForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["language"].choices = [("", _("As on this page")), *settings.LANGUAGES]
+        # Quiet hours are read on TIME_ZONE's clock, the one these pages show.
+        now = timezone.localtime(timezone.now(), timezone.get_default_timezone())
+        self.fields["quiet_end"].help_text = _(
+            "Nothing is sent from the first time until the second, overnight when the second is earlier "
+            "(22:00 until 08:00). Times are on this site's clock: it is now %(time)s."
+        ) % {"time": now.strftime("%H:%M")}
 
     def clean_topics(self) -> list[str]:
         raw = self.cleaned_data.get("topics") or ""

@@ -8,54 +8,28 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import BooleanField, Count, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from consent.models import NO_CHANNEL, Channel, DataUsage, Preference, Purpose
-from consent.queries import consent_q, reachable_q
+from consent.models import NO_CHANNEL, Channel, DataUsage, Purpose
+from consent.queries import CAP_WINDOW as CAP_WINDOW  # the weekly limit's window, defined with the rule
+from consent.queries import consent_q, contactable_q, preference_q, reachable_q
 from members.models import Brand, Identity, IdentityKind, Member, Store
 from members.queries import CaptureRate, capture_rate
 
-from .models import ContactLog, Segment, SegmentExport, SegmentMember, default_max_per_week
+from .models import Segment, SegmentExport, SegmentMember
 from .rules import Context, compile_rules
 
-CAP_WINDOW = dt.timedelta(days=7)
 EXPORT_CONTEXT = "segment_export"
-
-
-def under_cap_q(brand_id: int, now: dt.datetime | None = None) -> Q:
-    """Members who have not reached their weekly message limit with this brand: their own
-    preference, else the brand's default (``ContactPolicy`` or ``CONTACT_DEFAULT_MAX_PER_WEEK``).
-    Sends on every channel count. One grouped subquery joined to the preferences (not a
-    lookup per contact-log row), no per-member loop."""
-    now = now or timezone.now()
-    default = default_max_per_week(brand_id) or None  # 0: no default limit
-    contacts, prefs = (
-        connection.ops.quote_name(ContactLog._meta.db_table),
-        connection.ops.quote_name(Preference._meta.db_table),
-    )
-    over = RawSQL(  # noqa: S611 - table names quoted, values as parameters
-        f"""SELECT cl.member_id FROM {contacts} cl
-            LEFT JOIN {prefs} p ON p.member_id = cl.member_id AND p.brand_id = %s
-            WHERE cl.brand_id = %s AND cl.sent_at >= %s
-            GROUP BY cl.member_id, p.max_per_week
-            HAVING COUNT(*) >= COALESCE(p.max_per_week, %s)""",  # noqa: S608 - quoted table names
-        (
-            brand_id,
-            brand_id,
-            ContactLog._meta.get_field("sent_at").get_db_prep_value(now - CAP_WINDOW, connection),
-            default,
-        ),
-    )
-    wants_none = Preference.objects.filter(brand_id=brand_id, max_per_week=0).values("member_id")
-    return ~Q(pk__in=over) & ~Q(pk__in=wants_none)
 
 
 def flagged_members(segment: Segment, rules: dict[str, Any], now: dt.datetime) -> QuerySet[Member]:
     """The members the rules match (rules in WHERE, so PostgreSQL plans their subqueries as
-    semi-joins), each with three flags: ``c`` consent, ``u`` under the cap, ``r`` reachable.
-    The funnel is then a count over these few rows instead of over every member."""
+    semi-joins), each with three flags, the parts of ``contactable_q``: ``c`` consent,
+    ``u`` preferences (a channel they chose or none chosen, not paused, under their weekly
+    limit: the funnel's "under frequency cap" step), ``r`` reachable. A build has no time of
+    sending, so quiet hours are left to the export (``export_build(send_at=…)``). The
+    funnel is then a count over these few rows instead of over every member."""
     ctx = Context.for_brand(segment.brand_id, now)
 
     def flag(q: Q) -> ExpressionWrapper:
@@ -67,7 +41,7 @@ def flagged_members(segment: Segment, rules: dict[str, Any], now: dt.datetime) -
         .values(
             member_ref=F("pk"),
             c=flag(consent_q(segment.brand_id, segment.purpose, segment.channel)),
-            u=flag(under_cap_q(segment.brand_id, now)),
+            u=flag(preference_q(segment.brand_id, segment.channel, now=now)),
             r=flag(reachable_q(segment.brand_id, segment.channel)),
         )
     )
@@ -134,7 +108,8 @@ def export_rows(export: SegmentExport, channel: str) -> Iterator[list[Any]]:
 
 def contactable_counts(brand: Brand, purposes: Iterable[Purpose] | None = None) -> dict[tuple[str, str], int]:
     """People the brand may contact now, per purpose and channel (``""`` for purposes
-    without a channel), with the full ``can_contact`` rule: one query for all pairs."""
+    without a channel), with the full ``can_contact`` rule (preferences too; quiet hours
+    need a time of sending, so not those): one query for all pairs."""
     purposes = list(purposes if purposes is not None else Purpose.objects.filter(brand=brand, is_active=True))
     aggregates: dict[str, Any] = {}
     keys: dict[str, tuple[str, str]] = {}
@@ -142,7 +117,7 @@ def contactable_counts(brand: Brand, purposes: Iterable[Purpose] | None = None) 
         for channel in purpose.channels or [NO_CHANNEL]:
             alias = f"c{len(keys)}"
             keys[alias] = (purpose.code, channel)
-            aggregates[alias] = Count("pk", filter=consent_q(brand, purpose, channel) & reachable_q(brand, channel))
+            aggregates[alias] = Count("pk", filter=contactable_q(brand, purpose, channel))
     if not aggregates:
         return {}
     row = Member.objects.aggregate(**aggregates)

@@ -25,12 +25,12 @@ from django.utils.translation import gettext
 from cdp import audit
 from cdp.enqueue import enqueue_on_commit
 from consent.models import NO_CHANNEL, DataUsage, Purpose
-from consent.queries import consent_q, reachable_q
+from consent.queries import contactable_q
 from members.models import Brand
 
 from . import signals
 from .models import ContactLog, Segment, SegmentBuild, SegmentExport, SegmentMember
-from .queries import EXPORT_CONTEXT, FUNNEL_COUNTS_SQL, flagged_members, snapshot_members, under_cap_q
+from .queries import EXPORT_CONTEXT, FUNNEL_COUNTS_SQL, flagged_members, snapshot_members
 from .rules import RuleError, validate
 
 log = logging.getLogger(__name__)
@@ -283,10 +283,14 @@ def export_build(
     kind: str = SegmentExport.Kind.SEND,
     campaign: str = "",
     actor: audit.Actor | None = None,
+    send_at: dt.datetime | None = None,
 ) -> SegmentExport:
-    """Let a build's members out, re-checking consent and reachability now (⚑ a withdrawal
-    after the build still keeps the person out) and, for a send, the frequency cap. Every
-    person let out gets a DataUsage row; a send also a ContactLog row. All set-based."""
+    """Let a build's members out, re-checking the whole contact decision now (⚑ a withdrawal
+    or a changed preference after the build still keeps the person out): consent, chosen
+    channel, pause, reachability and, for a send, the weekly limit. With ``send_at``, the
+    time the campaign will go out, also quiet hours at that time (and the weekly count runs
+    back from it). Every person let out gets a DataUsage row; a send also a ContactLog row.
+    All set-based."""
     build = SegmentBuild.objects.select_related("segment__purpose", "segment__brand").get(pk=build.pk)
     segment = build.segment
     if build.status != SegmentBuild.Status.SUCCEEDED:
@@ -308,11 +312,11 @@ def export_build(
         created_at=now,
         in_build=build.final,
     )
-    allowed = consent_q(segment.brand_id, segment.purpose, segment.channel) & reachable_q(
-        segment.brand_id, segment.channel
+    # A file for review contacts nobody, so it is not held back by (nor counted towards)
+    # the weekly limit: reviewing a campaign right after sending it still lists everyone.
+    allowed = contactable_q(
+        segment.brand_id, segment.purpose, segment.channel, at=send_at, now=now, weekly=kind == SegmentExport.Kind.SEND
     )
-    if kind == SegmentExport.Kind.SEND:
-        allowed &= under_cap_q(segment.brand_id, now)
     tune_for_set_queries()
     # order_by(): Member's default ordering would make PostgreSQL walk a created_at index
     # over every member instead of starting from the build's snapshot rows.

@@ -1,4 +1,4 @@
-"""Subscriptions and the delivery log, with a "redeliver" action."""
+"""Subscriptions and the delivery log, with every attempt and a "redeliver" action."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from django.utils.translation import ngettext
 from cdp.admin import ReadOnlyAdminMixin
 
 from . import services
-from .models import Delivery, Subscription
+from .models import Delivery, DeliveryAttempt, Subscription
 
 
 @admin.register(Subscription)
@@ -27,6 +27,12 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return ", ".join(obj.events)
 
 
+class DeliveryAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ["number", "started_at", "duration_ms", "status_code", "error"]
+    extra = 0
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
@@ -37,16 +43,44 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["event_id", "member_id", "subscription__url"]
     list_select_related = ["subscription"]
     date_hierarchy = "created_at"
+    readonly_fields = ["waiting_for"]
+    inlines = [DeliveryAttemptInline]
     actions = ["redeliver"]
+
+    @admin.display(description=_("waiting for"))
+    def waiting_for(self, obj: Delivery) -> str:
+        """The earlier delivery about the same member that this one waits for, if any."""
+        if obj.member_id is None or obj.status not in Delivery.UNFINISHED:
+            return "-"
+        pair = Delivery.objects.filter(subscription_id=obj.subscription_id, member_id=obj.member_id)
+        earlier = (
+            pair.filter(sequence__lt=obj.sequence, status__in=Delivery.UNFINISHED)
+            .order_by("sequence")
+            .values_list("pk", "sequence")
+            .first()
+        )
+        return _("#%(pk)s (sequence %(sequence)s)") % {"pk": earlier[0], "sequence": earlier[1]} if earlier else "-"
 
     @admin.action(description=_("Redeliver the selected deliveries"), permissions=["view"])
     def redeliver(self, request: HttpRequest, queryset: Any) -> None:
         if not request.user.has_perm("webhooks.change_delivery"):
             messages.error(request, _("You may not redeliver webhooks."))
             return
-        count = services.redeliver(list(queryset))
+        count, late = services.redeliver(list(queryset))
         messages.success(
             request,
             ngettext("Queued %(count)d delivery again.", "Queued %(count)d deliveries again.", count)
             % {"count": count},
         )
+        if late:
+            messages.warning(
+                request,
+                ngettext(
+                    "%(count)d of them is older than a delivery about the same member that was already delivered: "
+                    "it arrives after that one, with its lower sequence number.",
+                    "%(count)d of them are older than a delivery about the same member that was already delivered: "
+                    "they arrive after it, with their lower sequence number.",
+                    late,
+                )
+                % {"count": late},
+            )

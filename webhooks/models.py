@@ -3,14 +3,18 @@
 A delivery row is made per subscription and event, in the transaction that publishes the
 event, and sent by a Celery task after commit; failures are retried with exponential
 backoff and dead-lettered after ``WEBHOOK_MAX_ATTEMPTS``. The body is stored exactly as
-sent, so a redelivery sends the same bytes (signed with a fresh timestamp).
+sent, so a redelivery sends the same bytes (signed with a fresh timestamp). Deliveries
+about one member to one subscription go one at a time, in sequence order (DESIGN.md ⚑
+"Webhooks keep per-member order"); every attempt is kept in ``DeliveryAttempt``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from django.db import models
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -57,6 +61,22 @@ class MemberSequence(models.Model):
         verbose_name = _("member sequence")
 
 
+class DeliveryQuerySet(models.QuerySet):
+    def free_to_send(self, *, stale_before: dt.datetime) -> DeliveryQuerySet:
+        """Deliveries that no other delivery to the same subscription about the same
+        member holds back: none with a lower sequence is unfinished, and no other is being
+        sent (one whose attempt started before ``stale_before`` lost its worker and holds
+        nothing back). Deliveries without a member (``segment.built``) are not ordered."""
+        holding_back = Delivery.objects.filter(
+            ~Q(pk=OuterRef("pk")),
+            Q(sequence__lt=OuterRef("sequence")) | Q(status=Delivery.Status.SENDING, last_attempt_at__gte=stale_before),
+            subscription_id=OuterRef("subscription_id"),
+            member_id=OuterRef("member_id"),
+            status__in=Delivery.UNFINISHED,
+        )
+        return self.filter(Q(member_id__isnull=True) | ~Exists(holding_back))
+
+
 class Delivery(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -64,6 +84,9 @@ class Delivery(models.Model):
         RETRYING = "retrying", _("Waiting to retry")
         SUCCEEDED = "succeeded", _("Delivered")
         DEAD = "dead", _("Dead letter")
+
+    # Still to be sent: these hold back later deliveries of the same subscription and member.
+    UNFINISHED = (Status.PENDING, Status.SENDING, Status.RETRYING)
 
     subscription = models.ForeignKey(
         Subscription, verbose_name=_("subscription"), on_delete=models.CASCADE, related_name="deliveries"
@@ -74,7 +97,10 @@ class Delivery(models.Model):
     sequence = models.BigIntegerField(_("sequence"), null=True, blank=True)
     body = models.TextField(_("body"))
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    # Every attempt, also those before a redelivery (the history is in DeliveryAttempt);
+    # retries and the dead letter count those since the last redelivery.
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    attempts_before_redelivery = models.PositiveSmallIntegerField(_("attempts before redelivery"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
     last_attempt_at = models.DateTimeField(_("last attempt"), null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(_("last HTTP status"), null=True, blank=True)
@@ -82,11 +108,44 @@ class Delivery(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
 
+    objects = DeliveryQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("webhook delivery")
         verbose_name_plural = _("webhook deliveries")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            # What holds a delivery back (DeliveryQuerySet.free_to_send) and what goes next:
+            # small, since finished deliveries leave it.
+            models.Index(
+                fields=["subscription", "member_id", "sequence"],
+                condition=Q(status__in=["pending", "sending", "retrying"]),
+                name="webhooks_delivery_unfinished",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} #{self.pk} → {self.subscription_id}"
+
+
+class DeliveryAttempt(models.Model):
+    """One try at sending a delivery and the receiver's answer. Kept for good, also when
+    staff redeliver, so the admin shows the whole history of a delivery."""
+
+    delivery = models.ForeignKey(
+        Delivery, verbose_name=_("webhook delivery"), on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    number = models.PositiveSmallIntegerField(_("attempt"))
+    started_at = models.DateTimeField(_("started"))
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"))
+    status_code = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
+        ordering = ["number", "pk"]
+
+    def __str__(self) -> str:
+        return f"#{self.delivery_id} attempt {self.number}"

@@ -17,14 +17,14 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from cdp import audit
-from cdp.enqueue import enqueue
+from cdp.enqueue import enqueue, enqueue_on_commit
 from members.models import Brand
 
-from .models import Delivery, EventType, MemberSequence, Subscription
+from .models import Delivery, DeliveryAttempt, EventType, MemberSequence, Subscription
 from .signing import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
@@ -216,6 +216,16 @@ def _send_later(ids: list[int], countdown: float | None = None) -> None:
 
 
 # --- Delivering --------------------------------------------------------------------------------
+#
+# Per-member order (DESIGN.md ⚑): deliveries to one subscription about one member go one at
+# a time, in sequence order. A delivery is claimed only when nothing holds it back
+# (``Delivery.objects.free_to_send``); one that is held back stays pending, and the
+# delivery that finishes before it (delivered or dead-lettered) queues it. A claim and a
+# hand-over about a member take turns on that member's MemberSequence row (a PostgreSQL
+# row lock, the one ``next_sequence`` takes to number the member's events): the
+# conditional UPDATE then sees every claim committed before it, so two workers cannot both
+# find the pair free, and a hand-over cannot miss a delivery that a claim found held back.
+# SQLite runs one writer at a time, which gives the same.
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -223,18 +233,39 @@ def backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), 6 * 3600))
 
 
+def stale_before(now: dt.datetime) -> dt.datetime:
+    """An attempt that started before this lost its worker: no request takes that long."""
+    return now - dt.timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + 60)
+
+
+def _take_members_turn(member_id: int | None) -> None:
+    if member_id is not None:
+        list(MemberSequence.objects.select_for_update().filter(member_id=member_id).values_list("pk", flat=True))
+
+
 def _claim(delivery_id: int) -> bool:
-    now = timezone.now()
-    # A delivery stuck in "sending" longer than a request may take lost its worker.
-    stale = now - dt.timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + 60)
-    claimable = Q(status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING], next_attempt_at__lte=now) | Q(
-        status=Delivery.Status.SENDING, last_attempt_at__lt=stale
-    )
-    return bool(
-        Delivery.objects.filter(claimable, pk=delivery_id, subscription__is_active=True).update(
-            status=Delivery.Status.SENDING, last_attempt_at=now, next_attempt_at=now
+    """Take the delivery for sending with one conditional UPDATE; the row count says
+    whether this worker won. Claimable: due and pending or retrying (or stuck in "sending"
+    by a lost worker), its subscription active, and nothing holding it back."""
+    row = Delivery.objects.filter(pk=delivery_id).values("member_id").first()
+    if row is None:
+        return False
+    with transaction.atomic():
+        _take_members_turn(row["member_id"])
+        now = timezone.now()
+        stale = stale_before(now)
+        claimable = Q(status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING], next_attempt_at__lte=now) | Q(
+            status=Delivery.Status.SENDING, last_attempt_at__lt=stale
         )
-    )
+        # No join in the UPDATE: PostgreSQL then rechecks all of it on a row that another
+        # claim changed meanwhile (a join makes Django write "id IN (SELECT …)", rechecked
+        # against the old snapshot), so a task delivered twice cannot claim twice.
+        active = Subscription.objects.filter(is_active=True).values("pk")
+        return bool(
+            Delivery.objects.free_to_send(stale_before=stale)
+            .filter(claimable, pk=delivery_id, subscription__in=active)
+            .update(status=Delivery.Status.SENDING, last_attempt_at=now, next_attempt_at=now)
+        )
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
@@ -250,8 +281,9 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
 
 
 def deliver(delivery_id: int) -> float | None:
-    """Send one delivery if it is due; returns seconds until the retry it scheduled, if
-    any. Idempotent: a delivery already sent, dead, or being sent is left alone."""
+    """Send one delivery if it is due and nothing holds it back; returns seconds until the
+    retry it scheduled, if any. Idempotent: a delivery already sent, dead, being sent, or
+    waiting behind an earlier one of its member is left alone."""
     if not _claim(delivery_id):
         return None
     delivery = Delivery.objects.select_related("subscription").get(pk=delivery_id)
@@ -265,48 +297,105 @@ def deliver(delivery_id: int) -> float | None:
         "X-CDP-Delivery": str(delivery.pk),
         SIGNATURE_HEADER: sign(subscription.secret, int(time.time()), body),
     }
+    started_at, started = timezone.now(), time.monotonic()
     try:
         status, error = _post(subscription.url, body, headers)
     except WebhookError as exc:
         status, error = None, exc.message
-    now = timezone.now()
-    attempts = delivery.attempts + 1
-    if status is not None and 200 <= status < 300:
-        Delivery.objects.filter(pk=delivery.pk).update(
-            status=Delivery.Status.SUCCEEDED, attempts=attempts, last_status_code=status, last_error="",
-            delivered_at=now,
-        )  # fmt: skip
+    ok = status is not None and 200 <= status < 300
+    attempt = DeliveryAttempt(
+        delivery=delivery,
+        number=delivery.attempts + 1,
+        started_at=started_at,
+        duration_ms=round((time.monotonic() - started) * 1000),
+        status_code=status,
+        error="" if ok else error or f"HTTP {status}",
+    )
+    if ok:
+        _finish_attempt(delivery, attempt, status=Delivery.Status.SUCCEEDED, delivered_at=timezone.now())
         return None
-    if attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
-        Delivery.objects.filter(pk=delivery.pk).update(
-            status=Delivery.Status.DEAD,
-            attempts=attempts,
-            last_status_code=status,
-            last_error=error or f"HTTP {status}",
-        )
-        log.warning("webhook delivery %s dead after %s attempts: %s", delivery.pk, attempts, error or status)
+    this_round = attempt.number - delivery.attempts_before_redelivery
+    if this_round >= settings.WEBHOOK_MAX_ATTEMPTS:
+        _finish_attempt(delivery, attempt, status=Delivery.Status.DEAD)
+        log.warning("webhook delivery %s dead after %s attempts: %s", delivery.pk, this_round, attempt.error)
         return None
-    delay = backoff(attempts)
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=Delivery.Status.RETRYING, attempts=attempts, last_status_code=status,
-        last_error=error or f"HTTP {status}", next_attempt_at=now + delay,
-    )  # fmt: skip
+    delay = backoff(this_round)
+    _finish_attempt(delivery, attempt, status=Delivery.Status.RETRYING, next_attempt_at=timezone.now() + delay)
     return delay.total_seconds()
 
 
 @transaction.atomic
-def redeliver(deliveries: Any) -> int:
-    """Send these deliveries again now (staff's "redeliver" action), with a fresh set of
-    attempts; the body is the same, the signature's timestamp new."""
+def _finish_attempt(delivery: Delivery, attempt: DeliveryAttempt, *, status: str, **fields: Any) -> None:
+    """Record an attempt and its outcome; a delivery that is done (delivered or dead)
+    hands its member's turn to the next delivery waiting behind it. Only the worker whose
+    claim still stands reports the outcome: one so slow that another took the delivery
+    back as lost leaves only its attempt in the log."""
+    done = status in (Delivery.Status.SUCCEEDED, Delivery.Status.DEAD)
+    if done:
+        _take_members_turn(delivery.member_id)
+    attempt.save()
+    reported = Delivery.objects.filter(
+        pk=delivery.pk, status=Delivery.Status.SENDING, last_attempt_at=delivery.last_attempt_at
+    ).update(
+        status=status, attempts=attempt.number, last_status_code=attempt.status_code, last_error=attempt.error,
+        **fields,
+    )  # fmt: skip
+    if reported and done and delivery.member_id is not None:
+        _send_next(subscription_id=delivery.subscription_id, member_id=delivery.member_id)
+
+
+def _send_next(*, subscription_id: int, member_id: int) -> None:
+    """Queue (after commit) the pair's earliest delivery still to be sent. It is the one
+    nothing holds back once the caller's delivery is done; if it is a retry not yet due,
+    the claim refuses it and its own countdown or the sweep sends it when due."""
+    following = (
+        Delivery.objects.filter(
+            subscription_id=subscription_id,
+            member_id=member_id,
+            status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING],
+            subscription__is_active=True,
+        )
+        .order_by("sequence", "pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if following is not None:
+        enqueue_on_commit("webhooks.tasks.deliver", following)
+
+
+def due_deliveries(*, overdue_before: dt.datetime, limit: int = 1000) -> list[int]:
+    """Deliveries the sweep should start: due for a while, and first in their member's
+    line (a later one is left for the hand-over of the one before it)."""
+    return list(
+        Delivery.objects.free_to_send(stale_before=stale_before(timezone.now()))
+        .filter(status__in=Delivery.UNFINISHED, next_attempt_at__lt=overdue_before, subscription__is_active=True)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+@transaction.atomic
+def redeliver(deliveries: Any) -> tuple[int, int]:
+    """Send these deliveries again (staff's "redeliver" action) with a fresh set of
+    attempts; the attempts made so far stay in the log. The body is the same, the
+    signature's timestamp new. Each waits for the earlier deliveries of its member that
+    are still to be sent. Returns how many were queued, and how many of those are older
+    than a delivery of their member that was already delivered: they arrive after it,
+    with their lower sequence number."""
     ids = list(
         Delivery.objects.filter(pk__in=[d.pk for d in deliveries], subscription__is_active=True)
         .exclude(status=Delivery.Status.SENDING)
         .values_list("pk", flat=True)
     )
+    newer_delivered = Delivery.objects.filter(
+        subscription_id=OuterRef("subscription_id"), member_id=OuterRef("member_id"),
+        sequence__gt=OuterRef("sequence"), status=Delivery.Status.SUCCEEDED,
+    ).exclude(pk__in=ids)  # fmt: skip
+    late = Delivery.objects.filter(Exists(newer_delivered), pk__in=ids, member_id__isnull=False).count()
     Delivery.objects.filter(pk__in=ids).update(
-        status=Delivery.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), last_error=""
+        status=Delivery.Status.PENDING, next_attempt_at=timezone.now(), attempts_before_redelivery=F("attempts")
     )
     for pk in ids:
         audit.record("webhook.redelivered", Delivery(pk=pk))
     transaction.on_commit(lambda: _send_later(ids))
-    return len(ids)
+    return len(ids), late

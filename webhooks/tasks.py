@@ -1,6 +1,7 @@
 """Celery tasks: publish an event (build its payload, make the deliveries), deliver one,
 and sweep up due retries. All idempotent: a delivery is claimed with a conditional UPDATE
-before it is sent, so a redelivered task does not send twice."""
+before it is sent, so a redelivered task does not send twice, nor one that an earlier
+delivery about the same member holds back."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import datetime as dt
 from celery import shared_task
 from django.utils import timezone
 
+from cdp.enqueue import enqueue
+
 from . import payloads, services
-from .models import Delivery
 
 
 @shared_task(name="webhooks.tasks.publish_event")
@@ -33,21 +35,15 @@ def deliver(delivery_id: int) -> None:
     # In-process (eager) mode a countdown would run the retry at once: the sweep below
     # picks it up when due instead.
     if delay is not None and not deliver.app.conf.task_always_eager:
-        deliver.apply_async((delivery_id,), countdown=delay)
+        enqueue("webhooks.tasks.deliver", delivery_id, countdown=delay)
 
 
 @shared_task(name="webhooks.tasks.retry_due")
 def retry_due() -> int:
     """Beat's safety net: send deliveries whose retry is overdue (a lost countdown task,
-    a worker that died mid-send, eager mode)."""
-    overdue = timezone.now() - dt.timedelta(seconds=30)
-    ids = list(
-        Delivery.objects.filter(
-            status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING, Delivery.Status.SENDING],
-            next_attempt_at__lt=overdue,
-            subscription__is_active=True,
-        ).values_list("pk", flat=True)[:1000]
-    )
+    a worker that died mid-send, eager mode), each only when it is first in its member's
+    line: a later one goes when the one before it is done."""
+    ids = services.due_deliveries(overdue_before=timezone.now() - dt.timedelta(seconds=30))
     for pk in ids:
-        deliver.delay(pk)
+        enqueue("webhooks.tasks.deliver", pk)
     return len(ids)

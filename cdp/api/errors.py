@@ -30,6 +30,7 @@ _TITLES = {
     409: ("conflict", "Conflict."),
     413: ("request-too-large", "The request body is too large."),
     415: ("unsupported-media-type", "Send JSON (Content-Type: application/json)."),
+    422: ("unprocessable", "A rule refuses the request as sent."),
     429: ("rate-limited", "Too many requests for this API key."),
 }
 
@@ -51,6 +52,15 @@ def _flatten(data: Any, path: str = "") -> list[dict[str, str]]:
     else:
         out.append({"field": path, "message": str(data)})
     return out
+
+
+class Unprocessable(exceptions.ValidationError):
+    """422: input of the right shape that a rule refuses (``confirmed`` without the proof
+    of a confirmation); reported like invalid input, one entry per field in ``errors``."""
+
+    status_code = 422
+    default_detail = "A rule refuses the request as sent."
+    default_code = "unprocessable"
 
 
 def problem(status_code: int, detail: str, *, errors: list[dict[str, str]] | None = None, **extra: Any) -> Response:
@@ -114,6 +124,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with the current state.",
     413: "The body is larger than API_MAX_REQUEST_BYTES.",
     415: "The body is not JSON.",
+    422: "Well-formed, but a rule refuses it: `errors` names each field and what is missing or wrong.",
     429: "The key's rate limit is used up; `Retry-After` says how many seconds to wait.",
 }
 

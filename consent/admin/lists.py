@@ -54,9 +54,15 @@ class CheckpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(LedgerVerification)
 class LedgerVerificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["started_at", "finished_at", "ok", "events_checked", "checkpoint_id", "first_error"]
-    list_filter = ["ok"]
-    fields = ["started_at", "finished_at", "ok", "events_checked", "checkpoint", "first_error"]
+    list_display = [
+        "started_at", "finished_at", "ok", "events_checked", "checkpoint_id", "first_error", "projection_ok",
+        "projection_differences",
+    ]  # fmt: skip
+    list_filter = ["ok", "projection_ok"]
+    fields = [
+        "started_at", "finished_at", "ok", "events_checked", "checkpoint", "first_error", "projection_ok",
+        "projection_differences", "projection_first_difference",
+    ]  # fmt: skip
 
 
 class PreferenceChangeInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -246,7 +246,8 @@ class CheckpointHead(models.Model):
 
 
 class LedgerVerification(models.Model):
-    """The outcome of each ``verify_consent_ledger`` run, for the compliance report."""
+    """The outcome of each ``verify_consent_ledger`` run (by hand or nightly), for the
+    compliance report and the dashboard: the ledger's chains, then the projection."""
 
     started_at = models.DateTimeField(_("started"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
@@ -254,6 +255,11 @@ class LedgerVerification(models.Model):
     events_checked = models.BigIntegerField(_("events checked"), default=0)
     checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     first_error = models.TextField(_("first problem"), blank=True)
+    # Whether ConsentState equalled the fold of the ledger (DESIGN.md ⚑); None when not
+    # checked: runs from before the check existed, or one that died before it.
+    projection_ok = models.BooleanField(_("consent state equals the ledger"), null=True, blank=True)
+    projection_differences = models.BigIntegerField(_("consent state rows that differ"), default=0)
+    projection_first_difference = models.TextField(_("first consent state difference"), blank=True)
 
     class Meta:
         verbose_name = _("ledger verification")

@@ -1,11 +1,12 @@
 """Writes of the consent domain, one verb per function, each its own transaction:
-recording consent (``recording``), rebuilding the projection (``projection``), publishing
-notices (``notices``), preferences and suppressions (``preferences``)."""
+recording consent (``recording``), rebuilding the projection and checking it
+(``projection``), publishing notices (``notices``), preferences and suppressions
+(``preferences``)."""
 
 from ..validation import GRANTING
 from .notices import publish_notice
 from .preferences import add_suppression, contact_point, update_preferences
-from .projection import rebuild_consent_state, state_differences
+from .projection import ProjectionCheck, check_projection, rebuild_consent_state, state_differences
 from .recording import (
     BatchConsentError,
     ConsentError,
@@ -22,8 +23,10 @@ __all__ = [
     "BatchConsentError",
     "ConsentError",
     "ConsentInput",
+    "ProjectionCheck",
     "Recorded",
     "add_suppression",
+    "check_projection",
     "contact_point",
     "current_notice",
     "publish_notice",

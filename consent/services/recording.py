@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +23,26 @@ from ..ledger_batch import NewEvent, append_many
 from ..models import (
     NO_CHANNEL,
     Action,
+    Channel,
     ConsentEvent,
     ConsentState,
     Notice,
     Purpose,
     SourceType,
 )
-from ..validation import Problem, event_problem, purpose_problem
+from ..validation import (
+    EmailOptIns,
+    Incoming,
+    Problem,
+    confirmation_problem,
+    event_problem,
+    incoming_choice,
+    latest_allowed,
+    purpose_problem,
+    relays_email_grant,
+    with_confirmation,
+)
+from .email_requests import email_opt_ins, judge_relayed_request, queue_opt_in_mail
 
 logger = logging.getLogger(__name__)
 
@@ -38,18 +52,20 @@ MAX_SOURCE_REF = 200
 
 
 class ConsentError(ValueError):
-    """A consent event that cannot be recorded; ``field`` names what is wrong."""
+    """A consent event that cannot be recorded; ``field`` names what is wrong, ``parts``
+    the parts of it at fault (the missing fields of a ``confirmation``)."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, parts: tuple[str, ...] = ()) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.parts = parts
 
 
 def _refuse(problem: Problem | None) -> None:
     """Raise the ``consent.validation`` problem, if any, as a ``ConsentError``."""
     if problem is not None:
-        raise ConsentError(problem.field, problem.message)
+        raise ConsentError(problem.field, problem.message, problem.parts)
 
 
 @dataclass
@@ -101,15 +117,26 @@ def record_consent(
     evidence: dict[str, Any] | None = None,
     by_guardian: bool = False,
     external_id: str | None = None,
+    confirmation: Mapping[str, Any] | None = None,
+    opt_in_mail: bool = True,
 ) -> Recorded:
     """Append one consent event to the member's chain and update the projection.
 
     Idempotent on ``external_id`` (per brand): the same event sent twice is stored once.
     ``occurred_at`` is when the person acted; the state moves only if it is not older than
     the state's, so a late-arriving old event never overrides a newer choice.
+
+    An e-mail grant passed on by a store, the API, an import or staff becomes a request
+    (``consent.validation.incoming_choice``) whose confirmation mail is queued with it
+    (``EmailOptIns``: at most one a day per person and brand; ``opt_in_mail=False`` holds
+    it back, for demo people), or nothing when the person's e-mail consent is confirmed
+    or was asked for within the day (``created`` is False, ``event`` is that one). With
+    ``confirmation`` (``confirmed_at``, ``ip``, ``message_id``: the source's own double
+    opt-in) it is ``confirmed``, the proof kept in the evidence; ``confirmed`` needs it.
     """
     purpose = resolve_purpose(brand, purpose)
-    occurred_at = occurred_at or timezone.now()
+    now = timezone.now()
+    occurred_at = occurred_at or now
     if source_type not in _SOURCES:
         raise ConsentError("source", f"{source_type!r} is not a known source")
     member = canonical_member(member)
@@ -118,17 +145,14 @@ def record_consent(
     _refuse(
         event_problem(
             brand=brand, purpose=purpose, channel=channel, action=action, occurred_at=occurred_at, notice=notice,
-            store=store, member_status=member.status, now=timezone.now(),
+            store=store, member_status=member.status, now=now,
         )
     )  # fmt: skip
-    evidence_text = "{}"
-    if evidence is not None:
-        if not isinstance(evidence, dict):
-            raise ConsentError("evidence", "must be an object")
-        try:
-            evidence_text = ledger.canonical_json(evidence)
-        except (TypeError, ValueError):
-            raise ConsentError("evidence", "must contain only text, numbers, booleans, lists and objects") from None
+    incoming = _incoming(action, channel, source_type, confirmation, now)
+    relayed_request = incoming.action == Action.REQUESTED and relays_email_grant(action, channel, source_type)
+    action = incoming.action
+    evidence = with_confirmation(evidence, incoming)
+    evidence_text = _evidence_text(evidence)
     if external_id is not None:
         # No look-up first: the unique (brand, external_id) constraint answers "seen before"
         # for the price of the insert, and the except clause below fetches the stored event.
@@ -151,7 +175,15 @@ def record_consent(
     )
     event._evidence_text = evidence_text  # encoded once, hashed and stored as is
     try:
-        if action == Action.CONFIRMED:
+        if relayed_request:
+            with transaction.atomic():
+                opt_in = judge_relayed_request(event, member)
+                if not opt_in.record:
+                    return Recorded(opt_in.standing, created=False, state_changed=False)
+                changed = ledger.append(event)
+                if opt_in.mail and opt_in_mail:
+                    queue_opt_in_mail(event.pk)
+        elif action == Action.CONFIRMED and incoming.confirmation is None:
             with transaction.atomic():
                 _check_open_request(member, brand, purpose, channel)
                 changed = ledger.append(event)
@@ -170,6 +202,31 @@ def record_consent(
                 return Recorded(existing, created=False, state_changed=False)
         raise
     return Recorded(event, created=True, state_changed=changed)
+
+
+def _incoming(
+    action: str, channel: str, source_type: str, confirmation: Mapping[str, Any] | None, now: dt.datetime
+) -> Incoming:
+    """What the event becomes (``consent.validation``); refuses a ``confirmed`` without
+    proof and a proof that is incomplete or out of place."""
+    _refuse(
+        confirmation_problem(
+            action=action, channel=channel, source_type=source_type, confirmation=confirmation,
+            latest=latest_allowed(now),
+        )
+    )  # fmt: skip
+    return incoming_choice(action=action, channel=channel, source_type=source_type, confirmation=confirmation)
+
+
+def _evidence_text(evidence: Any) -> str:
+    if evidence is None:
+        return "{}"
+    if not isinstance(evidence, dict):
+        raise ConsentError("evidence", "must be an object")
+    try:
+        return ledger.canonical_json(evidence)
+    except (TypeError, ValueError):
+        raise ConsentError("evidence", "must contain only text, numbers, booleans, lists and objects") from None
 
 
 def _check_open_request(member: Member, brand: Brand, purpose: Purpose, channel: str) -> None:
@@ -200,21 +257,23 @@ class ConsentInput:
     evidence: dict[str, Any] | None = None
     by_guardian: bool = False
     external_id: str | None = None
+    confirmation: Mapping[str, Any] | None = None  # the source's own double opt-in: confirmed_at, ip, message_id
 
 
 class BatchConsentError(ConsentError):
     """``ConsentError`` of the batch item at ``index``."""
 
     def __init__(self, index: int, error: ConsentError) -> None:
-        super().__init__(error.field, error.message)
+        super().__init__(error.field, error.message, error.parts)
         self.index = index
 
 
 def record_consents(
-    items: list[ConsentInput], *, brand: Brand, source_type: str, source_ref: str = ""
+    items: list[ConsentInput], *, brand: Brand, source_type: str, source_ref: str = "", opt_in_mail: bool = True
 ) -> list[Recorded]:
     """``record_consent`` for a batch (the API's up to 1,000 events), all or nothing: the
     same checks, the same idempotency on ``external_id`` (also within the batch), the same
+    e-mail double opt-in (``EmailOptIns`` judges the batch's requests in order), the same
     results, but the ledger is written with ``ledger.append_many`` in a few statements
     instead of one round trip per event. ``consent_changed`` is sent per new event after
     commit. A concurrent writer storing one of the external ids first makes the batch try
@@ -222,14 +281,37 @@ def record_consents(
     for attempt in (1, 2):
         try:
             with transaction.atomic():
-                return _record_batch(items, brand=brand, source_type=source_type, source_ref=source_ref)
+                return _record_batch(
+                    items, brand=brand, source_type=source_type, source_ref=source_ref, opt_in_mail=opt_in_mail
+                )
         except IntegrityError:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def _record_batch(items: list[ConsentInput], *, brand: Brand, source_type: str, source_ref: str) -> list[Recorded]:
+@dataclass
+class _Standing:
+    """A batch item answered by an event already there (``EmailOptIns``): its id, or an
+    earlier event of the batch."""
+
+    event: int | NewEvent
+
+
+def _batch_opt_ins(items: list[ConsentInput], source_type: str, brand: Brand) -> EmailOptIns | None:
+    """``EmailOptIns`` for the people with e-mail events in the batch, their rows locked
+    (in id order, so two batches never wait for each other in a circle); None when the
+    batch relays no e-mail grant."""
+    if not any(relays_email_grant(i.action, i.channel, source_type) for i in items):
+        return None
+    ids = sorted({canonical_member(i.member).pk for i in items if i.channel == Channel.EMAIL})
+    list(Member.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+    return email_opt_ins(brand.pk, ids, now=timezone.now())
+
+
+def _record_batch(
+    items: list[ConsentInput], *, brand: Brand, source_type: str, source_ref: str, opt_in_mail: bool
+) -> list[Recorded]:
     if source_type not in _SOURCES:
         raise ConsentError("source", f"{source_type!r} is not a known source")
     external_ids = [str(i.external_id).strip()[:200] or None if i.external_id is not None else None for i in items]
@@ -237,10 +319,13 @@ def _record_batch(items: list[ConsentInput], *, brand: Brand, source_type: str, 
         e.external_id: e
         for e in ConsentEvent.objects.filter(brand=brand, external_id__in=[x for x in external_ids if x])
     }
+    opt_ins = _batch_opt_ins(items, source_type, brand)
     notices: dict[tuple[int, str], Notice | None] = {}
     purposes: dict[Any, Purpose] = {}
     new: list[NewEvent] = []
-    plan: list[NewEvent | str] = []  # a new event, or the external id of an earlier one
+    to_mail: list[NewEvent] = []
+    # A new event, the external id of an earlier one, or the event answering an e-mail request.
+    plan: list[NewEvent | str | _Standing] = []
     for index, (item, external_id) in enumerate(zip(items, external_ids, strict=True)):
         if external_id and external_id in seen:
             plan.append(external_id)
@@ -265,36 +350,52 @@ def _record_batch(items: list[ConsentInput], *, brand: Brand, source_type: str, 
                     notice=notice, store=item.store, member_status=member.status, now=now,
                 )
             )  # fmt: skip
-            if item.action == Action.CONFIRMED:
+            incoming = _incoming(item.action, item.channel, source_type, item.confirmation, now)
+            if incoming.action == Action.CONFIRMED and incoming.confirmation is None:
                 _check_open_request(member, brand, purpose, item.channel)
-            if item.evidence is not None and not isinstance(item.evidence, dict):
-                raise ConsentError("evidence", "must be an object")
-            try:
-                evidence_text = ledger.canonical_json(item.evidence or {})
-            except (TypeError, ValueError):
-                raise ConsentError("evidence", "must contain only text, numbers, booleans, lists and objects") from None
+            evidence_text = _evidence_text(with_confirmation(item.evidence, incoming))
         except ConsentError as exc:
             raise BatchConsentError(index, exc) from None
         event = NewEvent(
             member_id=member.pk, brand_id=brand.pk, purpose_id=purpose.pk, channel=item.channel,
-            action=item.action, occurred_at=occurred_at, source_type=source_type,
+            action=incoming.action, occurred_at=occurred_at, source_type=source_type,
             source_ref=(source_ref or "")[:MAX_SOURCE_REF], store_id=item.store.pk if item.store else None,
             notice_id=notice.pk if notice else None, evidence=evidence_text, by_guardian=item.by_guardian,
             external_id=external_id,
         )  # fmt: skip
+        if opt_ins is not None and item.channel == Channel.EMAIL:
+            where = {"member_id": member.pk, "purpose_id": purpose.pk, "occurred_at": occurred_at, "event": event}
+            if incoming.action == Action.REQUESTED and relays_email_grant(item.action, item.channel, source_type):
+                opt_in = opt_ins.request(**where)
+                if not opt_in.record:
+                    plan.append(_Standing(opt_in.standing))
+                    continue
+                if opt_in.mail and opt_in_mail:
+                    to_mail.append(event)
+            else:
+                opt_ins.recorded(action=incoming.action, **where)
         if external_id:
             seen[external_id] = event
         new.append(event)
         plan.append(event)
     append_many(new)
+    for event in to_mail:
+        assert event.pk is not None
+        queue_opt_in_mail(event.pk)
     stored = {id(e): _as_event(e) for e in new}
     for event in stored.values():
         transaction.on_commit(lambda event=event: signals.consent_changed.send(sender=ConsentEvent, event=event))
+    standing = ConsentEvent.objects.in_bulk(
+        {step.event for step in plan if isinstance(step, _Standing) and isinstance(step.event, int)}
+    )
     results = []
     for step in plan:
         if isinstance(step, str):
             earlier = seen[step]
             event = stored[id(earlier)] if isinstance(earlier, NewEvent) else earlier
+            results.append(Recorded(event, created=False, state_changed=False))
+        elif isinstance(step, _Standing):
+            event = stored[id(step.event)] if isinstance(step.event, NewEvent) else standing[step.event]
             results.append(Recorded(event, created=False, state_changed=False))
         else:
             results.append(Recorded(stored[id(step)], created=True, state_changed=step.state_changed))

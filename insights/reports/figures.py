@@ -2,8 +2,9 @@
 
 Sections: the notice versions in force during the period; consent events by purpose,
 channel and source; withdrawals per week; double opt-ins awaiting confirmation; data
-requests with their response times; the last ledger verification and checkpoint; and who
-viewed full personal data.
+requests with their response times; the last ledger verification (the chains, and the
+consent state checked against the ledger) and checkpoint; and who viewed full personal
+data.
 
 Every figure is a grouped query (no Python loop over events), so the report costs the same
 number of statements for a hundred events as for a hundred million; the database does the

@@ -24,7 +24,8 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from .tables import shown_tables, when
+from .cells import when
+from .tables import shown_tables
 
 FONT = "STSong-Light"
 if FONT not in pdfmetrics.getRegisteredFontNames():

@@ -9,41 +9,23 @@ it; the page and the PDF show labels and local times. Columns only one side need
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from consent.models import Channel, Notice, SourceType
 
+from .cells import text, when
 from .figures import ACTIONS
+from .integrity import integrity_rows
 
 Row = dict[str, Any]
 Report = dict[str, Any]
-
-
-def when(value: dt.datetime | dt.date | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """A time as people read it in the report: local time, minutes; "—" for none."""
-    if value is None:
-        return "—"
-    if isinstance(value, dt.datetime) and timezone.is_aware(value):
-        value = timezone.localtime(value)
-    return value.strftime(fmt)
-
-
-def text(value: Any) -> str:
-    """A cell as the page and the PDF show it: "—" for nothing, yes/no for booleans."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, bool):
-        return gettext("yes") if value else gettext("no")
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -156,35 +138,6 @@ def labelled(report: dict[str, Any]) -> dict[str, Any]:
 
 def _notice_url(row: Row) -> str:
     return reverse("admin:consent_notice_change", args=[row["id"]])
-
-
-def _integrity(r: Report) -> list[Row]:
-    """The last verification and checkpoint of the whole ledger, as two rows."""
-    v, c = r["verification"], r["checkpoint"]
-    if v is None:
-        verification = gettext("never verified; run") + " manage.py verify_consent_ledger"
-    elif v.ok:
-        verification = gettext("%(when)s: intact (%(n)s events checked)") % {
-            "when": when(v.started_at),
-            "n": v.events_checked,
-        }
-    else:
-        verification = gettext("%(when)s: BROKEN: %(error)s") % {"when": when(v.started_at), "error": v.first_error}
-    if c is None:
-        checkpoint = gettext("none yet")
-    else:
-        checkpoint = gettext("#%(id)s %(when)s, %(n)s events in %(c)s chains, Merkle root %(root)s") % {
-            "id": c.pk,
-            "when": when(c.created_at),
-            "n": c.event_count,
-            "c": c.chain_count,
-            "root": c.merkle_root,
-        }
-    broken = v is not None and not v.ok
-    return [
-        {"check": gettext("Last verification"), "result": verification, "broken": broken},
-        {"check": gettext("Last checkpoint"), "result": checkpoint, "broken": False},
-    ]
 
 
 _REQUEST_STATUS = ["status_received", "status_in_progress", "status_completed", "status_rejected"]
@@ -373,7 +326,7 @@ TABLES: list[ReportTable] = [
     ReportTable(
         "integrity",
         _("Ledger integrity (all brands)"),
-        _integrity,
+        integrity_rows,
         [
             column("check", _("Check")),
             column("result", _("Result"), width=5, alert=lambda row: row["broken"]),

@@ -12,9 +12,10 @@ from django.utils import timezone
 
 from consent import ledger
 from consent.models import ConsentEvent, ConsentState, PreferenceChange
-from consent.services import record_consent, state_differences
+from consent.services import record_consent, state_differences, update_preferences
 from consent.verification import verify_ledger
 from members.models import Member
+from segments.models import ContactLog
 from tests.factories import make_members
 
 pytestmark = pytest.mark.django_db
@@ -66,19 +67,96 @@ def test_check_bad_input_is_400(api, marketing, params, field):
     assert response.json()["errors"][0]["field"] == field
 
 
-def test_check_is_can_contact_in_three_queries_after_the_key(api, api_key, marketing, alice):
+def test_check_is_can_contact_in_one_query_after_the_key(api, api_key, marketing, alice):
     record_consent(member=alice, brand=alice.memberships.get().store.brand, purpose=marketing, channel="sms",
                    action="granted", source_type="store")  # fmt: skip
+    update_preferences(member=alice, brand=marketing.brand, source_type="api_key", channels=["sms"], max_per_week=3,
+                       quiet_start=dt.time(22), quiet_end=dt.time(8))  # fmt: skip
+    ContactLog.objects.create(member=alice, brand=marketing.brand, purpose=marketing, channel="sms")
     check(api, phone="13912345678")  # warm: the key's last-used write and the purpose cache
     with CaptureQueriesContext(connection) as queries:
-        response = check(api, phone="13800138000")
+        response = check(api, phone="13800138000", at=AT_NOON)
     assert response.json()["allowed"] is True
     sql = [q["sql"] for q in queries.captured_queries]
     assert "cdp_apikey" in sql[0]
-    # can_contact: the person by phone (with reachability), the state, the suppression list.
-    assert len(sql[1:]) <= 3, sql
-    assert sum("consent_consentstate" in s for s in sql) == 1
-    assert sum("consent_suppression" in s for s in sql) == 1
+    # can_contact: the person by phone with consent state, preferences, this week's sends,
+    # reachability and the suppression list, in one statement.
+    assert len(sql[1:]) == 1, sql
+    for table in ("consent_consentstate", "consent_preference", "segments_contactlog", "consent_suppression"):
+        assert table in sql[1], table
+    with CaptureQueriesContext(connection) as queries:  # by member id: its brand, then the decision
+        assert check(api, member=alice.pk, at=AT_NOON).json()["allowed"] is True
+    assert len(queries) - 1 == 2, [q["sql"] for q in queries.captured_queries]
+
+
+# Today at 12:00 and 23:00 in TIME_ZONE (Asia/Shanghai), as a caller would send them.
+AT_NOON = timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0).isoformat()
+AT_NIGHT = timezone.localtime().replace(hour=23, minute=0, second=0, microsecond=0).isoformat()
+
+
+@pytest.fixture
+def alice_consented(api, marketing, alice):
+    record_consent(member=alice, brand=marketing.brand, purpose=marketing, channel="sms", action="granted",
+                   source_type="store")  # fmt: skip
+    return alice
+
+
+def prefer(member, purpose, **changes):
+    update_preferences(member=member, brand=purpose.brand, source_type="api_key", **changes)
+
+
+@pytest.mark.parametrize(
+    ("preferences", "sends", "at", "reason"),
+    [
+        ({"channels": ["email"]}, 0, None, "preference_channel"),
+        ({"channels": []}, 0, None, "allowed"),  # none chosen: no limit on channels
+        ({"max_per_week": 0}, 0, None, "paused"),
+        ({"max_per_week": 2}, 2, None, "frequency_cap"),
+        ({"max_per_week": 2}, 1, None, "allowed"),
+        ({"quiet_start": dt.time(22), "quiet_end": dt.time(8)}, 0, None, "allowed"),  # no time of sending
+        ({"quiet_start": dt.time(22), "quiet_end": dt.time(8)}, 0, AT_NOON, "allowed"),
+        ({"quiet_start": dt.time(22), "quiet_end": dt.time(8)}, 0, AT_NIGHT, "quiet_hours"),
+    ],
+)
+def test_check_obeys_preferences(api, marketing, alice_consented, preferences, sends, at, reason):
+    prefer(alice_consented, marketing, **preferences)
+    for _ in range(sends):
+        ContactLog.objects.create(member=alice_consented, brand=marketing.brand, purpose=marketing, channel="email")
+    params = {"at": at} if at else {}
+    body = check(api, phone="13800138000", **params).json()
+    assert (body["allowed"], body["reason"]) == (reason == "allowed", reason)
+    assert check(api, member=alice_consented.pk, **params).json()["reason"] == reason
+
+
+def test_check_at_in_another_offset_is_the_same_moment(api, marketing, alice_consented):
+    prefer(alice_consented, marketing, quiet_start=dt.time(22), quiet_end=dt.time(8))
+    night_utc = dt.datetime.fromisoformat(AT_NIGHT).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    assert check(api, phone="13800138000", at=night_utc).json()["reason"] == "quiet_hours"
+
+
+def test_check_weekly_count_runs_back_from_at(api, marketing, alice_consented):
+    prefer(alice_consented, marketing, max_per_week=1)
+    ContactLog.objects.create(member=alice_consented, brand=marketing.brand, purpose=marketing, channel="sms",
+                              sent_at=timezone.now() - dt.timedelta(days=3))  # fmt: skip
+    assert check(api, phone="13800138000").json()["reason"] == "frequency_cap"
+    in_five_days = (timezone.now() + dt.timedelta(days=5)).isoformat()
+    assert check(api, phone="13800138000", at=in_five_days).json()["allowed"] is True
+
+
+def test_check_consent_reasons_come_before_preferences(api, marketing, alice):
+    prefer(alice, marketing, max_per_week=0)
+    assert check(api, phone="13800138000").json()["reason"] == "no_consent"
+
+
+@pytest.mark.parametrize(
+    "at",
+    ["tonight", "2026-03-01", "2026-03-01T22:00:00", "2026-03-01T22:00:00 08:00", "1900-01-01T00:00:00Z",
+     "9999-12-31T23:59:59+14:00"],
+)  # fmt: skip
+def test_check_bad_at_is_400(api, marketing, alice_consented, at):
+    response = check(api, phone="13800138000", at=at)
+    assert response.status_code == 400, response.json()
+    assert response.json()["errors"][0]["field"] == "at"
 
 
 def test_check_answers_from_can_contact(api, marketing, alice, monkeypatch):
@@ -87,13 +165,18 @@ def test_check_answers_from_can_contact(api, marketing, alice, monkeypatch):
 
     calls = []
 
-    def fake(member, brand, purpose, channel, *, identity=None):
-        calls.append((member, brand, purpose.code, channel, identity))
+    def fake(member, brand, purpose, channel, *, identity=None, at=None):
+        calls.append((member, brand, purpose.code, channel, identity, at))
         return ContactDecision(False, "minor", None)
 
     monkeypatch.setattr(consent_api, "can_contact", fake)
     assert check(api, phone="138 0013 8000").json()["reason"] == "minor"
-    assert calls == [(None, alice.memberships.get().store.brand_id, "marketing", "sms", ("phone", "+8613800138000"))]
+    assert check(api, phone="138 0013 8000", at=AT_NIGHT).json()["reason"] == "minor"
+    brand_id, phone = alice.memberships.get().store.brand_id, ("phone", "+8613800138000")
+    assert calls == [
+        (None, brand_id, "marketing", "sms", phone, None),
+        (None, brand_id, "marketing", "sms", phone, dt.datetime.fromisoformat(AT_NIGHT)),
+    ]
 
 
 def test_batch_is_idempotent_and_keeps_the_ledger_right(api, marketing, tmall):
@@ -188,3 +271,110 @@ def test_a_batch_of_1000_is_set_based(api, marketing, tmall):
 
 def test_unused_imports_guard():
     assert ledger and Member
+
+
+# --- E-mail grants need double opt-in (issue 22 item 6) --------------------------------------
+
+PROOF = {"confirmed_at": "2026-03-01T10:05:00+08:00", "ip": "198.51.100.20", "message_id": "<optin-1@tmall.example>"}
+
+
+def confirmation_links() -> list[str]:
+    """The paths of the confirmation links mailed so far."""
+    import re
+    from urllib.parse import urlsplit
+
+    from django.core import mail
+
+    link = re.compile(r"https?://\S+/privacy/confirm/[^/\s\"<]+/")
+    return [urlsplit(match.group(0)).path for m in mail.outbox if (match := link.search(m.body))]
+
+
+def outbox() -> list:
+    from django.core import mail
+
+    return mail.outbox
+
+
+def test_an_email_grant_is_requested_and_the_mailed_link_confirms_it(
+    api, client, marketing, alice, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/v1/consent-events/", event("mail-1", member=alice.pk, channel="email"))
+    assert response.status_code == 201, response.json()
+    [result] = response.json()["results"]
+    assert (result["action"], result["created"]) == ("requested", True)
+    assert ConsentEvent.objects.get(pk=result["id"]).action == "requested"
+    [link] = confirmation_links()
+    assert [m.to for m in outbox()] == [["alice@example.com"]]
+    assert check(api, member=alice.pk, channel="email").json()["reason"] == "pending_confirmation"
+    page = client.get(link)
+    assert page.status_code == 200 and 'method="post"' in page.content.decode()
+    assert check(api, member=alice.pk, channel="email").json()["reason"] == "pending_confirmation"
+    assert client.post(link).status_code == 200
+    allowed = check(api, email="alice@example.com", channel="email").json()
+    assert allowed["allowed"] is True and allowed["reason"] == "allowed"
+
+
+def test_a_second_email_grant_the_same_day_sends_no_second_mail(
+    api, marketing, alice, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = api.post("/api/v1/consent-events/", event("mail-1", member=alice.pk, channel="email")).json()
+        second = api.post("/api/v1/consent-events/", event("mail-2", phone="13800138000", channel="email",
+                                                           occurred_at="2026-03-01T11:00:00+08:00")).json()  # fmt: skip
+    assert second["created"] == 0 and second["existing"] == 1
+    assert second["results"][0]["id"] == first["results"][0]["id"]
+    assert second["results"][0]["action"] == "requested"
+    assert len(confirmation_links()) == 1
+    assert ConsentEvent.objects.filter(channel="email").count() == 1
+
+
+def test_confirmed_without_proof_is_422_naming_the_missing_fields(api, marketing, alice):
+    response = api.post("/api/v1/consent-events/", event("c-1", member=alice.pk, channel="email", action="confirmed"))
+    assert response.status_code == 422
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"].endswith("/unprocessable") and body["status"] == 422
+    assert [e["field"] for e in body["errors"]] == [
+        "events/0/confirmation/confirmed_at", "events/0/confirmation/ip", "events/0/confirmation/message_id",
+    ]  # fmt: skip
+    partial = api.post("/api/v1/consent-events/", {"events": [
+        event("ok", member=alice.pk),
+        event("c-2", member=alice.pk, channel="email", action="granted", confirmation={"confirmed_at": T0}),
+    ]})  # fmt: skip
+    assert partial.status_code == 422
+    assert [e["field"] for e in partial.json()["errors"]] == [
+        "events/1/confirmation/ip", "events/1/confirmation/message_id",
+    ]  # fmt: skip
+    malformed = api.post("/api/v1/consent-events/", event("c-3", member=alice.pk, channel="email",
+                                                          confirmation={**PROOF, "ip": "not an ip"}))  # fmt: skip
+    assert malformed.status_code == 400 and malformed.json()["errors"][0]["field"] == "confirmation/ip"
+    assert not ConsentEvent.objects.exists()
+
+
+def test_confirmed_with_proof_is_stored_with_its_evidence(api, marketing, alice):
+    response = api.post("/api/v1/consent-events/", event("c-1", member=alice.pk, channel="email", action="confirmed",
+                                                         confirmation=PROOF, evidence={"ip": "1.2.3.4"}))  # fmt: skip
+    assert response.status_code == 201, response.json()
+    [result] = response.json()["results"]
+    assert result["action"] == "confirmed"
+    stored = ConsentEvent.objects.get(pk=result["id"])
+    assert (stored.action, stored.source_type) == ("confirmed", "api_key")
+    assert stored.evidence == {"ip": "1.2.3.4", "confirmation": {
+        "confirmed_at": "2026-03-01T02:05:00+00:00", "ip": "198.51.100.20", "message_id": "<optin-1@tmall.example>",
+    }}  # fmt: skip
+    assert check(api, member=alice.pk, channel="email").json()["allowed"] is True
+    assert outbox() == []
+    # A grant with the proof is the same confirmation.
+    granted = api.post("/api/v1/consent-events/", event("g-1", member=alice.pk, channel="email", confirmation=PROOF))
+    assert granted.json()["results"][0]["action"] == "confirmed"
+
+
+def test_the_schema_documents_the_confirmation_the_action_and_422(client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    responses = schema["paths"]["/api/v1/consent-events/"]["post"]["responses"]
+    assert "application/problem+json" in responses["422"]["content"]
+    components = schema["components"]["schemas"]
+    assert set(components["ConfirmationInputRequest"]["properties"]) == {"confirmed_at", "ip", "message_id"}
+    assert "confirmation" in components["ConsentEventInputRequest"]["properties"]
+    assert "action" in components["ConsentEventResult"]["required"]

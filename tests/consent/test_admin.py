@@ -354,7 +354,8 @@ def test_member_timeline_shows_states_and_merged_members(client, consent_officer
         StoreRecord.clean(store=jd, store_member_id="J1", email="wei@example.com")
     ).member
     record(younger, tmall.brand, channel="email", action="requested", minutes_ago=31)
-    record(younger, tmall.brand, channel="email", action="confirmed", minutes_ago=30, source_ref="absorbed-grant")
+    record(younger, tmall.brand, channel="email", action="confirmed", minutes_ago=30, source_ref="absorbed-grant",
+           source_type="double_opt_in")  # fmt: skip
     record(older, tmall.brand, channel="sms", action="withdrawn", minutes_ago=20)
     member_services.resolve_store_record(
         StoreRecord.clean(store=wechat, store_member_id="W1", phone="13800138000", email="wei@example.com")

@@ -33,9 +33,8 @@ def grant(member, brand, *, action="granted", channel="sms", minutes_ago=0, **kw
         purpose="marketing",
         channel=channel,
         action=action,
-        source_type="store",
         occurred_at=NOW - dt.timedelta(minutes=minutes_ago),
-        **kw,
+        **{"source_type": "store", **kw},
     )
 
 
@@ -252,9 +251,12 @@ def test_edited_notice_text_is_reported(brand, marketing, tamper):
 
 
 def test_confirmation_without_a_request_is_refused(brand, marketing):
+    """Only the person answering our open request confirms (a store needs the proof of its
+    own double opt-in: tests/consent/test_double_opt_in.py)."""
     member = MemberFactory()
+    confirm = {"action": "confirmed", "channel": "email", "source_type": "double_opt_in"}
     with pytest.raises(services.ConsentError) as info:
-        grant(member, brand, action="confirmed", channel="email")
+        grant(member, brand, **confirm)
     assert info.value.field == "action"
     grant(member, brand, action="requested", channel="email", minutes_ago=1)
-    assert grant(member, brand, action="confirmed", channel="email").created
+    assert grant(member, brand, **confirm).created

@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.utils import timezone
 
 from consent import services
 from consent.models import Preference, PreferenceChange, Suppression
+from consent.queries import can_contact
 from tests.factories import MemberFactory
+from tests.privacy.privacy_fixtures import *  # noqa: F403 - the signed-in shopper of the privacy center
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +70,41 @@ def test_suppressions_are_normalised_and_idempotent(brand):
         services.add_suppression(channel="sms", value="123", reason="manual")
     assert info.value.field == "value"
     assert Suppression.objects.count() == 2
+
+
+# --- The privacy center says what the contact decision does --------------------------------
+
+PAGE_SAYS = {
+    "en": ["Tick none for no limit on channels", "0 pauses all messages", "Times are on this site"],
+    "zh-hans": ["不勾选任何渠道即表示不限渠道", "填 0 表示暂停所有消息", "时间以本站时钟为准"],
+    "zh-hant": ["不勾選任何管道即表示不限管道", "填 0 表示暫停所有訊息", "時間以本站時鐘為準"],
+    "ru": ["Если не отметить ни одного канала, ограничений по каналам нет", "0 — приостановить все сообщения",
+           "Время — по часам этого сайта"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("language", PAGE_SAYS)
+def test_the_page_says_no_channel_means_no_limit_in_every_language(signed_in, language):
+    page = signed_in.get("/privacy/preferences/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    for text in PAGE_SAYS[language]:
+        assert text in page, (language, text)
+    assert "Leave empty for no limit" not in page  # the brand's usual limit applies
+
+
+def test_what_the_person_saves_is_what_the_decision_obeys(signed_in, shopper, brand, purposes):
+    marketing, prefix = purposes["marketing"], f"b{brand.pk}"
+
+    def save(**fields):
+        form = {"brand": brand.pk, **{f"{prefix}-{name}": value for name, value in fields.items()}}
+        assert signed_in.post("/privacy/preferences/", form).status_code == 302
+
+    save(topics="护肤")  # no channel ticked: no limit on channels
+    assert can_contact(shopper, brand, marketing, "sms").allowed
+    save(channels=["email"])
+    assert can_contact(shopper, brand, marketing, "sms").reason == "preference_channel"
+    save(channels=["sms"], max_per_week="0")
+    assert can_contact(shopper, brand, marketing, "sms").reason == "paused"
+    save(channels=["sms"], quiet_start="22:00", quiet_end="08:00")
+    tonight = timezone.localtime().replace(hour=23, minute=0)
+    assert can_contact(shopper, brand, marketing, "sms").allowed
+    assert can_contact(shopper, brand, marketing, "sms", at=tonight).reason == "quiet_hours"

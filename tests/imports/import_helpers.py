@@ -174,6 +174,7 @@ def snapshot() -> dict:
                     e.occurred_at,
                     e.source_type,
                     str(e.evidence.get("row", "")),
+                    json.dumps(e.evidence.get("confirmation"), sort_keys=True),  # a store's e-mail opt-in proof
                     e.notice_id,
                     e.store_id,
                     e.member_id == member.pk,

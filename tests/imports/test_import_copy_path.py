@@ -190,3 +190,95 @@ def test_consent_appended_is_sent_after_the_commit_only(
     assert [(call["brand_id"], call["source_type"]) for call in calls] == [(tmall.brand_id, "import_job")]
     recorded = set(ConsentEvent.objects.values_list("pk", flat=True))
     assert len(recorded) == result.consent_events and set(calls[0]["event_ids"]) <= recorded
+
+
+def _import_mailing(path: Path, store, *, use_copy: bool) -> tuple[dict, dict, list]:
+    """``_import``, and the e-mail requests whose confirmation mail the import queued:
+    (the person's memberships, purpose)."""
+    from unittest import mock
+
+    queued: list[int] = []
+    queue = mock.patch("consent.services.email_requests.enqueue_on_commit", lambda task, pk: queued.append(pk))
+    with queue, transaction.atomic():
+        result = import_member_file(path, store=store, use_copy=use_copy)
+        call_command("verify_consent_ledger", stdout=Out())
+        call_command("rebuild_consent_state", "--check", stdout=Out())
+        people = snapshot()
+        memberships = StoreMembership.objects.values_list("store_member_id", flat=True)
+        mailed = sorted(
+            (tuple(sorted(memberships.filter(member=e.member))), e.purpose.code)
+            for e in ConsentEvent.objects.filter(pk__in=queued).select_related("purpose")
+        )
+        transaction.set_rollback(True)
+    return counts_of(result), people, mailed
+
+
+@pytest.mark.parametrize("chunk", [3, 1000])
+def test_copy_path_equals_row_by_row_for_email_double_opt_in(tmp_path, tmall, jd, purposes, settings, chunk):
+    """E-mail grants with and without the store's proof, on new and existing people:
+    the same requests, confirmations and queued mails on both paths (issue 22 item 6)."""
+    from consent import optin, tokens
+    from consent.models import Notice, Purpose
+    from consent.services import publish_notice
+
+    from .import_helpers import HEADER
+
+    settings.IMPORT_CHUNK_ROWS = chunk
+    newsletter = Purpose.objects.create(brand=tmall.brand, code="newsletter", name="newsletter", channels=["email"])
+    publish_notice(brand=tmall.brand, kind=Notice.Kind.PURPOSE_NOTICE, purpose=newsletter, locale="zh-hans",
+                   title="newsletter", body="v1")  # fmt: skip
+    # Existing people: J1 confirmed, J2 asked today (no answer yet), J3 withdrew.
+    import_member_file(write_csv(tmp_path / "jd.csv", [
+        row("J1", email="c@example.com", consent_marketing_email="1"),
+        row("J2", email="p@example.com", consent_marketing_email="1"),
+        row("J3", email="w@example.com", consent_marketing_email="0"),
+    ]), store=jd, use_copy=False)  # fmt: skip
+    j1_request = ConsentEvent.objects.get(member__email="c@example.com", action="requested")
+    optin.confirm_email_opt_in(tokens.make_opt_in_token(j1_request.pk), evidence={"ip": "203.0.113.1"})
+    header = [*HEADER, "consent_newsletter_email", "email_confirmed_at", "email_confirmed_ip", "email_confirmation_id"]
+    no_proof = ("", "", "")
+    proof = ("2024-03-01 10:20:00", "198.51.100.2", "<optin-E2@tmall.example>")
+    rows = [
+        # New: a request and its mail; the newsletter's request the same day has its mail held.
+        [*row("E1", email="e1@example.com", consent_marketing_email="1"), "1", *no_proof],
+        # New, with the store's proof: confirmed, no mail.
+        [*row("E2", email="e2@example.com", consent_marketing_email="1", consent_marketing_sms="1",
+              phone="13800000002"), "", *proof],
+        # Two rows of one new person: the second grant finds the first's request.
+        [*row("E3", email="e3@example.com", consent_marketing_email="1"), "", *no_proof],
+        [*row("E4", email="E3@example.com", phone="13800000004", consent_marketing_email="1",
+              consent_at="2024-03-02 10:00:00"), "", *no_proof],
+        # Existing people: confirmed (nothing), asked today (nothing), withdrew (asked again).
+        [*row("E5", email="c@example.com", consent_marketing_email="1"), "", *no_proof],
+        [*row("E6", email="p@example.com", consent_marketing_email="1"), "", *no_proof],
+        [*row("E7", email="w@example.com", consent_marketing_email="1", consent_at="2024-03-05 10:00:00"), "",
+         *no_proof],
+        # A withdrawal, then a later grant of the same new person: a request and a mail.
+        [*row("E8", email="x@example.com", consent_marketing_email="0"), "", *no_proof],
+        [*row("E9", email="x@example.com", consent_marketing_email="1", consent_at="2024-03-02 10:00:00"), "",
+         *no_proof],
+        # An incomplete proof: the row is refused.
+        [*row("E10", email="e10@example.com", consent_marketing_email="1"), "", "2024-03-01 10:20:00", "", ""],
+    ]  # fmt: skip
+    path = write_csv(tmp_path / "tm.csv", rows, header=header)
+    expected_counts, expected, expected_mails = _import_mailing(path, tmall, use_copy=False)
+    copy_counts, copied, copied_mails = _import_mailing(path, tmall, use_copy=True)
+    assert copy_counts == expected_counts
+    assert_same_people(expected, copied)
+    assert copied_mails == expected_mails
+    assert expected_mails == [
+        (("E1",), "marketing"), (("E3", "E4"), "marketing"), (("E7", "J3"), "marketing"), (("E8", "E9"), "marketing"),
+    ]  # fmt: skip
+    assert expected_counts["rejected"] == 1
+
+    def email_events(*members: str) -> list[tuple[str, str]]:
+        events = person_of(expected, ("lotus-tmall", members[0]))["events"]
+        return sorted((e[3], "proof" if e[7] != "null" else "") for e in events if e[2] == "email")
+
+    assert email_events("E1") == [("requested", ""), ("requested", "")]
+    assert email_events("E2") == [("confirmed", "proof")]
+    assert email_events("E3") == [("requested", "")]
+    assert email_events("E5") == [("confirmed", ""), ("requested", "")]  # J1's, nothing new
+    assert email_events("E6") == [("requested", "")]
+    assert email_events("E7") == [("requested", ""), ("withdrawn", "")]
+    assert email_events("E8") == [("requested", ""), ("withdrawn", "")]

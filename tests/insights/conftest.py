@@ -93,11 +93,14 @@ def world(db) -> World:
     )
 
 
-def record(world: World, who: str, action: str, when: dt.datetime, *, channel="sms", source="store", brand=None):
+STORE_PROOF = {"confirmed_at": "2026-01-01T10:00:00+08:00", "ip": "198.51.100.7", "message_id": "<optin@store.example>"}
+
+
+def record(world: World, who: str, action: str, when: dt.datetime, *, channel="sms", source="store", brand=None, **kw):
     purpose = world.rose_marketing if brand == "rose" else world.marketing
     consent_services.record_consent(
         member=world.people[who], brand=purpose.brand, purpose=purpose, channel=channel, action=action,
-        source_type=source, occurred_at=when,
+        source_type=source, occurred_at=when, **kw,
     )  # fmt: skip
 
 
@@ -111,7 +114,8 @@ def ledger(world: World) -> World:
     record(world, "A", "granted", at(2026, 1, 5, 10))
     record(world, "B", "granted", at(2026, 1, 6))
     record(world, "C", "requested", at(2026, 1, 7, 9), channel="email")
-    record(world, "C", "confirmed", at(2026, 1, 7, 10), channel="email")
+    # The store ran its own double opt-in and sends the proof (issue 22 item 6).
+    record(world, "C", "confirmed", at(2026, 1, 7, 10), channel="email", confirmation=STORE_PROOF)
     record(world, "D", "withdrawn", at(2026, 1, 8), source="privacy_center")
     record(world, "D", "granted", at(2026, 1, 12, 0, 30))
     record(world, "A", "withdrawn", at(2026, 1, 13), source="unsubscribe_link")
@@ -120,3 +124,15 @@ def ledger(world: World) -> World:
     record(world, "G", "withdrawn", at(2026, 1, 19, 0), source="store")
     record(world, "F", "granted", at(2026, 1, 9), brand="rose")
     return world
+
+
+@pytest.fixture
+def analyst(db):
+    """Staff who may see the dashboard (and members), nothing else."""
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
+
+    user = UserFactory(username="analyst", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=["view_dashboard", "view_member"]))
+    return user

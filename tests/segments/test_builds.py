@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from unittest import mock
 
@@ -62,6 +63,36 @@ def test_zero_messages_a_week_means_none(brand, marketing, people):
     consent_services.update_preferences(member=people["ok"], brand=brand, source_type="privacy_center", max_per_week=0)
 
     assert build(make_segment(brand, marketing, SHANGHAI)).funnel()["under_cap"] == 3  # capped is back, ok is out
+
+
+def test_preferences_remove_people_at_the_frequency_cap_step(brand, marketing, people):
+    """A channel not chosen and a pause are preferences like the weekly limit: the funnel
+    counts them at its "under frequency cap" step, as ``can_contact`` reasons come after
+    consent and before reachability."""
+    Preference.objects.filter(member=people["capped"]).update(max_per_week=None)  # back in
+    consent_services.update_preferences(
+        member=people["ok"], brand=brand, source_type="privacy_center", channels=["wechat", "email"]
+    )
+    consent_services.update_preferences(
+        member=people["no_phone"], brand=brand, source_type="privacy_center", max_per_week=0
+    )
+    consent_services.update_preferences(  # chose SMS among others, quiet at night: kept (no time of sending)
+        member=people["capped"], brand=brand, source_type="privacy_center", channels=["sms", "wechat"],
+        quiet_start=dt.time(0), quiet_end=dt.time(23, 59),
+    )  # fmt: skip
+
+    done = build(make_segment(brand, marketing, SHANGHAI))
+
+    assert done.funnel() == {"matched": 5, "consented": 4, "under_cap": 2, "reachable": 1, "final": 1}
+    assert set(SegmentMember.objects.filter(build=done).values_list("member_id", flat=True)) == {people["capped"].pk}
+
+
+def test_no_channel_chosen_is_no_limit_on_channels(brand, marketing, people):
+    consent_services.update_preferences(
+        member=people["ok"], brand=brand, source_type="privacy_center", channels=[], topics=["护肤"]
+    )
+
+    assert build(make_segment(brand, marketing, SHANGHAI)).final == 1
 
 
 def test_limit_keeps_the_lowest_ids(brand, tmall, marketing):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-from django.utils import translation
+import datetime as dt
 
+import pytest
+from django.utils import timezone, translation
+
+from consent import services as consent_services
 from consent.models import DataUsage
 from segments import services
 from segments.models import ContactLog, SegmentExport
@@ -66,6 +69,39 @@ def test_a_second_send_respects_the_frequency_cap(built, settings):
     assert again.exported == 0
 
 
+def test_preferences_changed_after_the_build_keep_the_person_out(built, brand):
+    done, (first, second, third) = built
+    consent_services.update_preferences(member=first, brand=brand, source_type="privacy_center", channels=["email"])
+    consent_services.update_preferences(member=second, brand=brand, source_type="privacy_center", max_per_week=0)
+
+    for kind in (SegmentExport.Kind.DOWNLOAD, SegmentExport.Kind.SEND):
+        export = services.export_build(done, kind=kind)
+        assert set(exported_members(export).values_list("pk", flat=True)) == {third.pk}, kind
+
+
+def test_a_send_checks_quiet_hours_at_its_time_of_sending(built, brand):
+    done, (first, second, third) = built
+    consent_services.update_preferences(
+        member=first, brand=brand, source_type="privacy_center", quiet_start=dt.time(22), quiet_end=dt.time(8)
+    )
+    tonight = timezone.localtime().replace(hour=23, minute=0, second=0, microsecond=0)
+
+    assert services.export_build(done, kind=SegmentExport.Kind.DOWNLOAD).exported == 3  # no time of sending
+    at_night = services.export_build(done, kind=SegmentExport.Kind.SEND, send_at=tonight)
+    assert set(exported_members(at_night).values_list("pk", flat=True)) == {second.pk, third.pk}
+    at_noon = services.export_build(done, kind=SegmentExport.Kind.SEND, send_at=tonight.replace(hour=12))
+    assert at_noon.exported == 3
+
+
+def test_a_review_file_ignores_the_weekly_limit_that_a_send_obeys(built, brand, settings):
+    settings.CONTACT_DEFAULT_MAX_PER_WEEK = 1
+    done, _ = built
+    assert services.export_build(done, kind=SegmentExport.Kind.SEND).exported == 3
+
+    assert services.export_build(done, kind=SegmentExport.Kind.DOWNLOAD).exported == 3
+    assert services.export_build(done, kind=SegmentExport.Kind.SEND).exported == 0
+
+
 def test_erased_member_is_not_exported(built):
     done, (first, *_rest) = built
     type(first).objects.filter(pk=first.pk).update(status="erased")
@@ -96,6 +132,16 @@ def test_contactable_counts_per_purpose_and_channel(built, brand, marketing, dja
         counts = contactable_counts(brand)
 
     assert counts == {("marketing", "sms"): 3, ("marketing", "email"): 0, ("marketing", "wechat"): 0}
+
+
+def test_contactable_counts_obey_preferences(built, brand, marketing, django_assert_num_queries):
+    _done, (first, second, _third) = built
+    consent_services.update_preferences(member=first, brand=brand, source_type="privacy_center", channels=["email"])
+    consent_services.update_preferences(member=second, brand=brand, source_type="privacy_center", max_per_week=1)
+    ContactLog.objects.create(member=second, brand=brand, purpose=marketing, channel="email")
+
+    with django_assert_num_queries(2):
+        assert contactable_counts(brand)[("marketing", "sms")] == 1
 
 
 def test_capture_rate_by_store_month_counts_members_and_guests(brand, tmall, jd):

@@ -1,0 +1,67 @@
+"""E-mail grants passed on by stores, the API, imports and staff: reading what
+``consent.validation.EmailOptIns`` judges them by, and queueing the confirmation mail
+(``record_consent``, ``record_consents`` and the import's COPY path share these)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
+
+from django.db.models import Max
+from django.utils import timezone
+
+from cdp.enqueue import enqueue_on_commit
+from members.models import Member
+
+from ..models import Action, Channel, ConsentEvent, ConsentState
+from ..validation import OPT_IN_MAIL_INTERVAL, EmailOptIns, EmailState, OptIn
+
+
+def email_opt_ins(brand_id: int, member_ids: Collection[int], *, now: dt.datetime) -> EmailOptIns:
+    """``EmailOptIns`` for these people and the brand: their e-mail states and their
+    e-mail requests of the last ``OPT_IN_MAIL_INTERVAL``, in two queries. Callers hold the
+    people's rows locked (or created them), so nobody else changes either meanwhile."""
+    states = {
+        (member_id, purpose_id): EmailState(action, occurred_at, recorded_at, event_id)
+        for member_id, purpose_id, action, occurred_at, recorded_at, event_id in ConsentState.objects.filter(
+            member_id__in=member_ids, brand_id=brand_id, channel=Channel.EMAIL
+        ).values_list("member_id", "purpose_id", "action", "occurred_at", "event__recorded_at", "event_id")
+    }
+    last_requests = dict(
+        ConsentEvent.objects.filter(
+            member_id__in=member_ids,
+            brand_id=brand_id,
+            channel=Channel.EMAIL,
+            action=Action.REQUESTED,
+            recorded_at__gte=now - OPT_IN_MAIL_INTERVAL,
+        )
+        .order_by()
+        .values("member_id")
+        .annotate(last=Max("recorded_at"))
+        .values_list("member_id", "last")
+    )
+    return EmailOptIns(states, last_requests, now=now)
+
+
+def queue_opt_in_mail(event_id: int) -> None:
+    """The confirmation mail of a ``requested`` event, sent once the transaction commits
+    (``consent.tasks.send_opt_in_email``, rate-limited)."""
+    enqueue_on_commit("consent.tasks.send_opt_in_email", event_id)
+
+
+def judge_relayed_request(event: ConsentEvent, member: Member) -> OptIn:
+    """Whether to append ``event``, a relayed e-mail request, and mail its link; if not,
+    ``standing`` is the stored event that answers it (the same external id, the person's
+    confirmation, their request of the day). Holds the person's row: two sources sending
+    the same grant at once take turns, and the second finds the first's request."""
+    Member.objects.select_for_update().filter(pk=member.pk).first()
+    if event.external_id:
+        existing = ConsentEvent.objects.filter(brand_id=event.brand_id, external_id=event.external_id).first()
+        if existing is not None:
+            return OptIn(record=False, standing=existing)
+    opt_in = email_opt_ins(event.brand_id, [member.pk], now=timezone.now()).request(
+        member_id=member.pk, purpose_id=event.purpose_id, occurred_at=event.occurred_at, event=None
+    )
+    if not opt_in.record:
+        return OptIn(record=False, standing=ConsentEvent.objects.get(pk=opt_in.standing))
+    return opt_in
