@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cdp import audit
-from cdp.enqueue import enqueue
+from cdp.enqueue import enqueue_on_commit
 from consent import services
 from consent.models import Action, ConsentState, Preference, SourceType
 from consent.services import GRANTING
@@ -68,9 +68,10 @@ def claim_contact(*, user: Any, kind: str, value: str) -> Member | None:
     if current.pk != owner.pk:
         from members.services import merge_members
 
-        merge_members(current, owner, rule=kind, matched_value=value)
+        # None when the two are a never-merge pair (an undone merge): they stay apart.
+        merged = merge_members(current, owner, rule=kind, matched_value=value) is not None
         current = canonical_member(Member.objects.select_related("merged_into").get(pk=current.pk))
-        audit.record("privacy.claimed", current, changes={"account": account.pk, "proven": kind, "merged": True})
+        audit.record("privacy.claimed", current, changes={"account": account.pk, "proven": kind, "merged": merged})
     if account.member_id != current.pk:
         account.member = current
         account.save(update_fields=["member"])
@@ -213,12 +214,8 @@ def request_deletion(*, member: Member, account: PrivacyAccount | None) -> DataS
     request = _new_request(member=member, account=account, kind=DataSubjectRequest.Kind.DELETION)
     audit.record("privacy.deletion_request", member, changes={"request": request.pk})
     request_id = request.pk
-    transaction.on_commit(lambda: _queue_erasure(request_id))
+    enqueue_on_commit("privacy.tasks.erase_member_data", request_id)
     return request
-
-
-def _queue_erasure(request_id: int) -> None:
-    enqueue("privacy.tasks.erase_member_data", request_id)
 
 
 # --- Erasure -----------------------------------------------------------------------------
@@ -304,7 +301,7 @@ def carry_out_deletion(request_id: int) -> Erasure:
     request.save(update_fields=["status", "completed_at", "outcome"])
     audit.record("privacy.erased", member, changes={"request": request.pk, **request.outcome})
     if mail_to:
-        transaction.on_commit(lambda: _mail_final_receipt(request.pk, mail_to, language))
+        enqueue_on_commit("privacy.tasks.send_erasure_receipt", request.pk, mail_to, language)
     return Erasure(request, done_now=True)
 
 
@@ -331,7 +328,3 @@ def _close_accounts(member: Member) -> int:
     )
     # Sessions of closed users end: Django's backends refuse inactive users on every request.
     return len(accounts)
-
-
-def _mail_final_receipt(request_id: int, address: str, language: str) -> None:
-    enqueue("privacy.tasks.send_erasure_receipt", request_id, address, language)

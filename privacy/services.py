@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from cdp import audit
-from cdp.enqueue import enqueue
+from cdp.enqueue import enqueue_on_commit
 
 from . import deadlines
 from .models import DataSubjectRequest
@@ -54,12 +54,7 @@ def _text(text: str, *, required: str | None = None) -> str:
 
 
 def _notify(request: DataSubjectRequest, event: str) -> None:
-    request_id = request.pk
-
-    def send() -> None:
-        enqueue("privacy.tasks.send_request_update", request_id, event)
-
-    transaction.on_commit(send)
+    enqueue_on_commit("privacy.tasks.send_request_update", request.pk, event)
 
 
 @transaction.atomic
@@ -168,10 +163,7 @@ def retry_erasure(request_id: int) -> DataSubjectRequest:
         raise QueueError(_("Only deletion requests are carried out by the erasure."))
     audit.record("privacy.erasure_requeued", request)
 
-    def queue() -> None:
-        enqueue("privacy.tasks.erase_member_data", request_id)
-
-    transaction.on_commit(queue)
+    enqueue_on_commit("privacy.tasks.erase_member_data", request_id)
     return request
 
 

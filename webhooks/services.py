@@ -21,7 +21,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from cdp import audit
-from cdp.enqueue import enqueue, enqueue_on_commit
+from cdp.enqueue import enqueue_on_commit
 from members.models import Brand
 
 from .models import Delivery, DeliveryAttempt, EventType, MemberSequence, Subscription
@@ -206,13 +206,14 @@ def publish(
     if deliveries[0].pk is None:  # backends that do not return ids from bulk_create
         deliveries = list(Delivery.objects.filter(created_at=now, event_type=event_type, member_id=member_id))
     ids = [d.pk for d in deliveries]
-    transaction.on_commit(lambda: _send_later(ids))
+    _send_later(ids)
     return deliveries
 
 
 def _send_later(ids: list[int], countdown: float | None = None) -> None:
+    """One outbox row per delivery in this transaction; each is sent after the commit."""
     for pk in ids:
-        enqueue("webhooks.tasks.deliver", pk, countdown=countdown)
+        enqueue_on_commit("webhooks.tasks.deliver", pk, countdown=countdown)
 
 
 # --- Delivering --------------------------------------------------------------------------------
@@ -397,5 +398,5 @@ def redeliver(deliveries: Any) -> tuple[int, int]:
     )
     for pk in ids:
         audit.record("webhook.redelivered", Delivery(pk=pk))
-    transaction.on_commit(lambda: _send_later(ids))
+    _send_later(ids)
     return len(ids), late

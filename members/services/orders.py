@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from cdp.enqueue import enqueue
+from cdp.enqueue import enqueue_on_commit
 
 from ..identities import store_member_value
 from ..models import Identity, IdentityKind, Member, Order, Store
@@ -54,7 +54,7 @@ def record_order(
         },
     )
     if created and member_id:
-        transaction.on_commit(lambda: _schedule_metrics([member_id]))
+        _schedule_metrics([member_id])
     return order, created
 
 
@@ -120,9 +120,10 @@ def record_orders(records: Sequence[OrderRecord]) -> list[tuple[Order, bool]]:
     result = [(stored[key], stored[key].created_at == now) for key in unique]
     new_buyers = sorted({o.member_id for o, created in result if created and o.member_id})
     if new_buyers:
-        transaction.on_commit(lambda: _schedule_metrics(new_buyers))
+        _schedule_metrics(new_buyers)
     return result
 
 
 def _schedule_metrics(member_ids: list[int]) -> None:
-    enqueue("members.tasks.refresh_member_metrics", member_ids=member_ids)
+    """An outbox row in this transaction: the refresh runs after the commit, never lost."""
+    enqueue_on_commit("members.tasks.refresh_member_metrics", member_ids=member_ids)
