@@ -4,11 +4,12 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views
+from . import admin_auth, views
 
 admin.site.site_header = _("Consent-first CDP")
 admin.site.site_title = _("CDP admin")
 admin.site.index_title = _("Members, consent and segments")
+admin_auth.install(admin.site)  # the login form with the second factor (cdp/admin_auth.py)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -16,6 +17,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     # The admin index carries the dashboard and the ledger its compliance report (insights);
     # everything else is the stock admin.
+    path("admin/two-factor/", admin.site.admin_view(admin_auth.two_factor_setup), name="admin-two-factor"),
     path("admin/", include("insights.admin_urls")),
     path("admin/insights/", include("insights.urls")),
     path("admin/", admin.site.urls),

@@ -9,6 +9,8 @@
 - An account may have no e-mail address at all (a shopper a store knows by phone only):
   mandatory e-mail verification applies to accounts that have one (``privacy.stages.EmailVerificationStage``).
 - Staff accounts never sign in here: a code sent to their inbox must not open the admin.
+- Text messages go only to mobile numbers of ``SMS_REGIONS`` (``sms.refusal``), within the
+  hourly budgets of ``limits.spend_sms_budget``; codes have their limits (``privacy.limits``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from django.utils.translation import gettext_lazy as _
 
 from members.identities import RecordError, normalize_phone
 
-from . import accounts, rights, sms
+from . import accounts, limits, rights, sms
 from .models import PrivacyAccount
 
 logger = logging.getLogger(__name__)
@@ -65,8 +67,10 @@ class PhoneWidget(forms.MultiWidget):
     use_fieldset = False  # the label names the number input; the select has its own name
 
     def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        # Only the regions codes can be sent to (all of them if the setting names none).
+        served = {code.upper() for code in settings.SMS_REGIONS}
         country = forms.Select(
-            choices=PHONE_REGIONS,
+            choices=[r for r in PHONE_REGIONS if r[0] in served] or PHONE_REGIONS,
             attrs={"aria-label": _("Country or region"), "autocomplete": "tel-country-code", "style": "width:auto"},
         )
         number = forms.TextInput(attrs={"type": "tel", "autocomplete": "tel-national", "inputmode": "tel"})
@@ -104,6 +108,14 @@ class PhoneField(forms.Field):
     default_error_messages = {
         "invalid": _("Please enter a valid mobile number."),
         "region": _("Please choose a country or region from the list."),
+        # sms.refusal: the number is valid, but no code can be texted to it.
+        "not_mobile": _(
+            "We can only send codes to mobile numbers. This one is a landline or a service number: "
+            "please enter a mobile number, or use your e-mail address."
+        ),
+        "region_not_served": _(
+            "We cannot send text messages to numbers of this country or region. Please use your e-mail address."
+        ),
     }
 
     def __init__(self, **kwargs: Any) -> None:
@@ -124,9 +136,15 @@ class PhoneField(forms.Field):
         if len(number) > 32:
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         try:
-            return normalize_phone(number, region=region)
+            phone = normalize_phone(number, region=region)
         except RecordError:
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+        refused = sms.refusal(phone)
+        if refused == "region":
+            raise forms.ValidationError(self.error_messages["region_not_served"], code="region_not_served")
+        if refused:
+            raise forms.ValidationError(self.error_messages["not_mobile"], code="not_mobile")
+        return phone
 
 
 class PrivacyAccountAdapter(DefaultAccountAdapter):
@@ -161,7 +179,23 @@ class PrivacyAccountAdapter(DefaultAccountAdapter):
         # "Signed in as p-5a34…" names the generated username, which means nothing to anyone.
         if message_template == "account/messages/logged_in.txt":
             return
+        # A code that took its last wrong try: "try again later" would be wrong, only a
+        # new code helps, and the page the person lands on says so (limits.mark_code_spent).
+        if kwargs.get("message") == self.error_messages["too_many_login_attempts"] and limits.code_was_spent_now(
+            request
+        ):
+            return
         super().add_message(request, level, message_template, *args, **kwargs)
+
+    # --- Codes: a new one makes the old, spent one forgotten ---
+
+    def generate_login_code(self) -> str:
+        limits.forget_spent_code(context.request)
+        return super().generate_login_code()
+
+    def generate_phone_verification_code(self, *, user: Any, phone: str) -> str:
+        limits.forget_spent_code(context.request)
+        return super().generate_phone_verification_code(user=user, phone=phone)
 
     # --- Phone numbers (allauth's phone interface) ---
 
@@ -176,7 +210,9 @@ class PrivacyAccountAdapter(DefaultAccountAdapter):
 
     def _send_sms(self, phone: str, text: str) -> None:
         """A gateway refusal is not a crash: the person is told, and can ask again or use
-        their e-mail address instead."""
+        their e-mail address instead. Over an SMS budget, nothing is sent and the person
+        gets the 429 page (``limits.TooManyRequests`` propagates)."""
+        limits.spend_sms_budget(context.request, phone)
         try:
             sms.send_sms(phone, text)
         except sms.SmsError:

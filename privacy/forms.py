@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account import app_settings as allauth_settings
+from allauth.account.forms import ConfirmLoginCodeForm as AllauthConfirmLoginCodeForm
 from allauth.account.forms import RequestLoginCodeForm
+from allauth.account.forms import VerifyPhoneForm as AllauthVerifyPhoneForm
+from allauth.account.internal.flows.phone_verification import PHONE_VERIFICATION_SESSION_KEY
+from allauth.core import context
+from allauth.core.internal.cryptokit import compare_user_code
+from allauth.core.internal.ratelimit import get_rates
 from django import forms
 from django.conf import settings
 from django.utils import timezone
@@ -13,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from consent.models import Channel, Preference
 from members.models import Identity, IdentityKind
 
-from . import accounts
+from . import accounts, limits
 
 
 def _identity_exists(kind: str, value: str) -> bool:
@@ -24,21 +31,121 @@ class RequestCodeForm(RequestLoginCodeForm):
     """allauth's "mail me a code" form, plus: a person whose e-mail or phone a store
     imported gets an account here the first time they ask. The account is not linked to
     anyone until the code is entered (``rights.claim_contact``). The answer on screen is
-    the same whether or not the address is known (no enumeration)."""
+    the same whether or not the address is known (no enumeration).
+
+    Limits (``privacy.limits``): allauth's per IP and per number/address, then ours per
+    account. Past one, the person gets the 429 page, not a form error: nothing they can
+    correct in the form helps before the time is up."""
 
     def clean_email(self) -> str:
-        email = super().clean_email()
+        email = _over_limit_is_429(super().clean_email)
         if email and getattr(self, "_user", None) is not None and self._user.is_staff:
             self._user = None  # staff never get a code here; they receive the "unknown" mail
         if email and getattr(self, "_user", None) is None and _identity_exists(IdentityKind.EMAIL, email.lower()):
             self._user = accounts.open_account_for_email(email.lower())
+        if email:
+            self._count_request(email)
         return email
 
     def clean_phone(self) -> str:
-        phone = super().clean_phone()
+        phone = _over_limit_is_429(super().clean_phone)
         if phone and getattr(self, "_user", None) is None and _identity_exists(IdentityKind.PHONE, phone):
             self._user = accounts.open_account_for_phone(phone)
+        if phone:
+            self._count_request(phone)
         return phone
+
+    def _count_request(self, recipient: str) -> None:
+        user = getattr(self, "_user", None)
+        limits.count_code_request(
+            context.request, limits.Who.of(context.request, recipient=recipient, user_id=user.pk if user else None)
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not self.errors:
+            limits.forget_spent_code(context.request)  # a new code is on its way
+        return data
+
+
+def _over_limit_is_429(clean: Any) -> Any:
+    """allauth's own limit on asking for codes answers with a form error; make it the
+    429 page like every other limit here."""
+    try:
+        return clean()
+    except forms.ValidationError as error:
+        if getattr(error, "code", None) == "too_many_login_attempts":
+            longest = max(
+                (rate.duration for rate in get_rates(app="allauth.account", action="request_login_code")), default=60
+            )
+            raise limits.TooManyRequests("code_requests", int(longest)) from None
+        raise
+
+
+class _CodeLimits:
+    """For the forms a code is typed into: wrong codes are counted per IP, number/address
+    and account across codes (``limits.PRIVACY_RATE_WRONG_CODES``), and past the limit even
+    the right code is refused (429). The code's own last wrong try marks it spent, so the
+    page the person lands on says to ask for a new one (allauth drops the code itself)."""
+
+    expected_code: str | None
+    cleaned_data: dict[str, Any]
+
+    def _who(self) -> limits.Who:
+        raise NotImplementedError
+
+    def _process_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _max_attempts(self) -> int:
+        raise NotImplementedError
+
+    def clean_code(self) -> str:
+        who = self._who()
+        limits.refuse_if_too_many_wrong_codes(who)
+        if not compare_user_code(actual=self.cleaned_data["code"], expected=self.expected_code or ""):
+            limits.count_wrong_code(who)
+            # allauth counts this try after the form answers; this one is the last.
+            if self._process_state().get("failed_attempts", 0) + 1 >= self._max_attempts():
+                limits.mark_code_spent(context.request)
+        return super().clean_code()  # type: ignore[misc]
+
+
+def _login_state() -> dict[str, Any]:
+    # The pending sign-in's code process: allauth's confirm view hands it to the request.
+    stage = getattr(context.request, "_login_stage", None)
+    return stage.state if stage is not None else {}
+
+
+class ConfirmLoginCodeForm(_CodeLimits, AllauthConfirmLoginCodeForm):
+    def _max_attempts(self) -> int:
+        return allauth_settings.LOGIN_BY_CODE_MAX_ATTEMPTS
+
+    def _process_state(self) -> dict[str, Any]:
+        return _login_state()
+
+    def _who(self) -> limits.Who:
+        state = self._process_state()
+        recipient = state.get("phone") or state.get("email") or ""
+        return limits.Who.of(context.request, recipient=recipient, user_id=state.get("user_id"))
+
+
+class VerifyPhoneForm(_CodeLimits, AllauthVerifyPhoneForm):
+    """The code sent to a new phone number (changing the account's phone, which may merge
+    two profiles: ``rights.claim_phone``)."""
+
+    def _max_attempts(self) -> int:
+        return allauth_settings.PHONE_VERIFICATION_MAX_ATTEMPTS
+
+    def _process_state(self) -> dict[str, Any]:
+        request = context.request
+        if getattr(request, "_login_stage", None) is not None:
+            return _login_state()
+        return request.session.get(PHONE_VERIFICATION_SESSION_KEY) or {}
+
+    def _who(self) -> limits.Who:
+        user = self.user
+        return limits.Who.of(context.request, recipient=self.phone or "", user_id=user.pk if user else None)
 
 
 class PlainForm(forms.Form):
