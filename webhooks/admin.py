@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -15,8 +16,29 @@ from . import services
 from .models import Delivery, DeliveryAttempt, Subscription
 
 
+class SubscriptionForm(forms.ModelForm):
+    """The API's URL rule (``services.check_url``: public https receivers only unless
+    ``WEBHOOK_ALLOW_PRIVATE_URLS``). The admin shows subscriptions read-only today; the
+    form holds the rule for the day it lets staff add or edit one."""
+
+    url = forms.URLField(label=_("receiver URL"), max_length=500, assume_scheme="https")
+
+    class Meta:
+        model = Subscription
+        fields = ["brand", "url", "events", "description", "is_active"]
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        try:
+            services.check_url(url)
+        except services.WebhookError as exc:
+            raise forms.ValidationError(exc.message, code="url") from None
+        return url
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    form = SubscriptionForm
     list_display = ["url", "brand", "event_list", "is_active", "created_at", "created_by"]
     list_filter = ["brand", "is_active"]
     search_fields = ["url", "description"]

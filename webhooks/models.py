@@ -114,6 +114,10 @@ class Delivery(models.Model):
         verbose_name = _("webhook delivery")
         verbose_name_plural = _("webhook deliveries")
         ordering = ["-created_at", "-id"]
+        # A publishing task run twice finds its deliveries by this (``services.publish``).
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "event_id"], name="delivery_subscription_event_unique")
+        ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"]),
             # What holds a delivery back (DeliveryQuerySet.free_to_send) and what goes next:
@@ -149,3 +153,36 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.delivery_id} attempt {self.number}"
+
+
+# --- Erasure (DESIGN.md ⚑ deletion) ---------------------------------------------------------
+
+ERASED_BODY = '{"erased": true}'
+
+
+def forget_member_deliveries(member_ids: list[int]) -> int:
+    """Stored bodies of finished deliveries about an erased person say what was sent about
+    them (their store member ids, consent choices): each becomes a stub. The rows stay,
+    with status, attempts and times, as the record that the receiver was told. Unfinished
+    deliveries keep their bodies until sent: they carry the person's withdrawals to the
+    stores (``member.erased`` among them), which need them to erase their copies."""
+    finished = Delivery.objects.filter(member_id__in=member_ids).exclude(status__in=Delivery.UNFINISHED)
+    return finished.exclude(body=ERASED_BODY).update(body=ERASED_BODY, last_error="")
+
+
+def _on_member_erased(sender: object, member_id: int, **kwargs: object) -> None:
+    # Sent inside the erasure's transaction: the stubs commit with it. Deliveries of
+    # members merged into the erased one carry their own ids.
+    from members.models import Member
+
+    people = [member_id, *Member.objects.filter(merged_into_id=member_id).values_list("pk", flat=True)]
+    forget_member_deliveries(people)
+
+
+def _connect_erasure() -> None:
+    from members.signals import member_erased
+
+    member_erased.connect(_on_member_erased, dispatch_uid="webhooks.forget_member_deliveries")
+
+
+_connect_erasure()

@@ -4,7 +4,8 @@ the committed state; each brand sees only its own stores' member ids.
 - ``consent.changed``: the event as recorded and the person's resulting state for that
   purpose and channel (read after the sequence number is taken, so a higher sequence
   never carries an older state).
-- ``member.merged``: survivor, absorbed member, the rule that linked them.
+- ``member.merged``: survivor, absorbed member, the rule that linked them; only to the
+  brands that knew both people (⚑ brand wall).
 - ``member.erased``: the member id; the receiver should erase its copy.
 - ``segment.built``: the segment, the build and its funnel.
 """
@@ -40,18 +41,22 @@ def member_brands(member_id: int) -> list[int]:
 
 @transaction.atomic
 def publish(event_type: str, ref: int, extra: dict[str, Any]) -> list[Delivery]:
+    # A publishing task run twice (a worker lost after it committed, the broker redelivering)
+    # finds the deliveries of its first run by this key and makes none again.
+    key = f"{event_type}:{ref}"
     if event_type == EventType.CONSENT_CHANGED:
-        return _consent_changed(ref)
+        return _consent_changed(ref, key)
     if event_type == EventType.MEMBER_MERGED:
-        return _member_merged(ref)
+        return _member_merged(ref, key)
     if event_type == EventType.MEMBER_ERASED:
-        return services.publish(event_type, brand_ids=extra.get("brand_ids", []), data={"member": ref}, member_id=ref)
+        brand_ids = extra.get("brand_ids", [])
+        return services.publish(event_type, brand_ids=brand_ids, data={"member": ref}, member_id=ref, key=key)
     if event_type == EventType.SEGMENT_BUILT:
-        return _segment_built(ref)
+        return _segment_built(ref, key)
     raise ValueError(f"unknown webhook event {event_type!r}")
 
 
-def _consent_changed(event_id: int) -> list[Delivery]:
+def _consent_changed(event_id: int, key: str) -> list[Delivery]:
     event = ConsentEvent.objects.select_related("purpose", "store").filter(pk=event_id).first()
     if event is None:
         return []
@@ -85,17 +90,29 @@ def _consent_changed(event_id: int) -> list[Delivery]:
         }
 
     return services.publish(
-        EventType.CONSENT_CHANGED, brand_ids=[event.brand_id], data_for=data_for, member_id=member_id
+        EventType.CONSENT_CHANGED, brand_ids=[event.brand_id], data_for=data_for, member_id=member_id, key=key
     )
 
 
-def _member_merged(merge_event_id: int) -> list[Delivery]:
+def _member_merged(merge_event_id: int, key: str) -> list[Delivery]:
     merge = MergeEvent.objects.filter(pk=merge_event_id).first()
     if merge is None:
         return []
+    # ⚑ Brand wall: only a brand that knew both people hears of their merge; to any other
+    # brand the merge shows nothing it did not collect itself.
+    absorbed_side = set(
+        StoreMembership.objects.filter(pk__in=merge.moved.get("memberships", [])).values_list(
+            "store__brand_id", flat=True
+        )
+    )
+    survivor_side = set(
+        StoreMembership.objects.filter(member_id=merge.survivor_id)
+        .exclude(pk__in=merge.moved.get("memberships", []))
+        .values_list("store__brand_id", flat=True)
+    )
     return services.publish(
         EventType.MEMBER_MERGED,
-        brand_ids=member_brands(merge.survivor_id),
+        brand_ids=sorted(absorbed_side & survivor_side),
         data_for=lambda brand_id: {
             "survivor": merge.survivor_id,
             "absorbed": merge.absorbed_id,
@@ -105,10 +122,11 @@ def _member_merged(merge_event_id: int) -> list[Delivery]:
             "memberships": memberships(merge.survivor_id, brand_id),
         },
         member_id=merge.survivor_id,
+        key=key,
     )
 
 
-def _segment_built(build_id: int) -> list[Delivery]:
+def _segment_built(build_id: int, key: str) -> list[Delivery]:
     build = SegmentBuild.objects.select_related("segment").filter(pk=build_id).first()
     if build is None or build.status != SegmentBuild.Status.SUCCEEDED:
         return []
@@ -122,4 +140,5 @@ def _segment_built(build_id: int) -> list[Delivery]:
             "finished_at": build.finished_at.isoformat() if build.finished_at else None,
             "funnel": build.funnel(),
         },
+        key=key,
     )

@@ -1,4 +1,5 @@
-"""Turn domain signals into webhook events. Receivers only queue a task (after commit);
+"""Turn domain signals into webhook events. The signals are sent inside the transaction of
+the change; receivers only write an outbox row in it (the task starts after commit);
 the task builds the payload and the deliveries. A brand without subscribers for an event
 costs nothing beyond a cached look-up."""
 
@@ -20,7 +21,6 @@ def _queue(event_type: str, ref: int, extra: dict[str, Any] | None = None) -> No
 
 
 def on_consent_changed(sender: Any, event: Any, **kwargs: Any) -> None:
-    # Sent after commit already: on_commit outside a transaction runs at once.
     if EventType.CONSENT_CHANGED in subscribed_events(event.brand_id):
         _queue(EventType.CONSENT_CHANGED, event.pk)
 

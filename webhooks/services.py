@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
+import http.client
 import json
 import logging
-import secrets
-import socket
 import time
-import urllib.error
-import urllib.request
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -24,8 +19,9 @@ from cdp import audit
 from cdp.enqueue import enqueue_on_commit
 from members.models import Brand
 
+from . import transport
 from .models import Delivery, DeliveryAttempt, EventType, MemberSequence, Subscription
-from .signing import SIGNATURE_HEADER, sign
+from .signing import SIGNATURE_HEADER, new_secret, sign, standard_headers
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +37,18 @@ class WebhookError(ValueError):
 
 
 def check_url(url: str) -> None:
-    """http(s) only, and no private, loopback or link-local receivers unless allowed: a
-    subscription must not turn the platform into a scanner of its own network."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookError("url", "must be an http:// or https:// URL")
-    if settings.WEBHOOK_ALLOW_PRIVATE_URLS:
-        return
-    if parts.scheme != "https":
-        raise WebhookError("url", "must use https://")
+    """http(s) only, and unless ``WEBHOOK_ALLOW_PRIVATE_URLS`` is on, https to a host that
+    resolves to public addresses only (``webhooks.transport``): a subscription must not
+    turn the platform into a scanner of its own network. Checked again before every
+    attempt, since DNS can change."""
+    allow_private = settings.WEBHOOK_ALLOW_PRIVATE_URLS
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except OSError:
-        raise WebhookError("url", f"the host {parts.hostname!r} does not resolve") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise WebhookError("url", f"{parts.hostname!r} resolves to a non-public address")
+        if allow_private:
+            transport.split(url)  # the receiver may be anywhere: no need to resolve it now
+        else:
+            transport.resolve(url, allow_private=False)
+    except transport.TargetRefused as exc:
+        raise WebhookError("url", exc.message) from None
 
 
 @transaction.atomic
@@ -72,7 +63,7 @@ def create_subscription(
     if unknown or not events:
         raise WebhookError("events", f"choose from {', '.join(EventType.values)}")
     check_url(url)
-    secret = "whsec_" + secrets.token_urlsafe(32)
+    secret = new_secret()
     subscription = Subscription.objects.create(
         brand=brand,
         url=url,
@@ -161,15 +152,30 @@ def publish(
     data: dict[str, Any] | None = None,
     data_for: Any = None,
     member_id: int | None = None,
+    key: str | None = None,
 ) -> list[Delivery]:
     """One delivery per active subscription of these brands to ``event_type``, sent after
     commit. ``data_for(brand_id)`` builds brand-specific data (each brand sees only its
-    own stores), else ``data`` is used. Must run inside the caller's transaction."""
+    own stores), else ``data`` is used. Must run inside the caller's transaction.
+
+    ``key`` names what is published (``"consent.changed:42"``): the event id a brand's
+    receivers get is derived from it, so publishing the same thing again (a task run twice)
+    finds its deliveries (unique per subscription and event id) and makes no new ones, nor
+    takes a new sequence number."""
     subscriptions = [
         s
         for s in Subscription.objects.filter(brand_id__in=brand_ids, is_active=True).select_related("brand")
         if event_type in s.events
     ]
+    if key is not None:
+        done = Delivery.objects.filter(
+            event_id__in=[_event_id(key, s.brand_id) for s in subscriptions], subscription__in=subscriptions
+        )
+        if existing := list(done):
+            made = {d.subscription_id for d in existing}
+            subscriptions = [s for s in subscriptions if s.pk not in made]
+            if not subscriptions:
+                return existing
     if not subscriptions:
         return []
     sequence = next_sequence(member_id) if member_id is not None else None
@@ -178,7 +184,7 @@ def publish(
     deliveries = []
     for subscription in subscriptions:
         if subscription.brand_id not in bodies:
-            event_id = uuid.uuid4()
+            event_id = _event_id(key, subscription.brand_id) if key is not None else uuid.uuid4()
             payload = {
                 "id": str(event_id),
                 "type": event_type,
@@ -208,6 +214,13 @@ def publish(
     ids = [d.pk for d in deliveries]
     _send_later(ids)
     return deliveries
+
+
+_EVENT_IDS = uuid.UUID("6f1d3c52-8a4e-4f0b-9a57-2c1e5b7d9e10")  # the namespace of derived event ids
+
+
+def _event_id(key: str, brand_id: int) -> uuid.UUID:
+    return uuid.uuid5(_EVENT_IDS, f"{key}:{brand_id}")
 
 
 def _send_later(ids: list[int], countdown: float | None = None) -> None:
@@ -270,15 +283,18 @@ def _claim(delivery_id: int) -> bool:
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
-    check_url(url)  # again at send time: DNS may have changed since the subscription
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - http(s) checked
+    """One attempt: the receiver's status (None if there was no answer) and what to record
+    when it is not a success. A refused target (``webhooks.transport``: checked again now,
+    DNS may have changed since the subscription) is a failed attempt with its reason."""
     try:
-        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return None, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"[:1000]
+        return transport.post(
+            url, body, headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+            allow_private=settings.WEBHOOK_ALLOW_PRIVATE_URLS,
+        )  # fmt: skip
+    except transport.TargetRefused as exc:
+        return None, f"Refused: {exc.message}"[:1000]
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # ssl.SSLError is an OSError
+        return None, f"{type(exc).__name__}: {exc}"[:1000]
 
 
 def deliver(delivery_id: int) -> float | None:
@@ -290,19 +306,18 @@ def deliver(delivery_id: int) -> float | None:
     delivery = Delivery.objects.select_related("subscription").get(pk=delivery_id)
     subscription = delivery.subscription
     body = delivery.body.encode()
+    now = int(time.time())
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "cdp-webhooks/1",
+        **standard_headers(subscription.secret, str(delivery.event_id), now, body),
         "X-CDP-Event": delivery.event_type,
         "X-CDP-Event-Id": str(delivery.event_id),
         "X-CDP-Delivery": str(delivery.pk),
-        SIGNATURE_HEADER: sign(subscription.secret, int(time.time()), body),
+        SIGNATURE_HEADER: sign(subscription.secret, now, body),  # deprecated (webhooks.signing)
     }
     started_at, started = timezone.now(), time.monotonic()
-    try:
-        status, error = _post(subscription.url, body, headers)
-    except WebhookError as exc:
-        status, error = None, exc.message
+    status, error = _post(subscription.url, body, headers)
     ok = status is not None and 200 <= status < 300
     attempt = DeliveryAttempt(
         delivery=delivery,

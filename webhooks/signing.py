@@ -1,16 +1,55 @@
 """How deliveries are signed (and how a receiver checks them; see docs/api.md, "Webhooks").
 
-``X-CDP-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``
+Every delivery carries both:
+
+- the Standard Webhooks headers (https://www.standardwebhooks.com/): ``webhook-id`` (the
+  event id, the same on every retry: the receiver's idempotency key), ``webhook-timestamp``
+  and ``webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>." + body)>``, where
+  the key is the base64 part of the ``whsec_…`` secret. A receiver checks them with the
+  ``standardwebhooks`` library of its language, not with our recipe.
+- deprecated, for one release: ``X-CDP-Signature: t=<unix seconds>,v1=<hex
+  HMAC-SHA256(secret, "<t>." + body)>``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import secrets
 import time
 
-SIGNATURE_HEADER = "X-CDP-Signature"
+SIGNATURE_HEADER = "X-CDP-Signature"  # deprecated: Standard Webhooks' headers replace it
 TOLERANCE_SECONDS = 300
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix every secret carries, not a secret
+
+
+def new_secret() -> str:
+    """A signing secret in the Standard Webhooks form: ``whsec_`` and 32 random bytes in
+    base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def signing_key(secret: str) -> bytes:
+    """The key a ``whsec_`` secret stands for. Secrets made before Standard Webhooks were
+    URL-safe base64 without padding; they stand for the same bytes (docs/api.md says how a
+    receiver writes such a secret for its library)."""
+    text = secret.removeprefix(SECRET_PREFIX).replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except binascii.Error:
+        return secret.encode()  # not base64 at all: the text itself
+
+
+def standard_headers(secret: str, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The Standard Webhooks headers of one attempt."""
+    signed = hmac.new(signing_key(secret), f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": "v1," + base64.b64encode(signed.digest()).decode(),
+    }
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:

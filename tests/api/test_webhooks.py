@@ -99,6 +99,23 @@ def test_withdrawal_is_delivered_signed_with_state_and_sequence(
     assert Delivery.objects.filter(status="succeeded").count() == 2
 
 
+def test_a_publishing_task_run_twice_delivers_once(subscribed, receiver, marketing, alice,
+                                                  django_capture_on_commit_callbacks):  # fmt: skip
+    """The broker redelivers a task whose worker was lost after it committed: the second
+    run finds the first run's delivery (same event id) and makes no second one, nor takes
+    a second sequence number."""
+    from webhooks import tasks
+
+    with django_capture_on_commit_callbacks(execute=True):
+        recorded = withdraw(alice, marketing)
+    (first,) = Delivery.objects.all()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.publish_event("consent.changed", recorded.event.pk) == 1  # the redelivered run
+    (again,) = Delivery.objects.all()
+    assert (again.pk, again.event_id, again.sequence) == (first.pk, first.event_id, first.sequence)
+    assert len(receiver.requests) == 1
+
+
 def test_other_brands_events_are_not_delivered(subscribed, receiver, other_marketing, olga,
                                                django_capture_on_commit_callbacks):  # fmt: skip
     with django_capture_on_commit_callbacks(execute=True):
