@@ -13,3 +13,26 @@ def run_import_job(job_id: int) -> dict[str, int | float] | None:
     stale job and starts the file again; the import is idempotent, so nothing doubles."""
     result = jobs.run_job(job_id)
     return result.as_json() if result else None
+
+
+@shared_task(name="imports.tasks.mark_stalled_jobs", ignore_result=True)
+def mark_stalled_jobs() -> int:
+    """Beat, every minute: fail the running jobs whose worker stopped (no heartbeat for
+    ``JOBS_STALE_AFTER_SECONDS``), with a reason the admin shows next to a retry button."""
+    return len(jobs.mark_stalled_jobs())
+
+
+@shared_task(name="imports.tasks.delete_import_files", autoretry_for=(OSError,), retry_backoff=30, max_retries=6)
+def delete_import_files(job_ids: list[int], reason: str) -> int:
+    """Delete these jobs' uploaded files (an erasure names them); safe to run twice."""
+    from . import retention
+
+    return retention.delete_job_files(job_ids, reason=reason)
+
+
+@shared_task(name="imports.tasks.delete_expired_import_files", ignore_result=True)
+def delete_expired_import_files() -> int:
+    """Beat, daily: files older than IMPORT_FILE_RETENTION_DAYS go (imports.retention)."""
+    from . import retention
+
+    return retention.delete_expired_files()

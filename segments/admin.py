@@ -1,5 +1,6 @@
 """Marketer admin for segments: list with the last funnel, an editor that validates rules and
-counts live, "build now", build history and exports. Every write goes through a service."""
+counts live, "build now", build history, retrying a failed build, and exports. Every write
+goes through a service."""
 
 from __future__ import annotations
 
@@ -221,10 +222,11 @@ class SegmentBuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["status", "segment__brand"]
     list_select_related = ["segment"]
     search_fields = ["segment__name", "segment__slug"]
-    fields = ["segment", "status", "rules_shown", "requested_by", "requested_at", "started_at", "finished_at",
-              "attempts", *FUNNEL, "error"]  # fmt: skip
+    fields = ["segment", "status", "error", "rules_shown", "requested_by", "requested_at", "started_at",
+              "heartbeat_at", "finished_at", "attempts", *FUNNEL]  # fmt: skip
     readonly_fields = fields
     change_form_template = "admin/segments/segmentbuild/change_form.html"
+    actions = ["retry_selected"]
 
     @admin.display(description=_("funnel"))
     def funnel(self, obj: SegmentBuild) -> str:
@@ -241,6 +243,7 @@ class SegmentBuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         return [
             path("<int:pk>/export/", self.admin_site.admin_view(self.export_view), name="segments_segmentbuild_export"),
+            path("<int:pk>/retry/", self.admin_site.admin_view(self.retry_view), name="segments_segmentbuild_retry"),
             *super().get_urls(),
         ]
 
@@ -253,8 +256,43 @@ class SegmentBuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 export_form=ExportForm(),
                 can_export=request.user.has_perm("segments.export_segment")
                 and build.status == SegmentBuild.Status.SUCCEEDED,
+                can_retry=self.has_build_permission(request) and build.status == SegmentBuild.Status.FAILED,
             )
         return super().change_view(request, object_id, form_url, extra)
+
+    def has_build_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("segments.build_segment")
+
+    def retry_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_build_permission(request):
+            raise PermissionDenied
+        self._retry(request, [get_object_or_404(SegmentBuild, pk=pk)])
+        return HttpResponseRedirect(reverse("admin:segments_segmentbuild_change", args=[pk]))
+
+    @admin.action(description=_("Retry the selected failed builds"), permissions=["build"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[SegmentBuild]) -> None:
+        self._retry(request, list(queryset.select_related("segment")))
+
+    def _retry(self, request: HttpRequest, builds: list[SegmentBuild]) -> None:
+        for build in builds:
+            try:
+                services.retry_build(build)  # the task is sent once this commits
+            except services.BuildError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            build.refresh_from_db()
+            if build.status == SegmentBuild.Status.SUCCEEDED:  # in-process tasks (demo)
+                text, level = _("%(segment)s: build #%(build)s ran again and finished."), messages.SUCCESS
+            elif build.status == SegmentBuild.Status.FAILED:
+                text, level = _("%(segment)s: build #%(build)s ran again and failed: %(error)s"), messages.ERROR
+            else:
+                text = _("%(segment)s: build #%(build)s is queued again; this page shows it when it is done.")
+                level = messages.INFO
+            self.message_user(
+                request, text % {"segment": build.segment, "build": build.pk, "error": build.error}, level
+            )
 
     def export_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if request.method != "POST":

@@ -83,6 +83,10 @@ class SegmentBuild(models.Model):
     requested_at = models.DateTimeField(_("requested"), default=timezone.now)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # Moved on every few seconds by the worker running the build (cdp.heartbeat): a build
+    # "running" with a heartbeat older than JOBS_STALE_AFTER_SECONDS lost its worker, and
+    # beat marks it failed (segments.services.mark_stalled_builds).
+    heartbeat_at = models.DateTimeField(_("last heard from"), null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     # The funnel (DESIGN.md): each count is a subset of the one before.
     matched = models.PositiveIntegerField(_("matched by rules"), null=True, blank=True)

@@ -27,3 +27,10 @@ def scheduled_build(segment_id: int) -> int | None:
     with audit.acting_as(audit.Actor(type="system", label="schedule")):
         build, _created = services.request_build(segment)
     return build.pk
+
+
+@shared_task(name="segments.tasks.mark_stalled_builds", ignore_result=True)
+def mark_stalled_builds() -> int:
+    """Beat, every minute: fail the running builds whose worker stopped (no heartbeat for
+    ``JOBS_STALE_AFTER_SECONDS``); the previous build stays current."""
+    return len(services.mark_stalled_builds())
