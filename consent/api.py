@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce
 from django.urls import path
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -34,7 +34,7 @@ from members.models import Identity, IdentityKind, Member, StoreMembership
 from . import services
 from .models import NO_CHANNEL, Action, Channel, Notice, Preference, Purpose, SourceType
 from .queries import Reason, can_contact
-from .validation import MAX_MESSAGE_ID
+from .validation import MAX_MESSAGE_ID, QUIET_TIME_MESSAGE, QUIET_TIME_PATTERN, format_quiet_time, parse_quiet_time
 
 CHANNEL_CHOICES = [NO_CHANNEL, *Channel.values]
 
@@ -393,13 +393,38 @@ class ConsentEventsView(ApiView):
 # --- Preferences -----------------------------------------------------------------------------------
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": QUIET_TIME_PATTERN,
+        "example": "22:00",
+        "description": "A local time of day (the brand's time zone) as HH:MM or HH:MM:SS, without an offset; "
+        "answered as HH:MM:SS.",
+    }
+)
+class QuietTimeField(serializers.Field):
+    """One type for quiet hours in the schema, the input and the output
+    (``consent.validation.QUIET_TIME_PATTERN``)."""
+
+    default_error_messages = {"invalid": QUIET_TIME_MESSAGE}
+
+    def to_internal_value(self, data: Any) -> dt.time:
+        parsed = parse_quiet_time(data)
+        if parsed is None:
+            self.fail("invalid")
+        return parsed
+
+    def to_representation(self, value: dt.time) -> str:
+        return format_quiet_time(value)
+
+
 class PreferenceSerializer(serializers.Serializer):
     channels = serializers.ListField(
         child=serializers.ChoiceField(choices=Channel.values), required=False, max_length=10
     )
     max_per_week = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=50)
-    quiet_start = serializers.TimeField(required=False, allow_null=True)
-    quiet_end = serializers.TimeField(required=False, allow_null=True)
+    quiet_start = QuietTimeField(required=False, allow_null=True)
+    quiet_end = QuietTimeField(required=False, allow_null=True)
     topics = serializers.ListField(child=serializers.CharField(max_length=50), required=False, max_length=50)
     promotion_types = serializers.ListField(
         child=serializers.ChoiceField(choices=Preference.PromotionType.values), required=False, max_length=10

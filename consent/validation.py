@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -336,3 +337,26 @@ class EmailOptIns:
         state = self.states.get(key)
         if state is None or occurred_at >= state.occurred_at:
             self.states[key] = EmailState(action, occurred_at, self.now, event)
+
+
+# --- Quiet hours -------------------------------------------------------------------------
+
+# Quiet hours are a wall-clock time of day where the person lives (the brand's TIME_ZONE),
+# not an instant: "HH:MM" or "HH:MM:SS", no offset, no fraction. The API's field, its
+# OpenAPI schema (this pattern) and its answers ("HH:MM:SS") all use this one form; before,
+# the schema said RFC 3339 ``format: time`` (which needs an offset) while the code took
+# "2200", "22:00:00.5" and "22:00:00+08:00" (dropping the offset) and answered without one.
+QUIET_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+_QUIET_TIME = re.compile(QUIET_TIME_PATTERN)
+QUIET_TIME_MESSAGE = "must be a local time of day as HH:MM or HH:MM:SS (00:00-23:59), without a time zone"
+
+
+def parse_quiet_time(value: Any) -> dt.time | None:
+    """A quiet-hours bound as ``QUIET_TIME_PATTERN`` writes it, or None if it is not one."""
+    if not isinstance(value, str) or not _QUIET_TIME.fullmatch(value):
+        return None
+    return dt.time.fromisoformat(value)
+
+
+def format_quiet_time(value: dt.time) -> str:
+    return value.strftime("%H:%M:%S")

@@ -1,7 +1,10 @@
 """Normalising contact points and ids, and the store record that resolution consumes.
 
 Every value is normalised once, here, before it is compared or stored, so ``138 0013
-8000``, ``+86-138-0013-8000`` and ``8613800138000`` are one identity.
+8000``, ``+86-138-0013-8000`` and ``8613800138000`` are one identity. Contact points and
+ids are NFKC-normalised first: a Chinese input method types full-width digits and
+letters (``１３８００１３８０００``, ``ｚｓ＠ｅｘａｍｐｌｅ．ｃｏｍ``, ``Ｔ１００``), which are the
+same number, address or id to the person and must be the same identity here.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import datetime as dt
 import functools
 import hashlib
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +28,7 @@ from .models import IdentityKind, Member, Store
 
 UNIONID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 MAX_ID_LENGTH = 100
+MAX_EMAIL_LENGTH = 254  # Member.email
 
 
 ERASED_PREFIX = "erased:"
@@ -72,6 +77,12 @@ def _eraser(secret: bytes) -> Callable[[str, str], str]:
     return erased
 
 
+def nfkc(text: str) -> str:
+    """Unicode compatibility form (full-width → ASCII); ASCII text (nearly every value of
+    a million-row import) returns as it is without the normaliser's cost."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
 class RecordError(ValueError):
     """A value in a store record that cannot be used; ``field`` names the column."""
 
@@ -91,7 +102,7 @@ def normalize_phone(raw: str, *, region: str | None = None) -> str:
     Numbers without a country code are read as numbers of ``PHONE_DEFAULT_REGION`` (CN);
     foreign numbers written with their code (+7 …) stay valid.
     """
-    text = str(raw).strip()
+    text = nfkc(str(raw)).strip()
     if not text:
         raise RecordError("phone", "is empty")
     region = region or settings.PHONE_DEFAULT_REGION
@@ -116,7 +127,9 @@ def parse_phone(text: str, region: str) -> str:
 # is then "+86" and the digits, found far faster than through phonenumbers, which is what
 # a million-row import spent most on (bench/README.md, "Figures that were in code
 # comments"). tests/imports/test_import_rows.py compares both.
-_CN_MOBILE = re.compile(r"^(?:\+86|0086|86)?(1\d{10})$")
+# ASCII digits only: ``\d`` also matches other scripts' digits (Arabic-Indic, Devanagari),
+# which NFKC leaves as they are; phonenumbers reads those.
+_CN_MOBILE = re.compile(r"^(?:\+86|0086|86)?(1\d{10})$", re.ASCII)
 _PHONE_SEPARATORS = re.compile(r"[\s\-().（）]")
 
 
@@ -152,9 +165,11 @@ _validate_email = _EmailValidator()
 
 
 def normalize_email(raw: str) -> str:
-    text = str(raw).strip().lower()
+    text = nfkc(str(raw)).strip().lower()
     if not text:
         raise RecordError("email", "is empty")
+    if len(text) > MAX_EMAIL_LENGTH:  # NFKC may lengthen it (㎖ → ml) past Member.email's column
+        raise RecordError("email", f"is longer than {MAX_EMAIL_LENGTH} characters")
     try:
         _validate_email(text)
     except ValidationError:
@@ -163,14 +178,14 @@ def normalize_email(raw: str) -> str:
 
 
 def normalize_unionid(raw: str) -> str:
-    text = str(raw).strip()
+    text = nfkc(str(raw)).strip()
     if not UNIONID_RE.match(text):
         raise RecordError("wechat_unionid", f"{text!r} is not a WeChat unionid")
     return text
 
 
 def normalize_id(raw: Any, field_name: str) -> str:
-    text = str(raw).strip()
+    text = nfkc(str(raw)).strip()
     if not text:
         raise RecordError(field_name, "is required")
     if len(text) > MAX_ID_LENGTH:
@@ -205,6 +220,12 @@ _WECHAT_UNIONID = IdentityKind.WECHAT_UNIONID.value
 _PLATFORM_USER = IdentityKind.PLATFORM_USER.value
 
 _PROFILE_LIMITS = {"name": 100, "province": 64, "city": 64, "locale": 10, "tier": 50}
+# StoreMembership.points is a PostgreSQL integer: a value outside refused the whole COPY
+# of an import chunk (and, on the row-by-row path, its transaction) instead of one row.
+POINTS_MIN, POINTS_MAX = -(2**31), 2**31 - 1
+# Earlier than this, a join time is a typing error; far earlier ones (year 1) also cannot be
+# read back once converted to UTC.
+EARLIEST_JOIN_YEAR = 1900
 
 
 @dataclass
@@ -272,14 +293,24 @@ class StoreRecord:
                 joined_at = timezone.make_aware(joined_at)
             if joined_at > (now or timezone.now()) + dt.timedelta(minutes=5):
                 raise RecordError("joined_at", "is in the future")
+            if joined_at.year < EARLIEST_JOIN_YEAR:
+                raise RecordError("joined_at", f"is before {EARLIEST_JOIN_YEAR}")
             data["joined_at"] = joined_at
         if values.get("points") not in (None, ""):
             try:
-                data["points"] = int(values["points"])
+                points = int(values["points"])
             except (TypeError, ValueError):
-                raise RecordError("points", f"{values['points']!r} is not a whole number") from None
+                raise RecordError("points", f"{str(values['points'])[:50]!r} is not a whole number") from None
+            if not POINTS_MIN <= points <= POINTS_MAX:
+                raise RecordError("points", f"{points} is outside {POINTS_MIN} to {POINTS_MAX}")
+            data["points"] = points
         if values.get("attributes"):
-            data["attributes"] = dict(values["attributes"])
+            attributes = dict(values["attributes"])
+            for key, value in attributes.items():
+                if "\x00" in str(key) or (isinstance(value, str) and "\x00" in value):
+                    # PostgreSQL's jsonb holds no NUL (the API refuses it in any body).
+                    raise RecordError("attributes", f"{str(key).replace(chr(0), '')!r} contains NUL (\\u0000)")
+            data["attributes"] = attributes
         if values.get("observed_at") is not None:
             data["observed_at"] = values["observed_at"]
         return cls(**data)

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,6 +16,7 @@ from cdp import audit
 from cdp.models import ApiKey
 
 from .exceptions import RequestTooLarge
+from .parsers import NUL_MESSAGE, UNSTORABLE
 
 
 def api_key_actor(key: ApiKey, ip: str | None) -> audit.Actor:
@@ -35,6 +37,11 @@ class ApiView(APIView):
         if length > settings.API_MAX_REQUEST_BYTES:
             raise RequestTooLarge(f"The body is larger than {settings.API_MAX_REQUEST_BYTES} bytes.")
         super().initial(request, *args, **kwargs)
+        # Query parameters reach lookups and filters: a NUL in one is refused by PostgreSQL
+        # in the driver (a 500), so it is refused here, naming the parameter.
+        for name, values in request.query_params.lists():
+            if UNSTORABLE.search(name) or any(UNSTORABLE.search(value) for value in values):
+                raise ValidationError({name.replace("\x00", "\\u0000"): [NUL_MESSAGE]})
         # Services write audit rows and ledger sources naming this key.
         self._acting = audit.acting_as(api_key_actor(self.key, audit.client_ip(request)))
         self._acting.__enter__()

@@ -29,6 +29,10 @@ _CMP: dict[str, Callable[[Any, Any], bool]] = {
     "<=": operator.le,
 }
 _LOOKUP = {"=": "exact", ">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
+# A condition no member meets. Not ``Q(pk__in=[])``: Django compiles that by raising
+# EmptyResultSet, which a queryset turns into "no rows" but ``sql_with_params`` (the
+# dry-run count and the build's INSERT … SELECT) does not, so "age = 30.5" was a 500.
+NOBODY = Q(pk__isnull=True)
 
 
 class JSONArrayHas(Expression):
@@ -124,7 +128,7 @@ def _age_q(op: str, value: Any, today: dt.date) -> Q:
     if op == "<":
         return at_most(ceil - 1)
     if number != floor:  # = 30.5 never holds; != 30.5 holds for every known age
-        return Q(pk__in=[]) if op == "=" else Q(birth_date__isnull=False)
+        return NOBODY if op == "=" else Q(birth_date__isnull=False)
     equal = at_least(floor) & at_most(floor)
     return equal if op == "=" else Q(birth_date__isnull=False) & ~equal
 
@@ -265,7 +269,7 @@ def _last_order_q(ctx: Context, op: str, value: Any) -> Q:
         predicate = bound(">=", Decimal(str(value[0]))) & bound("<=", Decimal(str(value[1])))
     elif op in ("=", "!="):
         days = Decimal(str(value))
-        equal = bound(">=", days) & bound("<=", days) if days == days.to_integral_value() else Q(pk__in=[])
+        equal = bound(">=", days) & bound("<=", days) if days == days.to_integral_value() else NOBODY
         predicate = equal if op == "=" else ~equal
     else:
         predicate = bound(op, Decimal(str(value)))

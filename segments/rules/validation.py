@@ -9,13 +9,19 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 
 from .fields import (
+    EARLIEST_DATE,
     FIELDS,
+    LATEST_DATE,
     LEAF_KEYS,
     MAX_CONDITIONS,
+    MAX_DAYS_AGO,
     MAX_DEPTH,
+    MAX_PLACES,
+    MAX_TEXT,
     MAX_VALUES,
     MAX_WITHIN_DAYS,
     NO_VALUE_OPS,
+    UNSTORABLE,
     Field,
     RuleError,
     is_int,
@@ -130,21 +136,48 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _number_problem(spec: Field, value: Any) -> str | None:
+    number = parse_number(value)
+    if number is None:
+        return _("%(field)s needs a number, got %(value)s") % {"field": spec.name, "value": _show(value)}
+    # Bounds keep the compiled query inside its column types, dates and timedeltas (a
+    # points value over 2^31 is an error in PostgreSQL, an age of a million years has no
+    # birth date); the places keep it inside PostgreSQL's numeric.
+    if (spec.low is not None and number < spec.low) or (spec.high is not None and number > spec.high):
+        return _("%(field)s needs a number from %(low)s to %(high)s, got %(value)s") % {
+            "field": spec.name,
+            "low": spec.low,
+            "high": spec.high,
+            "value": _show(value),
+        }
+    if -number.normalize().as_tuple().exponent > MAX_PLACES:
+        return _("%(field)s takes at most %(n)s decimal places, got %(value)s") % {
+            "field": spec.name,
+            "n": MAX_PLACES,
+            "value": _show(value),
+        }
+    return None
+
+
 def _scalar_problem(spec: Field, value: Any) -> str | None:
     if spec.kind == "number":
-        return (
-            None
-            if parse_number(value) is not None
-            else _("%(field)s needs a number, got %(value)s") % {"field": spec.name, "value": _show(value)}
-        )
+        return _number_problem(spec, value)
     if spec.kind == "date":
         return (
             None
             if parse_date(value)
-            else _("%(field)s needs a date as YYYY-MM-DD, got %(value)s") % {"field": spec.name, "value": _show(value)}
+            else _("%(field)s needs a date as YYYY-MM-DD from %(first)s to %(last)s, got %(value)s")
+            % {"field": spec.name, "first": EARLIEST_DATE, "last": LATEST_DATE, "value": _show(value)}
         )
     if not isinstance(value, str) or not value.strip():
         return _("%(field)s needs non-empty text, got %(value)s") % {"field": spec.name, "value": _show(value)}
+    if len(value) > MAX_TEXT:
+        return _("%(field)s values are at most %(n)s characters") % {"field": spec.name, "n": MAX_TEXT}
+    if UNSTORABLE.search(value):
+        return _("%(field)s values cannot hold NUL (\\u0000) or unpaired surrogates, got %(value)s") % {
+            "field": spec.name,
+            "value": _show(value),
+        }
     if spec.choices and value not in spec.choices:
         return _("%(value)s is not a %(field)s (use one of %(choices)s)") % {
             "value": _show(value),
@@ -176,8 +209,9 @@ def _value_problem(spec: Field, op: str, value: Any) -> str | None:
     if op == "within_last_days":
         return (
             None
-            if is_int(value) and value >= 0
-            else _("within_last_days needs whole days, got %(value)s") % {"value": _show(value)}
+            if is_int(value) and 0 <= value <= MAX_DAYS_AGO
+            else _("within_last_days needs whole days from 0 to %(max)s, got %(value)s")
+            % {"max": MAX_DAYS_AGO, "value": _show(value)}
         )
     return _scalar_problem(spec, value)
 
