@@ -99,3 +99,59 @@ def record(
         changes=changes or {},
         ip_address=actor.ip,
     )
+
+
+ERASED_TEXT = "[erased]"
+
+
+def forget_objects(objects: dict[str, list[str]], *, terms: list[str]) -> int:
+    """The erasure's part of the audit trail (DESIGN.md ⚑ deletion). The rows stay (who
+    did what, when, to which object id: the record a regulator asks for), but their
+    object text (``str(obj)``: a member's name) becomes the object's id, and every string
+    in their details that contains one of ``terms`` (the person's name, contact points,
+    store member ids, in every form they were written) becomes "[erased]". The same for
+    Django's own admin log. ``objects`` maps "app_label.model_name" to the ids of the
+    person's objects; rows of other objects are looked at only when their details name
+    one of those members (``pii.viewed`` of a list). Inside the caller's transaction."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+    from django.db.models import Q
+
+    from cdp.models import AuditLog
+
+    terms = [t for t in {t.strip() for t in terms if t} if len(t) >= 2]
+    about = Q(pk__in=[])
+    for object_type, ids in objects.items():
+        about |= Q(object_type=object_type, object_id__in=[str(i) for i in ids])
+    changed = 0
+    for row in AuditLog.objects.select_for_update().filter(about):
+        row.object_repr = f"#{row.object_id}"
+        row.changes = _redacted(row.changes, terms)
+        row.save(update_fields=["object_repr", "changes"])
+        changed += 1
+    for object_type, ids in objects.items():
+        app_label, _, model = object_type.partition(".")
+        content_type = ContentType.objects.filter(app_label=app_label, model=model).first()
+        if content_type is None:
+            continue
+        for entry in LogEntry.objects.filter(content_type=content_type, object_id__in=[str(i) for i in ids]):
+            entry.object_repr = f"#{entry.object_id}"
+            entry.change_message = _redacted_text(entry.change_message, terms)
+            entry.save(update_fields=["object_repr", "change_message"])
+            changed += 1
+    return changed
+
+
+def _redacted(value: Any, terms: list[str]) -> Any:
+    if isinstance(value, str):
+        return _redacted_text(value, terms)
+    if isinstance(value, list):
+        return [_redacted(item, terms) for item in value]
+    if isinstance(value, dict):
+        return {key: _redacted(item, terms) for key, item in value.items()}
+    return value
+
+
+def _redacted_text(text: str, terms: list[str]) -> str:
+    folded = text.casefold()
+    return ERASED_TEXT if any(term.casefold() in folded for term in terms) else text

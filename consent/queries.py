@@ -20,6 +20,7 @@ from django.db.models import BooleanField, Count, Exists, F, FilteredRelation, F
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from members.erasure_sql import ErasedValue
 from members.models import Brand, Identity, IdentityKind, Member
 
 from .models import NO_CHANNEL, Action, Channel, ConsentState, Preference, Purpose, Suppression
@@ -68,6 +69,23 @@ _SUPPRESSION_CHANNELS = {
     Channel.SMS: [Channel.SMS, Channel.PHONE],
     Channel.PHONE: [Channel.SMS, Channel.PHONE],
 }
+
+
+def _suppressions_of(brand_id: int, channel: str) -> QuerySet[Suppression]:
+    """The suppressions of the outer member's contact point for ``channel``: matched by
+    keyed hash, computed from the member's phone or e-mail in SQL, because the list keeps
+    no clear values (``Suppression``; DESIGN.md ⚑ deletion)."""
+    field = _REACH_FIELD[channel]
+    return Suppression.objects.filter(
+        Q(brand_id=brand_id) | Q(brand__isnull=True),
+        channel__in=_SUPPRESSION_CHANNELS[channel],
+        value_hash=ErasedValue(_SUPPRESSION_KIND[field], OuterRef(field)),
+    )
+
+
+# The identity kind whose keyed hash a suppression of each member field is kept under
+# (consent.models.preferences.SUPPRESSION_HASH_KIND).
+_SUPPRESSION_KIND = {"phone": "phone", "email": "email"}
 
 
 def allowed_actions(channel: str) -> list[str]:
@@ -276,13 +294,7 @@ def _decision_rows(values: dict[str, Any], *, by_identity: bool, channel: str) -
     annotations["state_at"] = Subquery(state.values("occurred_at")[:1])
     annotations["state_guardian"] = Subquery(state.values("by_guardian")[:1])
     if channel in _SUPPRESSION_CHANNELS:
-        annotations["suppressed"] = Exists(
-            Suppression.objects.filter(
-                Q(brand_id=brand_id) | Q(brand__isnull=True),
-                channel__in=_SUPPRESSION_CHANNELS[channel],
-                value=OuterRef(_REACH_FIELD[channel]),
-            )
-        )
+        annotations["suppressed"] = Exists(_suppressions_of(brand_id, channel))
     if channel != NO_CHANNEL:
         # At most one preference row per member and brand: a join, not four subqueries.
         people = people.annotate(pref=FilteredRelation("preferences", condition=Q(preferences__brand_id=brand_id)))
@@ -400,12 +412,7 @@ def reachable_q(brand: Brand | int, channel: str = NO_CHANNEL) -> Q:
     if channel in _REACH_IDENTITY:
         q &= Q(Exists(Identity.objects.filter(member=OuterRef("pk"), kind__in=_REACH_IDENTITY[channel])))
     if channel in _SUPPRESSION_CHANNELS:
-        suppressed = Suppression.objects.filter(
-            Q(brand_id=brand_id) | Q(brand__isnull=True),
-            channel__in=_SUPPRESSION_CHANNELS[channel],
-            value=OuterRef(_REACH_FIELD[channel]),
-        )
-        q &= ~Q(Exists(suppressed))
+        q &= ~Q(Exists(_suppressions_of(brand_id, channel)))
     return q
 
 

@@ -3,6 +3,7 @@ and the audit row written whenever staff with it see them unmasked."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,6 +34,73 @@ def mask_email(email: str) -> str:
         return ""
     local, _, domain = email.partition("@")
     return f"{local[:1]}***@{domain}" if domain else "***"
+
+
+def mask_text(value: Any) -> Any:
+    """A free value (an attribute from an unknown column, a profile value in a merge
+    event) for staff without ``view_pii``: phone numbers and e-mail addresses masked like
+    identities, any other text down to its first character. Numbers and yes/no stay: they
+    say nothing about who the person is on their own."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list):
+        return [mask_text(item) for item in value]
+    if isinstance(value, dict):
+        return {key: mask_text(item) for key, item in value.items()}
+    text = str(value).strip()
+    if not text:
+        return text
+    if _EMAIL_LIKE.fullmatch(text):
+        return mask_email(text.lower())
+    digits = _PHONE_NOISE.sub("", text)
+    if _PHONE_LIKE.fullmatch(digits):
+        return mask_phone(_e164_or_none(digits) or digits)
+    return f"{text[:1]}***" if len(text) > 1 else "*"
+
+
+def mask_attributes(attributes: dict[str, Any] | None) -> dict[str, Any]:
+    """Free attributes as staff without ``view_pii`` see them: the keys, values masked."""
+    return {str(key): mask_text(value) for key, value in (attributes or {}).items()}
+
+
+def mask_profile_changes(changes: dict[str, Any] | None) -> dict[str, Any]:
+    """A merge event's ``profile_changes`` (field → [before, after], plus the names of the
+    attributes a merge added) with every value masked; field names stay."""
+    shown: dict[str, Any] = {}
+    for name, value in (changes or {}).items():
+        if name == "attributes_added" or not isinstance(value, list | tuple):
+            shown[name] = value
+        else:
+            shown[name] = [_mask_profile_value(name, item) for item in value]
+    return shown
+
+
+def _mask_profile_value(name: str, value: Any) -> Any:
+    if value in (None, ""):
+        return value
+    if isinstance(value, str) and value.startswith("erased:"):
+        return value  # a keyed hash already (an erased person's merge): nothing to read
+    if name == "phone":
+        return mask_phone(str(value))
+    if name == "email":
+        return mask_email(str(value))
+    if name in ("gender", "locale"):
+        return value
+    return mask_text(value)
+
+
+_EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_PHONE_NOISE = re.compile(r"[\s\-().（）]")
+_PHONE_LIKE = re.compile(r"\+?\d{7,15}")
+
+
+def _e164_or_none(digits: str) -> str | None:
+    from .identities import RecordError, normalize_phone
+
+    try:
+        return normalize_phone(digits)
+    except RecordError:
+        return None
 
 
 def mask_identity(kind: str, value: str) -> str:

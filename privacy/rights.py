@@ -26,7 +26,7 @@ from members.identities import ERASED_PREFIX, erased_value
 from members.models import Identity, IdentityKind, Member, StoreMembership
 from members.queries import canonical_member
 
-from . import accounts, deadlines
+from . import accounts, deadlines, erasure
 from .models import DataSubjectRequest, PrivacyAccount
 
 logger = logging.getLogger(__name__)
@@ -243,8 +243,11 @@ _ERASED_MEMBER_FIELDS = {
 def carry_out_deletion(request_id: int) -> Erasure:
     """Erase the person behind a deletion request (DESIGN.md ⚑): withdraw every consent
     through the ledger, replace identities and store member ids by keyed hashes, blank the
-    profile, drop preferences, close their privacy center account, and mail a final
-    receipt. The ledger itself is kept as proof. Running it twice does nothing more."""
+    profile, drop preferences, close their privacy center account, remove their values
+    from merge history, request texts, audit rows, suppression labels and sessions
+    (``privacy.erasure``), and mail a final receipt. Webhook bodies and uploaded files go
+    through their apps' receivers of ``member_erased``. The ledger itself is kept as
+    proof. Running it twice does nothing more."""
     request = DataSubjectRequest.objects.select_for_update().select_related("member").get(pk=request_id)
     if request.kind != DataSubjectRequest.Kind.DELETION:
         raise ValueError(f"request {request_id} is not a deletion request")
@@ -264,11 +267,15 @@ def carry_out_deletion(request_id: int) -> Erasure:
     )
     # Identities of the person and of everyone merged into them.
     people = Q(member_id=member.pk) | Q(member__merged_into_id=member.pk)
+    people_ids = erasure.people_of(member)
     identities = list(Identity.objects.filter(people).exclude(value__startswith=ERASED_PREFIX))
-    _forget_sign_in_contacts(
-        emails=[i.value for i in identities if i.kind == IdentityKind.EMAIL],
-        phones=[i.value for i in identities if i.kind == IdentityKind.PHONE],
-    )
+    emails = [i.value for i in identities if i.kind == IdentityKind.EMAIL]
+    phones = [i.value for i in identities if i.kind == IdentityKind.PHONE]
+    # Read before anything is blanked: the clear values to find and redact elsewhere.
+    terms = erasure.personal_terms(people_ids)
+    hashes = erasure.contact_hashes(people_ids)
+    user_ids, account_ids = erasure.sign_in_users(people_ids, emails=emails, phones=phones)
+    _forget_sign_in_contacts(emails=emails, phones=phones)
     hashed = 0
     for identity in identities:
         identity.value = erased_value(identity.kind, identity.value)
@@ -289,6 +296,9 @@ def carry_out_deletion(request_id: int) -> Erasure:
     member_signals.member_erased.send(sender=Member, member_id=member.pk, brand_ids=brand_ids)
     preferences, _ = Preference.objects.filter(member_id=member.pk).delete()
     closed = _close_accounts(member)
+    forgotten = erasure.forget_everywhere(
+        people=people_ids, terms=terms, hashes=hashes, user_ids=user_ids, account_ids=account_ids
+    )
 
     request.status = DataSubjectRequest.Status.COMPLETED
     request.completed_at = timezone.now()
@@ -297,6 +307,7 @@ def carry_out_deletion(request_id: int) -> Erasure:
         "identities_hashed": hashed,
         "preferences_deleted": preferences,
         "accounts_closed": closed,
+        **forgotten,
     }
     request.save(update_fields=["status", "completed_at", "outcome"])
     audit.record("privacy.erased", member, changes={"request": request.pk, **request.outcome})

@@ -286,8 +286,8 @@ def generate(n: int) -> float:
         _sql(
             cur,
             f"""
-            INSERT INTO consent_suppression (id, channel, value, reason, created_at, note, brand_id)
-            SELECT row_number() OVER (), ch, '+86138' || lpad(m::text, 8, '0'), 'bounce', now(), 'bench', b
+            INSERT INTO consent_suppression (id, channel, value, value_hash, reason, created_at, note, brand_id)
+            SELECT row_number() OVER (), ch, '+86138' || lpad(m::text, 8, '0'), '', 'bounce', now(), 'bench', b
             FROM generate_series(1, %s) AS m
             CROSS JOIN LATERAL (SELECT CASE {h("m", 61, 3)} WHEN 0 THEN 'sms' WHEN 1 THEN 'phone' ELSE 'sms' END
                                        AS ch,
@@ -297,6 +297,13 @@ def generate(n: int) -> float:
             [n],
             label="suppressions",
         )
+        # Kept as the product keeps them: a keyed hash and a masked label, never in clear.
+        from consent.models.preferences import suppression_hash
+        from members.masking import mask_phone
+
+        cur.execute("SELECT id, channel, value FROM consent_suppression")
+        hashed = [(suppression_hash(channel, value), mask_phone(value), pk) for pk, channel, value in cur.fetchall()]
+        cur.executemany("UPDATE consent_suppression SET value_hash = %s, value = %s WHERE id = %s", hashed)
         started_indexes = time.perf_counter()
         for definition in indexes:
             cur.execute(definition)

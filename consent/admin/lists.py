@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
 from typing import Any
 
 from django import forms
@@ -14,11 +13,9 @@ from django.utils.translation import gettext_lazy as _
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
 from members.admin import PiiAuditMixin
 from members.identities import RecordError
-from members.masking import can_view_pii, mask_email, mask_phone
 
 from .. import services
 from ..models import (
-    Channel,
     Checkpoint,
     ConsentState,
     DataUsage,
@@ -137,15 +134,14 @@ class SuppressionAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
         )
         obj.pk, obj.created_at = saved.pk, saved.created_at
 
-    def get_list_display(self, request: HttpRequest) -> list[str]:
-        value = "value" if can_view_pii(request.user) else "masked_value"
-        return ["created_at", "channel", value, "brand", "reason", "note"]
+    # The contact point is kept as a keyed hash and a masked form (``Suppression``): what
+    # every role sees is the masked one.
+    list_display = ["created_at", "channel", "value", "brand", "reason", "note"]
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is None:
             return self.ADD_FIELDS
-        value = "value" if can_view_pii(request.user) else "masked_value"
-        return ["brand", "channel", value, "reason", "note", "created_at"]
+        return ["brand", "channel", "value", "reason", "note", "created_at"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [] if obj is None else self.get_fields(request, obj)
@@ -158,15 +154,8 @@ class SuppressionAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
         return {"member_ids": [], "suppressions": [s.pk for s in results]}
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> tuple[Any, bool]:
+        """The exact contact point in any format, found by its keyed hash."""
         term = search_term.strip()
         if not term:
             return queryset, False
-        values = {term}
-        for channel in (Channel.SMS, Channel.EMAIL):
-            with suppress(RecordError):
-                values.add(services.contact_point(channel, term))
-        return queryset.filter(value__in=values), False
-
-    @admin.display(description=_("contact point"))
-    def masked_value(self, obj: Suppression) -> str:
-        return mask_email(obj.value) if "@" in obj.value else mask_phone(obj.value)
+        return queryset.filter(pk__in=services.suppressions_matching(term).values("pk")), False

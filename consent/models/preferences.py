@@ -3,6 +3,8 @@ and the log of where their data went (data usage)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -57,9 +59,14 @@ class PreferenceChange(models.Model):
 
 class Suppression(models.Model):
     """A contact point nobody may be sent anything on (hard bounce, complaint, manual),
-    whatever consent says. ``value`` is normalised like identities (E.164 phone,
-    lower-cased e-mail) so the set-based consent filter can join on it; ``brand`` empty
-    means every brand."""
+    whatever consent says; ``brand`` empty means every brand.
+
+    The contact point is kept as its keyed hash (``value_hash``: ``erased_value`` of the
+    normalised phone or e-mail, the value an identity takes when its person is erased),
+    never in clear: a suppression outlives the person's erasure and still works, and the
+    set-based consent filter compares it with the hash of each member's phone or e-mail
+    in SQL (``members.erasure_sql``). ``value`` is only a masked form for staff, emptied
+    when the person is erased (DESIGN.md ⚑ deletion)."""
 
     class Reason(models.TextChoices):
         BOUNCE = "bounce", _("Hard bounce")
@@ -68,7 +75,8 @@ class Suppression(models.Model):
 
     brand = models.ForeignKey(Brand, verbose_name=_("brand"), null=True, blank=True, on_delete=models.CASCADE)
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
-    value = models.CharField(_("contact point"), max_length=254)
+    value = models.CharField(_("contact point (masked)"), max_length=254, blank=True)
+    value_hash = models.CharField(_("contact point (keyed hash)"), max_length=80)
     reason = models.CharField(_("reason"), max_length=10, choices=Reason.choices)
     created_at = models.DateTimeField(_("added"), default=timezone.now)
     note = models.CharField(_("note"), max_length=200, blank=True)
@@ -76,7 +84,33 @@ class Suppression(models.Model):
     class Meta:
         verbose_name = _("suppression")
         verbose_name_plural = _("suppression list")
-        indexes = [models.Index(fields=["value", "channel"])]
+        indexes = [models.Index(fields=["value_hash", "channel"], name="suppression_hash_channel")]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} {self.value or '—'}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A row made with a clear contact point (a shell, a fixture, an old caller): it is
+        # stored the one way, hashed and masked; ``add_suppression`` does this itself.
+        if self.value and not self.value_hash:
+            from members.masking import mask_email, mask_phone
+
+            self.value_hash = suppression_hash(self.channel, self.value)
+            self.value = mask_email(self.value) if "@" in self.value else mask_phone(self.value)
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "value", "value_hash"}
+        super().save(*args, **kwargs)
+
+
+# The identity kind whose keyed hash a suppression of each channel stores.
+SUPPRESSION_HASH_KIND = {Channel.EMAIL: "email", Channel.SMS: "phone", Channel.PHONE: "phone"}
+
+
+def suppression_hash(channel: str, value: str) -> str:
+    """The keyed hash a suppression of ``value`` (normalised) on ``channel`` is stored under."""
+    from members.identities import erased_value
+
+    return erased_value(SUPPRESSION_HASH_KIND.get(channel, channel), value)
 
 
 class DataUsage(models.Model):

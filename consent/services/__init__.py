@@ -5,7 +5,7 @@ recording consent (``recording``), rebuilding the projection and checking it
 
 from ..validation import GRANTING
 from .notices import publish_notice
-from .preferences import add_suppression, contact_point, update_preferences
+from .preferences import add_suppression, contact_point, suppressions_matching, update_preferences
 from .projection import ProjectionCheck, check_projection, rebuild_consent_state, state_differences
 from .recording import (
     BatchConsentError,
@@ -26,6 +26,7 @@ __all__ = [
     "ProjectionCheck",
     "Recorded",
     "add_suppression",
+    "suppressions_matching",
     "check_projection",
     "contact_point",
     "current_notice",

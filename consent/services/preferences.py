@@ -19,6 +19,7 @@ from ..models import (
     PreferenceChange,
     Suppression,
 )
+from ..models.preferences import suppression_hash
 from .recording import ConsentError
 
 # --- Preferences -------------------------------------------------------------------------
@@ -112,8 +113,9 @@ def contact_point(channel: str, value: str) -> str:
 def add_suppression(*, channel: str, value: str, reason: str, brand: Brand | None = None, note: str = "") -> Any:
     """Put a contact point on the do-not-send list (bounce and complaint handlers, staff).
 
-    The value is normalised like identities (``contact_point``). Adding one that is
-    already there returns the existing row."""
+    The value is normalised like identities (``contact_point``) and kept as its keyed
+    hash with a masked form for staff, never in clear (``Suppression``). Adding one that
+    is already there returns the existing row."""
     from members.identities import RecordError
 
     if channel not in Channel.values:
@@ -127,8 +129,31 @@ def add_suppression(*, channel: str, value: str, reason: str, brand: Brand | Non
     if not value:
         raise ConsentError("value", "is required")
     suppression, created = Suppression.objects.get_or_create(
-        brand=brand, channel=channel, value=value, defaults={"reason": reason, "note": note[:200]}
+        brand=brand,
+        channel=channel,
+        value_hash=suppression_hash(channel, value),
+        defaults={"reason": reason, "note": note[:200], "value": masked_contact_point(channel, value)},
     )
     if created:
         audit.record("suppression.added", suppression, changes={"channel": channel, "reason": reason})
     return suppression
+
+
+def masked_contact_point(channel: str, value: str) -> str:
+    from members.masking import mask_email, mask_phone
+
+    return mask_email(value) if channel == Channel.EMAIL or "@" in value else mask_phone(value)
+
+
+def suppressions_matching(term: str) -> Any:
+    """Suppressions of a contact point typed in any format (the admin's search): the
+    term is normalised as a phone and as an e-mail, and looked up by keyed hash."""
+    from members.identities import RecordError
+
+    hashes = set()
+    for channel in (Channel.SMS, Channel.PHONE, Channel.EMAIL):
+        try:
+            hashes.add(suppression_hash(channel, contact_point(channel, term)))
+        except RecordError:
+            continue
+    return Suppression.objects.filter(value_hash__in=hashes)

@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
 
 from .. import services
-from ..masking import can_view_pii, mask_email, mask_identity, mask_phone
+from ..masking import can_view_pii, mask_attributes, mask_email, mask_identity, mask_phone
 from ..models import Brand, Identity, Member, MergeEvent, NeverMerge, Platform, StoreMembership
 from ..queries import members_matching
 from .merges import unmerge_each
@@ -141,7 +141,7 @@ class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
         "last_order_at",
         "metrics_refreshed_at",
     ]
-    HISTORY = ["recent_orders", "merge_history", "extra_sections", "attributes", "created_at", "updated_at"]
+    HISTORY = ["recent_orders", "merge_history", "extra_sections", "shown_attributes", "created_at", "updated_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Members come from stores, imports and the API through identity resolution.
@@ -191,6 +191,17 @@ class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("e-mail"))
     def masked_email(self, obj: Member) -> str:
         return mask_email(obj.email)
+
+    @admin.display(description=_("attributes"))
+    def shown_attributes(self, obj: Member) -> str:
+        """Free attributes (unknown file columns, API extras) can hold anything a store
+        sent, phone numbers included: masked unless the page is an audited unmasked view."""
+        attributes = obj.attributes or {}
+        if not attributes:
+            return "—"
+        if not getattr(obj, "_show_pii", False):  # set per request for staff with view_pii
+            attributes = mask_attributes(attributes)
+        return format_html_join("<br>", "{}: {}", ((key, value) for key, value in attributes.items()))
 
     @admin.display(description=_("stores"), ordering="_stores")
     def store_count(self, obj: Member) -> int:

@@ -9,12 +9,13 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from cdp.admin import ReadOnlyAdminMixin
 
 from .. import services
-from ..masking import can_view_pii
+from ..masking import mask_profile_changes
 from ..models import MergeEvent
 from .pii import PiiAuditMixin
 
@@ -32,9 +33,10 @@ class MergeEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "survivor",
         "absorbed",
         "rule",
+        "matched_display",
         "kept_apart_by",
         "moved",
-        "profile_changes",
+        "shown_profile_changes",
         "actor_label",
         "undone_at",
         "undone_by",
@@ -43,19 +45,35 @@ class MergeEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_list_display(self, request: HttpRequest) -> list[str]:
         return self.list_display
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        fields = list(self.fields)
-        if can_view_pii(request.user):
-            fields.insert(fields.index("rule") + 1, "matched_value")
-        return fields
-
+    # The shared identity is kept as a keyed hash and shown masked to everyone; the profile
+    # values a merge changed are shown unmasked only to staff with ``members.view_pii``,
+    # and that view is audited (``PiiAuditMixin``), like every other unmasked page.
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return self.get_fields(request, obj)
 
     def pii_on_page(self, obj: MergeEvent) -> dict[str, Any] | None:
-        if not obj.matched_value:  # the shared phone, e-mail, …
+        if not _has_values(obj.profile_changes):
             return None
-        return {"member": obj.survivor, "member_ids": [obj.survivor_id, obj.absorbed_id]}
+        return {"member": obj.survivor, "member_ids": [obj.survivor_id, obj.absorbed_id], "merge_event": obj.pk}
+
+    @admin.display(description=_("profile changes"))
+    def shown_profile_changes(self, obj: MergeEvent) -> str:
+        changes = obj.profile_changes or {}
+        if not getattr(obj, "_show_pii", False):  # set per request for staff with view_pii
+            changes = mask_profile_changes(changes)
+        rows = [(name, *_before_after(value)) for name, value in changes.items() if name != "attributes_added"]
+        added = changes.get("attributes_added") or []
+        if added:
+            rows.append((_("attributes added"), "", ", ".join(map(str, added))))
+        if not rows:
+            return "—"
+        return format_html(
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            _("field"),
+            _("before"),
+            _("after"),
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
 
     def has_unmerge_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("members.change_member")
@@ -66,6 +84,17 @@ class MergeEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         # "Kept apart" events are no merges: nothing to undo (remove the pair instead).
         merges = queryset.filter(outcome=MergeEvent.Outcome.MERGED)
         unmerge_each(self, request, merges.order_by("-created_at", "-pk"))
+
+
+def _before_after(value: Any) -> tuple[Any, Any]:
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return ("" if value[0] is None else value[0]), ("" if value[1] is None else value[1])
+    return "", value
+
+
+def _has_values(changes: dict[str, Any] | None) -> bool:
+    """Whether a page showing ``changes`` unmasked shows someone's values."""
+    return any(name != "attributes_added" for name in (changes or {}))
 
 
 def unmerge_each(model_admin: admin.ModelAdmin, request: HttpRequest, events: Iterable[MergeEvent]) -> None:

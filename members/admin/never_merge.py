@@ -18,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from .. import services
-from ..masking import can_view_pii, mask_email, mask_identity, mask_phone
+from ..masking import can_view_pii, mask_email, mask_phone
 from ..models import Member, NeverMerge
 from .pii import PiiAuditMixin
 
@@ -103,7 +103,6 @@ class NeverMergeAdmin(PiiAuditMixin, admin.ModelAdmin):
     @admin.display(description=_("merges refused"))
     def kept_apart_history(self, obj: NeverMerge) -> str:
         """The records that would have merged the two again (the "kept apart" events)."""
-        full = getattr(obj, "_show_pii", False)
         events = list(obj.kept_apart_events.order_by("-created_at", "-pk"))
         if not events:
             return "—"
@@ -116,7 +115,7 @@ class NeverMergeAdmin(PiiAuditMixin, admin.ModelAdmin):
                     f"#{event.survivor_id}",
                     f"#{event.absorbed_id}",
                     event.get_rule_display(),
-                    event.matched_value if full else mask_identity(event.rule, event.matched_value),
+                    event.matched_display or "—",
                 )
                 for event in events
             ),

@@ -8,7 +8,7 @@ and refresh their metrics (``orders``). Which profile value wins is
 from __future__ import annotations
 
 from ..metrics import refresh_member_metrics
-from .merges import UnmergeError, allow_merge, last_merge_of, merge_members, unmerge
+from .merges import UnmergeError, allow_merge, forget_merge_values, last_merge_of, merge_members, unmerge
 from .orders import OrderRecord, record_order, record_orders
 from .profile import EDITABLE_PROFILE_FIELDS, update_member_profile
 from .resolution import Resolution, ResolutionConflict, resolve_store_record
@@ -20,6 +20,7 @@ __all__ = [
     "ResolutionConflict",
     "UnmergeError",
     "allow_merge",
+    "forget_merge_values",
     "last_merge_of",
     "merge_members",
     "record_order",

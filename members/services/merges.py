@@ -12,12 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from cdp import audit
 
 from .. import signals
+from ..identities import ERASED_PREFIX, erased_value
+from ..masking import mask_identity
 from ..metrics import refresh_member_metrics
 from ..models import Identity, Member, MergeEvent, NeverMerge, Order, StoreMembership
 from ..queries import never_merge_pairs
@@ -32,6 +35,15 @@ class UnmergeError(Exception):
 def oldest(members: list[Member]) -> Member:
     """The member a merge keeps: the oldest record."""
     return min(members, key=lambda m: (m.created_at, m.pk))
+
+
+def shared_identity(rule: str, value: str) -> dict[str, str]:
+    """How a MergeEvent keeps the identity two members shared: its keyed hash (the value
+    the identity takes when its person is erased, so nothing in clear outlives them) and
+    a masked form for staff to read."""
+    if value.startswith(ERASED_PREFIX):
+        return {"matched_value": value, "matched_display": ""}
+    return {"matched_value": erased_value(rule, value), "matched_display": mask_identity(rule, value)[:255]}
 
 
 def merge_into(survivor: Member, absorbed: Member, *, rule: str, matched_value: str) -> MergeEvent:
@@ -49,7 +61,7 @@ def merge_into(survivor: Member, absorbed: Member, *, rule: str, matched_value: 
         survivor=survivor,
         absorbed=absorbed,
         rule=rule,
-        matched_value=matched_value,
+        **shared_identity(rule, matched_value),
         moved=moved,
         profile_changes=changes,
         actor_label=actor.label,
@@ -125,6 +137,11 @@ def unmerge(merge_event: MergeEvent) -> Member:
         )
     absorbed = Member.objects.select_for_update().get(pk=event.absorbed_id)
     survivor = Member.objects.select_for_update().get(pk=event.survivor_id)
+    if survivor.status == Member.Status.ERASED:
+        # The profile values the merge changed are keyed hashes now: nothing to put back.
+        raise UnmergeError(
+            _("Member #%(survivor)s was erased: the merge cannot be undone.") % {"survivor": survivor.pk}
+        )
     if absorbed.status != Member.Status.MERGED or absorbed.merged_into_id != survivor.pk:
         raise UnmergeError(
             _("Member #%(absorbed)s is no longer merged into #%(survivor)s.")
@@ -197,18 +214,21 @@ def record_kept_apart(member: Member, apart: Member, *, pair: NeverMerge, rule: 
     "kept apart" MergeEvent (``apart`` keeps ``matched_value``), written once per pair,
     members and identity, so importing a file again changes nothing. Inside the caller's
     transaction, which holds both members locked."""
+    shared = shared_identity(rule, matched_value)
     explanation = {
         "outcome": MergeEvent.Outcome.KEPT_APART,
         "kept_apart_by": pair,
         "survivor": member,
         "absorbed": apart,
         "rule": rule,
-        "matched_value": matched_value,
+        "matched_value": shared["matched_value"],
     }
     event = MergeEvent.objects.filter(**explanation).first()
     if event is not None:
         return event
-    event = MergeEvent.objects.create(**explanation, actor_label=audit.current_actor().label)
+    event = MergeEvent.objects.create(
+        **explanation, matched_display=shared["matched_display"], actor_label=audit.current_actor().label
+    )
     audit.record(
         "member.kept_apart",
         member,
@@ -260,3 +280,39 @@ def merge_members(first: Member, second: Member, *, rule: str, matched_value: st
     event = merge_into(survivor, absorbed, rule=rule, matched_value=matched_value)
     refresh_member_metrics(member_ids=[survivor.pk, absorbed.pk])
     return event
+
+
+def forget_merge_values(member_ids: list[int]) -> int:
+    """The erasure's part of merge history (DESIGN.md ⚑ deletion): every profile value a
+    merge of these members changed becomes its keyed hash, field names stay, so the
+    history still says what a merge did, and nobody can read the values back. Inside the
+    caller's transaction; returns the number of events changed."""
+    events = MergeEvent.objects.select_for_update().filter(
+        Q(survivor_id__in=member_ids) | Q(absorbed_id__in=member_ids)
+    )
+    changed = 0
+    for event in events:
+        hashed = {
+            name: value if name == "attributes_added" else [_hashed(name, item) for item in value]
+            for name, value in event.profile_changes.items()
+        }
+        fields = []
+        if hashed != event.profile_changes:
+            event.profile_changes = hashed
+            fields.append("profile_changes")
+        if event.matched_display:
+            event.matched_display = ""
+            fields.append("matched_display")
+        if not event.matched_value.startswith(ERASED_PREFIX):
+            event.matched_value = erased_value(event.rule, event.matched_value)
+            fields.append("matched_value")
+        if fields:
+            event.save(update_fields=fields)
+            changed += 1
+    return changed
+
+
+def _hashed(name: str, value: Any) -> Any:
+    if value in (None, "") or (isinstance(value, str) and value.startswith(ERASED_PREFIX)):
+        return value
+    return erased_value(f"profile:{name}", str(value))

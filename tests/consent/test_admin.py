@@ -16,6 +16,7 @@ from django.utils import timezone
 from cdp.models import AuditLog
 from consent import evidence, services
 from consent.models import ConsentEvent, Notice, Preference, Purpose, Suppression
+from consent.models.preferences import suppression_hash
 from members import services as member_services
 from members.identities import StoreRecord
 from tests.factories import make_members
@@ -279,14 +280,14 @@ def test_suppression_is_stored_normalised_and_masked(client, consent_officer, co
     client.force_login(consent_officer)
     data = {"brand": "", "channel": "sms", "value": "138 0013 8000", "reason": "complaint", "note": ""}
     assert client.post(reverse("admin:consent_suppression_add"), data).status_code == 302
-    assert Suppression.objects.get().value == "+8613800138000"
+    stored = Suppression.objects.get()
+    assert stored.value == "138****8000" and stored.value_hash == suppression_hash("sms", "+8613800138000")
     assert AuditLog.objects.filter(action="admin.add", object_type="consent.suppression").exists()
     # Added through the service the bounce and complaint handlers use (its audit row):
     assert AuditLog.objects.filter(action="suppression.added", object_type="consent.suppression").exists()
     changelist = reverse("admin:consent_suppression_changelist")
-    assert [s.value for s in client.get(changelist, {"q": "+86-138-0013-8000"}).context["cl"].result_list] == [
-        "+8613800138000"
-    ]
+    assert [s.pk for s in client.get(changelist, {"q": "+86-138-0013-8000"}).context["cl"].result_list] == [stored.pk]
+    assert list(client.get(changelist, {"q": "13900139000"}).context["cl"].result_list) == []
     client.force_login(consent_clerk)
     page = client.get(changelist).content.decode()
     assert "138****8000" in page and "+8613800138000" not in page

@@ -66,11 +66,13 @@ def test_an_empty_list_writes_nothing(officer_client):
     assert viewed() == []
 
 
-def test_merge_event_with_the_shared_value(client, superuser, tmall):
+def test_merge_event_with_the_profile_values_it_changed(client, superuser, tmall):
+    # The shared identity is a keyed hash shown masked; the profile values are what is unmasked.
     survivor, absorbed = MemberFactory(), MemberFactory()
     event = MergeEvent.objects.create(
-        survivor=survivor, absorbed=absorbed, rule="phone", matched_value="+8613800138000", moved={}
-    )
+        survivor=survivor, absorbed=absorbed, rule="phone", matched_value="erased:x", matched_display="138****8000",
+        moved={}, profile_changes={"phone": ["", "+8613800138000"]},
+    )  # fmt: skip
     client.force_login(superuser)
     assert "+8613800138000" in client.get(reverse("admin:members_mergeevent_change", args=[event.pk])).content.decode()
     [row] = viewed()
@@ -147,7 +149,8 @@ def test_ledger_export_and_event_page_with_evidence(client, superuser, tmall):
 def test_suppression_list_names_the_entries_shown(client, superuser, brand):
     entry = Suppression.objects.create(brand=brand, channel="sms", value="+8613600136000", reason="bounced")
     client.force_login(superuser)
-    assert "+8613600136000" in client.get(reverse("admin:consent_suppression_changelist")).content.decode()
+    # Suppressions keep only a keyed hash and a masked form (DESIGN.md ⚑ deletion).
+    assert "136****6000" in client.get(reverse("admin:consent_suppression_changelist")).content.decode()
     [row] = viewed()
     assert row.changes["suppressions"] == [entry.pk] and row.changes["count"] == 0
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from cdp.models import AuditLog
 from members import services
-from members.identities import RecordError, StoreRecord, normalize_email, normalize_phone
+from members.identities import RecordError, StoreRecord, erased_value, normalize_email, normalize_phone
 from members.models import Identity, Member, MergeEvent, StoreMembership
 from tests.factories import OrderFactory
 
@@ -118,11 +118,13 @@ def test_record_linking_two_members_merges_into_the_oldest(tmall, jd, wechat):
     bridge = resolve(wechat, "W1", phone="13800138000", email="wei@example.com")
     assert bridge.member.pk == older.pk
     [event] = bridge.merges
-    assert (event.survivor_id, event.absorbed_id, event.rule, event.matched_value) == (
+    # The shared identity is kept as its keyed hash, with a masked form for staff.
+    assert (event.survivor_id, event.absorbed_id, event.rule, event.matched_value, event.matched_display) == (
         older.pk,
         younger.pk,
         "email",
-        "wei@example.com",
+        erased_value("email", "wei@example.com"),
+        "w***@example.com",
     )
     assert set(event.moved) == {"identities", "memberships", "orders", "members"}
     assert len(event.moved["orders"]) == 1
