@@ -2,7 +2,9 @@
 contact point, record orders. Input serializer → service → output serializer.
 
 A key sees the members of its brand: people with a membership at one of the brand's
-stores. A store-bound key writes for its own store only.
+stores, and of them only what the brand collected (⚑ brand wall, ``members.brand_view``):
+whether another brand of the group knows the person is not observable. A store-bound key
+writes for its own store only.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cdp.api.views import ApiView
 from cdp.models import ApiKey, ApiKeyScope
 
 from . import services
+from .brand_view import brand_views
 from .identities import RecordError, StoreRecord, normalize_email, normalize_phone, normalize_unionid
 from .models import Identity, IdentityKind, Member, Store, StoreMembership
 
@@ -54,8 +57,12 @@ def brand_member_q(brand_id: int) -> Q:
     return Q(Exists(StoreMembership.objects.filter(member=OuterRef("pk"), store__brand_id=brand_id)))
 
 
+def brand_members_of(brand_id: int) -> QuerySet[Member]:
+    return Member.objects.filter(brand_member_q(brand_id))
+
+
 def brand_members(key: ApiKey) -> QuerySet[Member]:
-    return Member.objects.filter(brand_member_q(key.brand_id))
+    return brand_members_of(key.brand_id)
 
 
 def member_for_key(key: ApiKey, member_id: Any) -> Member:
@@ -140,8 +147,8 @@ class MemberOutput(serializers.Serializer):
     locale = serializers.CharField()
     phone = serializers.CharField(help_text="E.164.")
     email = serializers.CharField()
-    lifecycle_stage = serializers.CharField()
-    order_count = serializers.IntegerField()
+    lifecycle_stage = serializers.CharField(help_text="From the brand's own orders.")
+    order_count = serializers.IntegerField(help_text="Orders at the brand's stores.")
     total_spent = serializers.DecimalField(max_digits=14, decimal_places=2)
     first_order_at = serializers.DateTimeField(allow_null=True)
     last_order_at = serializers.DateTimeField(allow_null=True)
@@ -152,9 +159,11 @@ class MemberOutput(serializers.Serializer):
 
 class UpsertOutput(serializers.Serializer):
     member = MemberOutput()
-    created = serializers.BooleanField(help_text="A new member was made.")
-    updated = serializers.BooleanField(help_text="An existing member changed.")
-    merged = serializers.ListField(child=serializers.IntegerField(), help_text="Ids of members merged into this one.")
+    created = serializers.BooleanField(help_text="New to the key's brand (also when another brand knew the person).")
+    updated = serializers.BooleanField(help_text="A member the brand knew changed.")
+    merged = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Ids of the brand's members merged into this one."
+    )
 
 
 class MemberList(serializers.Serializer):
@@ -201,7 +210,7 @@ class MembersView(ApiView):
         members = with_brand_memberships(
             brand_members(self.key).filter(pk__in=owners).exclude(status=Member.Status.ERASED), self.key.brand_id
         )
-        return Response(MemberList({"results": list(members[:10])}).data)
+        return Response(MemberList({"results": brand_views(list(members[:10]), self.key.brand_id)}).data)
 
     @extend_schema(
         operation_id="members_upsert",
@@ -219,19 +228,32 @@ class MembersView(ApiView):
             record = StoreRecord.clean(store=store, store_member_id=data.pop("member_id"), **data)
         except RecordError as exc:
             raise ValidationError({_API_FIELD.get(exc.field, exc.field): [exc.message]}) from None
-        resolution = services.resolve_store_record(record)
+        with transaction.atomic():
+            known = _known_to_brand(record, self.key.brand_id)
+            resolution = services.resolve_store_record(record)
+        # ⚑ Brand wall: "created" means new to this brand, and only merges of people the
+        # brand knew are named, so a person another brand knows answers as a stranger does.
+        created = not known
         body = {
-            "member": with_memberships(resolution.member, self.key.brand_id),
-            "created": resolution.created,
-            "updated": resolution.updated,
-            "merged": [event.absorbed_id for event in resolution.merges],
+            "member": brand_views([with_memberships(resolution.member, self.key.brand_id)], self.key.brand_id)[0],
+            "created": created,
+            "updated": resolution.updated and not created,
+            "merged": [event.absorbed_id for event in resolution.merges if event.absorbed_id in known],
         }
-        return Response(
-            UpsertOutput(body).data, status=status.HTTP_201_CREATED if resolution.created else status.HTTP_200_OK
-        )
+        return Response(UpsertOutput(body).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 _API_FIELD = {"birthday": "birth_date"}
+
+
+def _known_to_brand(record: StoreRecord, brand_id: int) -> set[int]:
+    """The members a store record names (by any of its identities) that the brand knew
+    before it: a membership at one of its stores. One query."""
+    q = Q()
+    for kind, value in record.identity_keys():
+        q |= Q(kind=kind, value=value)
+    owners = Identity.objects.filter(q).values("member_id")
+    return set(brand_members_of(brand_id).filter(pk__in=owners).values_list("pk", flat=True))
 
 
 def _validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> Any:
@@ -253,7 +275,7 @@ class MemberDetailView(ApiView):
     )
     def get(self, request: Request, member_id: int) -> Response:
         member = member_for_key(self.key, member_id)
-        return Response(MemberOutput(member).data)
+        return Response(MemberOutput(brand_views([member], self.key.brand_id)[0]).data)
 
 
 # --- Orders ------------------------------------------------------------------------------------

@@ -246,6 +246,12 @@ class StoreMembership(models.Model):
     joined_at = models.DateTimeField(_("joined"), null=True, blank=True)
     tier = models.CharField(_("tier"), max_length=50, blank=True)
     points = models.IntegerField(_("points"), default=0)
+    # ⚑ Brand wall: the profile values this store's records gave (``Member.PROFILE_FIELDS``,
+    # dates as ISO text), by the same survivorship rules as the golden record, and when
+    # they were observed. A brand's view of a person is built from its stores' memberships
+    # only (``members.brand_view``), never from what another brand collected.
+    profile = models.JSONField(_("profile from this store"), default=dict, blank=True)
+    profile_observed_at = models.DateTimeField(_("profile observed"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -307,7 +313,10 @@ class MergeEvent(models.Model):
 
     ``moved`` lists the ids of every identity, membership and order that changed owner and
     ``profile_changes`` the survivor's fields the merge filled or replaced (before/after),
-    so ``unmerge`` can put everything back.
+    so ``unmerge`` can put everything back. Those values are personal data: the admin masks
+    them for staff without ``members.view_pii`` (and audits an unmasked view), and the
+    erasure of either member replaces them by keyed hashes (the merge can no longer be
+    undone then: the two are one erased person).
 
     Outcome "kept apart": a merge identity resolution refused because the two members are
     a never-merge pair (``kept_apart_by``). ``survivor`` is the member the store record
@@ -328,7 +337,11 @@ class MergeEvent(models.Model):
         Member, verbose_name=_("absorbed"), on_delete=models.PROTECT, related_name="merges_lost"
     )
     rule = models.CharField(_("rule"), max_length=20, choices=IdentityKind.choices)
-    matched_value = models.CharField(_("shared identity"), max_length=255)
+    # The shared identity as its keyed hash (``members.identities.erased_value``, the value
+    # the identity itself takes when its person is erased), never in clear: a merge is
+    # explained for good, also after an erasure, and ``matched_display`` is what staff read.
+    matched_value = models.CharField(_("shared identity (keyed hash)"), max_length=255)
+    matched_display = models.CharField(_("shared identity"), max_length=255, blank=True)
     moved = models.JSONField(_("moved"), default=dict)
     profile_changes = models.JSONField(_("profile changes"), default=dict)
     created_at = models.DateTimeField(_("merged"), default=timezone.now, db_index=True)
@@ -400,3 +413,11 @@ class NeverMerge(models.Model):
     def other(self, member_id: int) -> int:
         """The id of the member this pair keeps ``member_id`` apart from."""
         return self.member_b_id if member_id == self.member_a_id else self.member_a_id
+
+
+# Set-based queries compare clear columns with keyed hashes (members.erasure_sql): SQLite
+# needs the hash function on every connection, which is why this is wired here, before
+# any connection is made.
+from . import erasure_sql  # noqa: E402
+
+erasure_sql.connect()

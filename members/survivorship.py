@@ -14,10 +14,13 @@ The rules:
   (``profile_observed_at``) overwrites what differs; an older one only fills blanks. A
   member that has no survivorship time yet takes any observation as newer.
 * The survivorship time moves forward to a newer observation's, never back.
-* A store record's attributes replace those of the same name; a merge keeps the
-  survivor's and adds only the absorbed member's other ones.
+* A store record's attributes replace those of the same name when it is newer, and only
+  add new names when it is older; a merge keeps the survivor's and adds only the absorbed
+  member's other ones.
 * A store record moves the store membership to the person it resolved to and overwrites
   the membership's join time, tier and points with its non-blank values.
+* The membership keeps the profile values of its store's records (the brand wall's
+  source of truth), by the same rules against the membership's own survivorship time.
 """
 
 from __future__ import annotations
@@ -63,12 +66,15 @@ def survivorship_time(current: dt.datetime | None, observed_at: dt.datetime | No
     return current
 
 
-def attributes_after_record(current: Mapping[str, Any], incoming: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A member's attributes after a store record's (same names replaced), or None when
-    they stay as they are."""
+def attributes_after_record(
+    current: Mapping[str, Any], incoming: Mapping[str, Any], *, newer: bool = True
+) -> dict[str, Any] | None:
+    """A member's attributes after a store record's, or None when they stay as they are:
+    a ``newer`` observation replaces the values of the same names, an older one only adds
+    names the member does not have (as for profile fields)."""
     if not incoming:
         return None
-    merged = {**current, **incoming}
+    merged = {**current, **incoming} if newer else {**incoming, **current}
     return merged if merged != current else None
 
 
@@ -106,9 +112,18 @@ def update_from_record(
     newer = is_newer(record_observed_at, observed_at)
     return ProfileUpdate(
         fields=profile_changes(profile, record_profile, newer=newer),
-        attributes=attributes_after_record(attributes, record_attributes),
+        attributes=attributes_after_record(attributes, record_attributes, newer=newer),
         observed_at=survivorship_time(observed_at, record_observed_at),
     )
+
+
+def stored_profile(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """Observed profile values as a membership's ``profile`` JSON keeps them (dates as ISO
+    text)."""
+    return {
+        name: value.isoformat() if isinstance(value, dt.date) else value
+        for name, value in observed_values(profile).items()
+    }
 
 
 def membership_changes(
@@ -118,11 +133,24 @@ def membership_changes(
     joined_at: dt.datetime | None,
     tier: str,
     points: int | None,
+    profile: Mapping[str, Any] | None = None,
+    observed_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """The fields of a store membership (``current``: its ``member_id``, ``joined_at``,
-    ``tier`` and ``points``) that a store record resolved to member ``member_id`` changes,
-    with their new values."""
+    ``tier``, ``points``, ``profile`` and ``profile_observed_at``) that a store record
+    resolved to member ``member_id`` changes, with their new values. ``profile``: the
+    record's values (``stored_profile``), observed at ``observed_at``."""
     changes: dict[str, Any] = {}
+    if profile:
+        current_profile = current.get("profile") or {}
+        fields = profile_changes(
+            current_profile, profile, newer=is_newer(observed_at, current.get("profile_observed_at"))
+        )
+        if fields:  # the survivorship time moves with a change, as a member's does
+            changes["profile"] = {**current_profile, **fields}
+            when = survivorship_time(current.get("profile_observed_at"), observed_at)
+            if when != current.get("profile_observed_at"):
+                changes["profile_observed_at"] = when
     if current["member_id"] != member_id:
         changes["member_id"] = member_id
     for name, value in (("joined_at", joined_at), ("tier", tier), ("points", points)):

@@ -1,8 +1,9 @@
 """REST endpoints of segments: list the brand's segments, ask for a build, read the
 current build's members page by page.
 
-⚑ Consent is checked again when members are read (``consent_q`` and ``reachable_q``, as
-exports do), so a withdrawal after the build keeps the person out; every member returned
+⚑ Consent is checked again when members are read (``contactable_q``: consent, preferences
+and reachability, as exports do), so a withdrawal or a changed preference after the build
+keeps the person out; every member returned
 gets a DataUsage row (context ``api_segment_read``), written with one INSERT per page.
 """
 
@@ -14,16 +15,17 @@ from django.urls import path, reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cdp.api.errors import problems
 from cdp.api.exceptions import Conflict
+from cdp.api.pagination import IntegerCursorPagination
 from cdp.api.views import ApiView
 from cdp.models import ApiKey, ApiKeyScope
 from consent.models import NO_CHANNEL, Channel
-from consent.queries import consent_q, reachable_q
+from consent.queries import contactable_q
+from members.brand_view import brand_columns
 
 from . import services
 from .models import Segment, SegmentBuild
@@ -144,11 +146,14 @@ class SegmentBuildView(ApiView):
         return Response(BuildOutput(build).data)
 
 
-class MemberCursor(CursorPagination):
+class MemberCursor(IntegerCursorPagination):
     ordering = "pk"
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+
+BRAND_COLUMNS = ("name", "city", "locale", "lifecycle_stage")
 
 
 class SegmentMembersView(ApiView):
@@ -157,8 +162,8 @@ class SegmentMembersView(ApiView):
     @extend_schema(
         operation_id="segments_members",
         summary="The members of the segment's current build, with consent checked now",
-        description="Cursor-paginated (follow `next`). People who withdrew consent or became unreachable since the "
-        "build are left out. Every person returned is logged as a use of their data (DataUsage). `channel` "
+        description="Cursor-paginated (follow `next`). People who withdrew consent, changed their preferences "
+        "(channel, pause, weekly limit) or became unreachable since the build are left out. Every person returned is logged as a use of their data (DataUsage). `channel` "
         "defaults to the segment's; another channel of the segment's purpose re-checks consent for that channel.",
         parameters=[
             OpenApiParameter("channel", str, enum=[NO_CHANNEL, *Channel.values]),
@@ -175,7 +180,9 @@ class SegmentMembersView(ApiView):
         build = segment.current_build
         if build is None:
             raise Conflict("The segment has not been built yet: POST to its builds first.")
-        allowed = consent_q(segment.brand_id, segment.purpose, channel) & reachable_q(segment.brand_id, channel)
+        # What can_contact decides, now: consent, the person's preferences (channel chosen,
+        # not paused, under their weekly limit) and reachability.
+        allowed = contactable_q(segment.brand_id, segment.purpose, channel)
         members = with_contact(snapshot_members(build.pk).filter(allowed), channel).values(
             "pk", "name", "contact", "city", "locale", "lifecycle_stage"
         )
@@ -184,7 +191,11 @@ class SegmentMembersView(ApiView):
             page = paginator.paginate_queryset(members, request, view=self)
         except NotFound:
             raise ValidationError({"cursor": ["Not a cursor this endpoint gave out."]}) from None
-        rows: list[dict[str, Any]] = [{**row, "id": row["pk"]} for row in page or []]
+        # ⚑ Brand wall: the brand's own profile values and stage, not the golden record's.
+        seen = brand_columns([row["pk"] for row in page or []], segment.brand_id)
+        rows: list[dict[str, Any]] = [
+            {**row, **{k: seen[row["pk"]][k] for k in BRAND_COLUMNS}, "id": row["pk"]} for row in page or []
+        ]
         services.record_segment_read(
             segment, channel=channel, member_ids=[row["id"] for row in rows], reader=f"API key {self.key.prefix}"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 from django.db import connection
@@ -14,6 +15,7 @@ from django.utils import timezone
 from consent.models import NO_CHANNEL, Channel, DataUsage, Purpose
 from consent.queries import CAP_WINDOW as CAP_WINDOW  # the weekly limit's window, defined with the rule
 from consent.queries import consent_q, contactable_q, preference_q, reachable_q
+from members.brand_view import brand_columns
 from members.models import Brand, Identity, IdentityKind, Member, Store
 from members.queries import CaptureRate, capture_rate
 
@@ -99,11 +101,20 @@ def with_contact(members: QuerySet[Member], channel: str) -> QuerySet[Member]:
 
 
 def export_rows(export: SegmentExport, channel: str) -> Iterator[list[Any]]:
-    """The rows of an export's CSV, streamed from the database in chunks."""
-    members = with_contact(exported_members(export).order_by("pk"), channel)
-    fields = ("pk", "name", "contact", "city", "locale", "lifecycle_stage")
-    for row in members.values_list(*fields).iterator(chunk_size=2000):
-        yield list(row)
+    """The rows of an export's CSV, streamed from the database in chunks. ⚑ Brand wall:
+    name, city, language and lifecycle stage are the brand's own (``members.brand_view``),
+    the contact point the one its consent covers."""
+    members = with_contact(exported_members(export).order_by("pk"), channel).values_list("pk", "contact")
+    brand_id = Segment.objects.filter(builds=export.build_id).values_list("brand_id", flat=True).get()
+    rows = members.iterator(chunk_size=EXPORT_CHUNK)
+    while chunk := list(islice(rows, EXPORT_CHUNK)):
+        columns = brand_columns([pk for pk, _ in chunk], brand_id)
+        for pk, contact in chunk:
+            seen = columns[pk]
+            yield [pk, seen["name"], contact, seen["city"], seen["locale"], seen["lifecycle_stage"]]
+
+
+EXPORT_CHUNK = 2000
 
 
 def contactable_counts(brand: Brand, purposes: Iterable[Purpose] | None = None) -> dict[tuple[str, str], int]:

@@ -64,6 +64,15 @@ class OrderFactory(factory.django.DjangoModelFactory):
     placed_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(days=10))
 
 
+def store_profile(member: Member) -> dict:
+    """A membership's ``profile`` and ``profile_observed_at`` as if the store's record had
+    given the member's values (the brand wall's source of what a brand sees)."""
+    from members.services.profile import profile_of
+    from members.survivorship import stored_profile
+
+    return {"profile": stored_profile(profile_of(member)), "profile_observed_at": member.profile_observed_at}
+
+
 def make_members(store: Store, count: int, *, start: int = 0, orders_each: int = 0) -> list[Member]:
     """Bulk-create ``count`` members with phone, e-mail and store identities and a
     membership at ``store``: enough rows for query-count tests in a few statements."""
@@ -83,7 +92,9 @@ def make_members(store: Store, count: int, *, start: int = 0, orders_each: int =
             Identity(member=member, kind="email", value=member.email, store=store),
             Identity(member=member, kind="store_member", value=store_member_value(store.pk, f"S{i}"), store=store),
         ]
-        memberships.append(StoreMembership(member=member, store=store, store_member_id=f"S{i}", tier="金卡"))
+        memberships.append(
+            StoreMembership(member=member, store=store, store_member_id=f"S{i}", tier="金卡", **store_profile(member))
+        )
         orders += [
             Order(
                 store=store,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
@@ -19,7 +20,7 @@ from ..kept_apart import Split, split_kept_apart, withhold_contact_points
 from ..metrics import refresh_member_metrics
 from ..models import Identity, IdentityKind, Member, MergeEvent, StoreMembership
 from ..queries import never_merge_pairs
-from ..survivorship import membership_changes, observed_values, update_from_record
+from ..survivorship import membership_changes, observed_values, stored_profile, update_from_record
 from .merges import merge_into, oldest, record_kept_apart
 from .profile import profile_of
 
@@ -144,11 +145,12 @@ def _resolve(record: StoreRecord) -> Resolution:
     if result.changed_fields or result.merges:
         survivor.save()
     store_key = keys[0]  # identity_keys() puts the store member id first
+    profile = stored_profile(withhold_contact_points(record.profile(), split.withheld))
     if store_key in owners:
-        if _upsert_membership(survivor, record):
+        if _upsert_membership(survivor, record, profile):
             result.changed_fields.append("membership")
     else:
-        _create_membership(survivor, record)
+        _create_membership(survivor, record, profile)
         result.changed_fields.append("membership")
     if result.changed_fields or result.new_identities:
         audit.record(
@@ -169,7 +171,7 @@ def _create(record: StoreRecord, keys: list[tuple[str, str]]) -> Resolution:
     )
     Identity.objects.bulk_create([Identity(member=member, kind=k, value=v, store=record.store) for k, v in keys])
     # Nobody owned this store member id, so the membership is new too.
-    _create_membership(member, record)
+    _create_membership(member, record, stored_profile(record.profile()))
     audit.record("member.created", member, changes={"store": record.store.code})
     return Resolution(member=member, created=True, new_identities=len(keys))
 
@@ -202,7 +204,8 @@ def _apply_record(member: Member, record: StoreRecord, *, withheld: frozenset[tu
     return update.changed
 
 
-def _create_membership(member: Member, record: StoreRecord) -> StoreMembership:
+def _create_membership(member: Member, record: StoreRecord, profile: dict[str, Any]) -> StoreMembership:
+    """``profile``: the record's values as the store's own (``stored_profile``)."""
     return StoreMembership.objects.create(
         member=member,
         store=record.store,
@@ -210,20 +213,24 @@ def _create_membership(member: Member, record: StoreRecord) -> StoreMembership:
         joined_at=record.joined_at,
         tier=record.tier,
         points=record.points or 0,
+        profile=profile,
+        profile_observed_at=record.observed_at if profile else None,
     )
 
 
-def _upsert_membership(member: Member, record: StoreRecord) -> bool:
+def _upsert_membership(member: Member, record: StoreRecord, profile: dict[str, Any]) -> bool:
     # No get_or_create: its savepoint costs more than the look-up, and the unique
     # (store, store member id) constraint still stops a concurrent duplicate.
     membership = StoreMembership.objects.filter(store=record.store, store_member_id=record.store_member_id).first()
     if membership is None:
-        _create_membership(member, record)
+        _create_membership(member, record, profile)
         return True
     changes = membership_changes(
         {"member_id": membership.member_id, "joined_at": membership.joined_at, "tier": membership.tier,
-         "points": membership.points},
+         "points": membership.points, "profile": membership.profile,
+         "profile_observed_at": membership.profile_observed_at},
         member_id=member.pk, joined_at=record.joined_at, tier=record.tier, points=record.points,
+        profile=profile, observed_at=record.observed_at,
     )  # fmt: skip
     for name, value in changes.items():
         setattr(membership, name, value)

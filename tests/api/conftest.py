@@ -13,7 +13,7 @@ from cdp.models import ApiKey, ApiKeyScope
 from consent import services as consent_services
 from consent.models import Notice, Purpose
 from members.models import Member, StoreMembership
-from tests.factories import BrandFactory, MemberFactory, StoreFactory
+from tests.factories import BrandFactory, MemberFactory, StoreFactory, store_profile
 
 ALL_SCOPES = list(ApiKeyScope.values)
 
@@ -95,7 +95,7 @@ def member_of(store, **fields) -> Member:
     from members.models import Identity
 
     member = MemberFactory(**fields)
-    StoreMembership.objects.create(member=member, store=store, store_member_id=f"S{member.pk}")
+    StoreMembership.objects.create(member=member, store=store, store_member_id=f"S{member.pk}", **store_profile(member))
     Identity.objects.bulk_create(
         [
             Identity(member=member, kind="phone", value=member.phone, store=store),

@@ -51,7 +51,9 @@ def test_build_request_is_202_with_url(api, segment, django_capture_on_commit_ca
 def test_members_recheck_consent_and_log_usage(api, api_key, segment, built, marketing, django_assert_max_num_queries):
     grant(built[0], marketing, "sms", action="withdrawn")
     api.get("/api/v1/segments/")
-    with django_assert_max_num_queries(4):
+    # The key, the segment, the page, the usage insert; the brand's memberships and orders
+    # of the page's people (the brand wall's view).
+    with django_assert_max_num_queries(6):
         first = api.get("/api/v1/segments/shanghai/members/", {"page_size": 3})
     assert first.status_code == 200, first.json()
     page1 = first.json()
@@ -65,6 +67,18 @@ def test_members_recheck_consent_and_log_usage(api, api_key, segment, built, mar
     usage = DataUsage.objects.filter(context_type="api_segment_read")
     assert sorted(usage.values_list("member_id", flat=True)) == sorted(ids)
     assert all(api_key.prefix in ref for ref in usage.values_list("context_ref", flat=True))
+
+
+def test_members_read_obeys_preferences_changed_after_the_build(api, brand, segment, built):
+    """The build let all five through; since then one person paused messages, one chose
+    e-mail only: the read leaves both out, as ``can_contact`` would."""
+    from consent import services as consent_services
+
+    consent_services.update_preferences(member=built[0], brand=brand, source_type="privacy_center", max_per_week=0)
+    consent_services.update_preferences(member=built[1], brand=brand, source_type="privacy_center", channels=["email"])
+    ids = [r["id"] for r in api.get("/api/v1/segments/shanghai/members/").json()["results"]]
+    assert sorted(ids) == sorted(p.pk for p in built[2:])
+    assert not DataUsage.objects.filter(member_id__in=[built[0].pk, built[1].pk]).exists()
 
 
 def test_members_on_a_channel_without_consent_is_empty(api, segment, built):

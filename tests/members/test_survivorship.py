@@ -67,6 +67,12 @@ def test_record_attributes_replace_those_of_the_same_name():
     }
     assert attributes_after_record({"备注": "VIP"}, {"备注": "VIP"}) is None  # nothing changes
     assert attributes_after_record({"备注": "VIP"}, {}) is None
+    # An older observation only adds what is missing.
+    assert attributes_after_record({"备注": "VIP"}, {"备注": "SVIP", "渠道": "门店"}, newer=False) == {
+        "备注": "VIP",
+        "渠道": "门店",
+    }
+    assert attributes_after_record({"备注": "VIP"}, {"备注": "SVIP"}, newer=False) is None
 
 
 def test_a_merge_keeps_the_survivors_attributes_and_adds_the_others():

@@ -14,7 +14,7 @@ from members.models import Member, StoreMembership
 from segments import services
 from segments.models import Segment
 from tests.conftest import MEMBER_PERMS, _staff_with
-from tests.factories import MemberFactory, OrderFactory
+from tests.factories import MemberFactory, OrderFactory, store_profile
 
 SEGMENT_PERMS = [
     "view_segment",
@@ -55,7 +55,9 @@ def shopper(store, *, orders: int = 0, amount: str = "300.00", days_ago: int = 1
     """A member of ``store`` with ``orders`` orders there."""
     fields.setdefault("birth_date", dt.date(1992, 5, 1))
     member = MemberFactory(**fields)
-    StoreMembership.objects.create(member=member, store=store, store_member_id=f"S{member.pk}", tier="gold")
+    StoreMembership.objects.create(
+        member=member, store=store, store_member_id=f"S{member.pk}", tier="gold", **store_profile(member)
+    )
     for _ in range(orders):
         OrderFactory(store=store, member=member, amount=amount, placed_at=timezone.now() - dt.timedelta(days=days_ago))
     return member
