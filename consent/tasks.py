@@ -9,12 +9,15 @@ a second confirmation link confirms the same request, a second receipt repeats t
 from __future__ import annotations
 
 from celery import shared_task
+from django.utils import timezone
 
 from cdp import audit
+from cdp.enqueue import enqueue
 from members.queries import canonical_member
 
 from . import ledger, mail, receipts, verification
 from .models import Action, Channel, ConsentState
+from .services import email_requests
 
 # SMTPException is an OSError: refused connections and temporary SMTP failures retry.
 MAIL_RETRY = {"autoretry_for": (OSError,), "retry_backoff": 30, "retry_jitter": True, "max_retries": 6}
@@ -36,13 +39,23 @@ def send_opt_in_email(event_id: int) -> bool:
     still_open = ConsentState.objects.filter(
         member_id=member.pk, brand_id=event.brand_id, purpose_id=event.purpose_id, channel=Channel.EMAIL, event=event
     ).exists()
-    if not still_open:
-        return False
+    if not still_open or not email_requests.may_mail_opt_in(event, member.pk, now=timezone.now()):
+        return False  # a request held back by the daily limit goes later (send_held_opt_in_mails)
     message = mail.opt_in_message(event)
     if message is None:
         return False
     message.send()
+    email_requests.opt_in_mailed(event)
     return True
+
+
+@shared_task(name="consent.tasks.send_held_opt_in_mails")
+def send_held_opt_in_mails() -> int:
+    """Beat, hourly: the confirmation mails the one-a-day limit held back, now due."""
+    held = email_requests.held_opt_in_requests(now=timezone.now())
+    for event_id in held:
+        enqueue("consent.tasks.send_opt_in_email", event_id)
+    return len(held)
 
 
 @shared_task(name="consent.tasks.send_consent_receipt", **MAIL_RETRY)

@@ -6,6 +6,10 @@ segment never overlap), count the funnel in one aggregate query, write the final
 with one INSERT … SELECT, point ``Segment.current_build`` at the new build. A worker killed
 half-way rolls the transaction back: no half snapshot, the previous build stays current, and
 the redelivered task starts again.
+
+While it runs, the worker keeps the build's heartbeat moving (``cdp.heartbeat``). Beat
+marks a running build without one for ``JOBS_STALE_AFTER_SECONDS`` failed, saying so
+(``mark_stalled_builds``); a person retries it from the admin (``retry_build``).
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import CharField, F, QuerySet, Value
+from django.db.models.functions import Cast, Coalesce, Concat, Trunc
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from cdp import audit
 from cdp.enqueue import enqueue_on_commit
+from cdp.heartbeat import Heartbeat, stale_before
 from consent.models import NO_CHANNEL, DataUsage, Purpose
 from consent.queries import contactable_q
 from members.models import Brand
@@ -135,6 +141,8 @@ def request_build(
     Returns ``(build, created)``. The task is sent after commit.
     """
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    # A running build whose worker died is not joined: it fails now, and a new one starts.
+    mark_stalled_builds(segment_id=segment.pk)
     SegmentBuild.objects.filter(segment=segment, status__in=ACTIVE, requested_at__lt=_abandoned_before()).update(
         status=SegmentBuild.Status.FAILED, finished_at=timezone.now(), error="Abandoned: no worker finished it."
     )
@@ -175,14 +183,17 @@ def _insert_select(model: type[Any], constants: dict[str, Any], queryset: QueryS
 def run_build(build_id: int) -> SegmentBuild | None:
     """Run a queued (or interrupted) build to completion. Safe to call twice: a finished
     build is returned untouched. Returns None when the build no longer exists."""
+    now = timezone.now()
     claimed = SegmentBuild.objects.filter(pk=build_id, status__in=ACTIVE).update(
-        status=SegmentBuild.Status.RUNNING, started_at=timezone.now()
+        status=SegmentBuild.Status.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1
     )
     if not claimed:
         return SegmentBuild.objects.filter(pk=build_id).first()
-    SegmentBuild.objects.filter(pk=build_id).update(attempts=F("attempts") + 1)
     try:
-        return _build(build_id)
+        # The build is one transaction, often one long statement: the heartbeat moves from
+        # a thread of its own while it runs, and stops when the process dies.
+        with Heartbeat(SegmentBuild.objects.filter(pk=build_id, status=SegmentBuild.Status.RUNNING)):
+            return _build(build_id)
     except Exception as exc:
         message = str(exc) if isinstance(exc, BuildError | RuleError) else f"{type(exc).__name__}: {exc}"
         SegmentBuild.objects.filter(pk=build_id, status=SegmentBuild.Status.RUNNING).update(
@@ -237,8 +248,10 @@ def _build(build_id: int) -> SegmentBuild:
     # The segment row lock is the "one build at a time" lock; it goes away with the
     # transaction, also when the worker holding it is killed.
     segment = Segment.objects.select_for_update().select_related("purpose").get(pk=build.segment_id)
-    build = SegmentBuild.objects.select_for_update().get(pk=build_id)
-    if build.status != SegmentBuild.Status.RUNNING:  # finished by another worker meanwhile
+    # Not locked: the heartbeat thread writes to this row while the build runs. The status
+    # is read after the segment lock, so a build another worker finished meanwhile is seen.
+    build = SegmentBuild.objects.get(pk=build_id)
+    if build.status != SegmentBuild.Status.RUNNING:  # finished (or marked failed) meanwhile
         return build
     tune_for_set_queries()
     flagged = flagged_members(segment, build.rules, timezone.now())
@@ -248,12 +261,85 @@ def _build(build_id: int) -> SegmentBuild:
     build.status = SegmentBuild.Status.SUCCEEDED
     build.finished_at = timezone.now()
     build.error = ""
-    build.save()
+    # Fenced: if beat marked the build failed meanwhile (no heartbeat), nothing is swapped in.
+    if not SegmentBuild.objects.filter(pk=build.pk, status=SegmentBuild.Status.RUNNING).update(
+        status=build.status, finished_at=build.finished_at, error="", final=written,
+        matched=matched, consented=consented, under_cap=under_cap, reachable=reachable,
+    ):  # fmt: skip
+        raise BuildError(gettext("Build #%(id)s was marked failed while it ran.") % {"id": build.pk})
     # The atomic swap: readers follow current_build, which changes in this same commit.
     Segment.objects.filter(pk=segment.pk).update(current_build=build)
     audit.record("segment.built", build, changes=build.funnel())
     transaction.on_commit(lambda: prune_snapshots(segment.pk))
-    transaction.on_commit(lambda: signals.segment_built.send(sender=SegmentBuild, build=build))
+    signals.segment_built.send(sender=SegmentBuild, build=build)  # receivers write outbox rows in this transaction
+    return build
+
+
+# --- Stuck builds -----------------------------------------------------------------------
+
+
+def _stalled_reason(last_seen: Coalesce) -> Concat:
+    """The reason a person reads, built in SQL so that marking is one statement."""
+    seen = Cast(Trunc(last_seen, "second", tzinfo=timezone.get_default_timezone()), CharField())
+    return Concat(
+        Value("The worker stopped without finishing; last heard from at "),
+        seen,
+        Value(
+            f" ({settings.TIME_ZONE}). The previous build stays in use. Retry it from the admin, or build the "
+            "segment again."
+        ),
+        output_field=CharField(),
+    )
+
+
+def mark_stalled_builds(*, segment_id: int | None = None, now: dt.datetime | None = None) -> list[int]:
+    """Beat's sweep (and ``request_build``'s, for one segment): every running build whose
+    worker has not moved its heartbeat for ``JOBS_STALE_AFTER_SECONDS`` is failed with a
+    reason a person understands. Set-based: one SELECT, one UPDATE, then an audit row per
+    build marked (usually none). Returns the ids marked."""
+    now = now or timezone.now()
+    last_seen = Coalesce("heartbeat_at", "started_at", "requested_at")
+    with transaction.atomic():
+        stalled = SegmentBuild.objects.alias(last_seen=last_seen).filter(
+            status=SegmentBuild.Status.RUNNING, last_seen__lt=stale_before(now)
+        )
+        if segment_id is not None:
+            stalled = stalled.filter(segment_id=segment_id)
+        ids = list(stalled.select_for_update(skip_locked=True).values_list("pk", flat=True))
+        if not ids:
+            return []
+        SegmentBuild.objects.filter(pk__in=ids, status=SegmentBuild.Status.RUNNING).update(
+            status=SegmentBuild.Status.FAILED, finished_at=now, error=_stalled_reason(last_seen)
+        )
+        for build in SegmentBuild.objects.filter(pk__in=ids).select_related("segment"):
+            audit.record("segment.build_stalled", build, changes={"reason": build.error, "attempts": build.attempts})
+    log.warning("segment builds marked failed, their workers stopped: %s", ids)
+    return ids
+
+
+@transaction.atomic
+def retry_build(build: SegmentBuild) -> SegmentBuild:
+    """Queue a failed build again, with the rules it was requested with (the task is sent
+    after commit). Only the segment's newest build: an older one would swap older rules
+    in over a newer request. Raises ``BuildError`` saying why not."""
+    segment = Segment.objects.select_for_update().get(pk=build.segment_id)
+    build = SegmentBuild.objects.select_for_update().get(pk=build.pk)
+    if build.status != SegmentBuild.Status.FAILED:
+        raise BuildError(gettext("Only a failed build can be retried; build #%(id)s is not.") % {"id": build.pk})
+    newer = SegmentBuild.objects.filter(segment=segment, requested_at__gt=build.requested_at).exclude(pk=build.pk)
+    if newer.exists():
+        raise BuildError(
+            gettext("Build #%(id)s is not the newest build of %(segment)s: build the segment again instead.")
+            % {"id": build.pk, "segment": segment}
+        )
+    reason = build.error
+    # Requested again now: request_build's "abandoned" check counts from this moment.
+    SegmentBuild.objects.filter(pk=build.pk).update(
+        status=SegmentBuild.Status.QUEUED, error="", finished_at=None, requested_at=timezone.now()
+    )
+    audit.record("segment.build_retried", build, changes={"reason": reason, "attempts": build.attempts})
+    enqueue_on_commit("segments.tasks.run_build_task", build.pk)
+    build.refresh_from_db()
     return build
 
 

@@ -19,6 +19,7 @@ from members.models import Brand, Member, Store
 from members.queries import canonical_member
 
 from .. import ledger, signals
+from ..evidence_scrub import scrub_evidence
 from ..ledger_batch import NewEvent, append_many
 from ..models import (
     NO_CHANNEL,
@@ -151,7 +152,7 @@ def record_consent(
     incoming = _incoming(action, channel, source_type, confirmation, now)
     relayed_request = incoming.action == Action.REQUESTED and relays_email_grant(action, channel, source_type)
     action = incoming.action
-    evidence = with_confirmation(evidence, incoming)
+    evidence = scrub_evidence(with_confirmation(evidence, incoming), member)
     evidence_text = _evidence_text(evidence)
     if external_id is not None:
         # No look-up first: the unique (brand, external_id) constraint answers "seen before"
@@ -175,25 +176,22 @@ def record_consent(
     )
     event._evidence_text = evidence_text  # encoded once, hashed and stored as is
     try:
-        if relayed_request:
-            with transaction.atomic():
+        # The signal goes out inside the transaction that appends the event: its receivers
+        # (webhooks, receipts) write their outbox rows in it, so the event and what it sets
+        # off commit together or not at all (DESIGN.md ⚑ "Side effects go through the outbox").
+        with transaction.atomic():
+            if relayed_request:
                 opt_in = judge_relayed_request(event, member)
                 if not opt_in.record:
                     return Recorded(opt_in.standing, created=False, state_changed=False)
                 changed = ledger.append(event)
                 if opt_in.mail and opt_in_mail:
                     queue_opt_in_mail(event.pk)
-        elif action == Action.CONFIRMED and incoming.confirmation is None:
-            with transaction.atomic():
-                _check_open_request(member, brand, purpose, channel)
+            else:
+                if action == Action.CONFIRMED and incoming.confirmation is None:
+                    _check_open_request(member, brand, purpose, channel)
                 changed = ledger.append(event)
-        elif connection.vendor == "postgresql" and not connection.in_atomic_block:
-            # One statement, so its own transaction: no BEGIN/COMMIT round trips.
-            changed = ledger.append(event)
-        else:
-            with transaction.atomic():
-                changed = ledger.append(event)
-        transaction.on_commit(lambda: signals.consent_changed.send(sender=ConsentEvent, event=event))
+            signals.consent_changed.send(sender=ConsentEvent, event=event)
     except IntegrityError:
         # Another writer stored the same external id between our check and insert.
         if external_id:
@@ -275,8 +273,8 @@ def record_consents(
     same checks, the same idempotency on ``external_id`` (also within the batch), the same
     e-mail double opt-in (``EmailOptIns`` judges the batch's requests in order), the same
     results, but the ledger is written with ``ledger.append_many`` in a few statements
-    instead of one round trip per event. ``consent_changed`` is sent per new event after
-    commit. A concurrent writer storing one of the external ids first makes the batch try
+    instead of one round trip per event. ``consent_changed`` is sent per new event inside
+    the batch's transaction. A concurrent writer storing one of the external ids first makes the batch try
     again once (it then finds that event as already recorded)."""
     for attempt in (1, 2):
         try:
@@ -353,7 +351,7 @@ def _record_batch(
             incoming = _incoming(item.action, item.channel, source_type, item.confirmation, now)
             if incoming.action == Action.CONFIRMED and incoming.confirmation is None:
                 _check_open_request(member, brand, purpose, item.channel)
-            evidence_text = _evidence_text(with_confirmation(item.evidence, incoming))
+            evidence_text = _evidence_text(scrub_evidence(with_confirmation(item.evidence, incoming), member))
         except ConsentError as exc:
             raise BatchConsentError(index, exc) from None
         event = NewEvent(
@@ -383,8 +381,8 @@ def _record_batch(
         assert event.pk is not None
         queue_opt_in_mail(event.pk)
     stored = {id(e): _as_event(e) for e in new}
-    for event in stored.values():
-        transaction.on_commit(lambda event=event: signals.consent_changed.send(sender=ConsentEvent, event=event))
+    for event in stored.values():  # in the batch's transaction, as in record_consent
+        signals.consent_changed.send(sender=ConsentEvent, event=event)
     standing = ConsentEvent.objects.in_bulk(
         {step.event for step in plan if isinstance(step, _Standing) and isinstance(step.event, int)}
     )

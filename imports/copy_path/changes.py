@@ -6,6 +6,7 @@ into COPY and UPDATE statements."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from members.models import Member, Store, StoreMembership
-from members.survivorship import membership_changes, observed_values, update_from_record
+from members.survivorship import membership_changes, observed_values, stored_profile, update_from_record
 
 from ..context import ImportContext
 from ..report import ImportResult
@@ -128,8 +129,9 @@ def _update(
         plan.new_memberships.append((person, row))
         return True
     updates = membership_changes(
-        membership, member_id=person.member_id, joined_at=record.joined_at, tier=record.tier, points=record.points
-    )
+        membership, member_id=person.member_id, joined_at=record.joined_at, tier=record.tier, points=record.points,
+        profile=stored_profile(record.profile()), observed_at=record.observed_at,
+    )  # fmt: skip
     if updates:
         membership.update(updates)
         if not any(m is membership for m, _ in plan.membership_updates[-1:]):
@@ -144,13 +146,16 @@ def _memberships(store: Store, store_member_ids: list[str]) -> dict[str, dict[st
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""SELECT s.id, s.member_id, s.store_member_id, s.joined_at, s.tier, s.points
+            f"""SELECT s.id, s.member_id, s.store_member_id, s.joined_at, s.tier, s.points, s.profile,
+                       s.profile_observed_at
                 FROM {StoreMembership._meta.db_table} s
                 JOIN unnest(string_to_array(%s, E'\\x1f')) AS x(id) ON s.store_member_id = x.id
                 WHERE s.store_id = %s""",  # noqa: S608
             ["\x1f".join(store_member_ids), store.pk],
         )
         return {
-            smid: {"id": pk, "member_id": member_id, "joined_at": joined_at, "tier": tier, "points": points}
-            for pk, member_id, smid, joined_at, tier, points in cursor.fetchall()
-        }
+            smid: {"id": pk, "member_id": member_id, "joined_at": joined_at, "tier": tier, "points": points,
+                   "profile": json.loads(profile) if isinstance(profile, str) else profile,
+                   "profile_observed_at": observed}
+            for pk, member_id, smid, joined_at, tier, points, profile, observed in cursor.fetchall()
+        }  # fmt: skip

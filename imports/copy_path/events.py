@@ -6,8 +6,6 @@ subscribers once the chunk commits."""
 
 from __future__ import annotations
 
-from django.db import transaction
-
 from consent.ledger import canonical_json
 from consent.ledger_batch import NewEvent, append_many
 from consent.models import Action, Channel, ConsentEvent, SourceType
@@ -124,13 +122,9 @@ def _email_opt_ins(
 
 
 def announce(ctx: ImportContext, event_ids: list[int]) -> None:
-    """``consent_appended`` for the chunk's events once it commits (webhooks push them to
-    the brand's platforms, as ``record_consent`` does for each row on the row-by-row path);
-    nothing if it rolls back (a retry, a dry run). Robust: the chunk has committed, so a
-    receiver that fails (the broker is down) is logged, not raised into the import."""
-    brand_id = ctx.store.brand_id
-    transaction.on_commit(
-        lambda: consent_appended.send(sender=ConsentEvent, brand_id=brand_id, event_ids=event_ids,
-                                      source_type="import_job"),
-        robust=True,
-    )  # fmt: skip
+    """``consent_appended`` for the chunk's events, sent inside the chunk's transaction:
+    the webhook receivers write their outbox rows in it, so the events and their
+    deliveries commit together, and neither does if the chunk rolls back (a retry, a dry
+    run)."""
+    consent_appended.send(sender=ConsentEvent, brand_id=ctx.store.brand_id, event_ids=event_ids,
+                          source_type="import_job")  # fmt: skip

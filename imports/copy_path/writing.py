@@ -13,6 +13,7 @@ from cdp import audit
 from consent.ledger_batch import BatchReferences, copy_lines, copy_text, esc, reserve_ids, temp_table
 from consent.models import Notice, Purpose
 from members.models import Brand, Identity, Member, Store, StoreMembership
+from members.survivorship import stored_profile
 
 from .. import row_by_row
 from ..context import ImportContext
@@ -129,11 +130,22 @@ def _write_identities_and_memberships(cursor: Any, store: Store, plan: Plan) -> 
         copy_lines(
             raw,
             StoreMembership._meta.db_table,
-            ("member_id", "store_id", "store_member_id", "joined_at", "tier", "points", "created_at", "updated_at"),
+            (
+                "member_id",
+                "store_id",
+                "store_member_id",
+                "joined_at",
+                "tier",
+                "points",
+                "profile",
+                "profile_observed_at",
+                "created_at",
+                "updated_at",
+            ),
             (
                 f"{person.member_id}\t{store_id}\t{esc(row.record.store_member_id)}\t"
                 f"{copy_text(row.record.joined_at)}\t{esc(row.record.tier)}\t{row.record.points or 0}\t"
-                f"{now_text}\t{now_text}"
+                f"{_store_profile(row)}\t{now_text}\t{now_text}"
                 for person, row in plan.new_memberships
             ),
         )
@@ -141,9 +153,11 @@ def _write_identities_and_memberships(cursor: Any, store: Store, plan: Plan) -> 
         updates = plan.membership_updates
         cursor.execute(
             f"""UPDATE {StoreMembership._meta.db_table} s SET member_id = v.member_id, joined_at = v.joined_at,
-                  tier = v.tier, points = v.points, updated_at = %s
-                FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::text[], %s::integer[])
-                  AS v(id, member_id, joined_at, tier, points)
+                  tier = v.tier, points = v.points, profile = v.profile::jsonb,
+                  profile_observed_at = v.profile_observed_at, updated_at = %s
+                FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::text[], %s::integer[], %s::text[],
+                            %s::timestamptz[])
+                  AS v(id, member_id, joined_at, tier, points, profile, profile_observed_at)
                 WHERE s.id = v.id""",  # noqa: S608
             [
                 now,
@@ -152,8 +166,19 @@ def _write_identities_and_memberships(cursor: Any, store: Store, plan: Plan) -> 
                 [m["joined_at"] for m, _ in updates],
                 [m["tier"] for m, _ in updates],
                 [m["points"] for m, _ in updates],
+                [json.dumps(m["profile"] or {}, ensure_ascii=False) for m, _ in updates],
+                [m["profile_observed_at"] for m, _ in updates],
             ],
         )
+
+
+def _store_profile(row: ParsedRow) -> str:
+    """The new membership's ``profile`` and ``profile_observed_at`` columns: the row's
+    values as its store's own (the brand wall's source)."""
+    profile = stored_profile(row.record.profile())
+    if not profile:
+        return "{}\t\\N"
+    return f"{esc(json.dumps(profile, ensure_ascii=False))}\t{copy_text(row.record.observed_at)}"
 
 
 def _audit(ctx: ImportContext, plan: Plan) -> None:

@@ -161,6 +161,23 @@ def test_a_rolled_back_change_leaves_no_row_and_no_side_effect(brand, marketing,
     assert not Delivery.objects.exists() and subscribed.requests == []
 
 
+def test_the_webhook_row_is_written_in_the_changes_own_transaction(brand, marketing, alice, subscribed, committed):
+    """The receivers of ``consent_changed`` run inside the transaction that appends the
+    event: before it commits, the outbox row is already there beside the event, so a crash
+    between the commit and any callback cannot lose the webhook."""
+    from consent.models import ConsentEvent
+    from consent.services import record_consent
+
+    with committed(), transaction.atomic():
+        recorded = record_consent(member=alice, brand=brand, purpose=marketing, channel="sms", action="granted",
+                                  source_type="store")  # fmt: skip
+        (row,) = OutboxMessage.objects.filter(task="webhooks.tasks.publish_event")
+        assert row.args[1] == recorded.event.pk and row.sent_at is None
+        assert ConsentEvent.objects.filter(pk=recorded.event.pk).exists()
+
+    assert [p["data"]["event"]["action"] for p in subscribed.payloads()] == ["granted"]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_rolled_back_savepoint_drops_only_its_own_side_effects():
     with transaction.atomic():

@@ -261,7 +261,7 @@ def test_confirmation_mails_a_receipt(client, confirm_path, mail_subscriber, dja
 def test_pages_use_few_queries(client, confirm_path, django_assert_max_num_queries):
     with django_assert_max_num_queries(3):
         assert client.get(confirm_path).status_code == 200
-    with django_assert_max_num_queries(13):  # 4 of them savepoints, 1 the confirmation's member lock
+    with django_assert_max_num_queries(14):  # 5 of them savepoints, 1 the confirmation's member lock
         assert client.post(confirm_path).status_code == 200
 
 
@@ -457,6 +457,32 @@ def test_at_most_one_confirmation_mail_per_person_and_brand_a_day(
         asked = relay(mail_subscriber, newsletter, django_capture_on_commit_callbacks, external_id="news-2")
     assert asked.created
     assert [m.to for m in confirmation_mails()] == [[mail_subscriber.email]] * 2
+
+
+def test_a_held_back_mail_goes_out_once_the_day_is_over(
+    client, relayed, newsletter, mail_subscriber, django_capture_on_commit_callbacks
+):
+    """The second purpose's mail, held back by the one-a-day limit, is not lost: the
+    hourly beat sends it once a day has passed since the last one, once, and its link
+    confirms the held request."""
+    from consent import tasks
+
+    held = relay(mail_subscriber, newsletter, django_capture_on_commit_callbacks, external_id="news-1")
+    assert len(confirmation_mails()) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.send_held_opt_in_mails() == 0  # within the day: still held
+    assert len(confirmation_mails()) == 1
+
+    with later(hours=25), django_capture_on_commit_callbacks(execute=True):
+        assert tasks.send_held_opt_in_mails() == 1
+    first, second = confirmation_mails()
+    assert second.to == [mail_subscriber.email] and "Newsletter" in second.body
+    with later(hours=26), django_capture_on_commit_callbacks(execute=True):
+        assert tasks.send_held_opt_in_mails() == 0  # sent once, not every hour
+    assert len(confirmation_mails()) == 2
+    assert client.post(link_path(second)).status_code == 200
+    assert email_state(mail_subscriber, newsletter).action == Action.CONFIRMED
+    assert tokens.read_opt_in_token(link_path(second).rstrip("/").rsplit("/", 1)[1]) == held.event.pk
 
 
 def test_opt_in_mail_false_holds_the_mail(mail_subscriber, marketing_purpose, django_capture_on_commit_callbacks):
