@@ -3,10 +3,13 @@ import jobs with progress, counts and rejected rows, and the export of a store's
 
 Small files are imported when confirmed; files over IMPORT_ASYNC_THRESHOLD_BYTES go to
 Celery as an ImportJob. Every problem with a file is a page saying so (400), never a 500.
+A failed job (its worker stopped, or an error) is retried from its page or the list.
 """
 
 from __future__ import annotations
 
+import io
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -14,26 +17,40 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.db.models import QuerySet
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils import timezone, translation
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from cdp import audit
 from cdp.admin import ReadOnlyAdminMixin
 from cdp.csvutil import csv_response
 from cdp.enqueue import enqueue_on_commit
+from consent.validation import latest_allowed
 from members.masking import audit_pii_view
 from members.models import Store, StoreMembership
 
-from . import jobs
+from . import jobs, retention
 from .columns import EXPORT_COLUMNS
+from .consent_time import ConsentTimeProblem, check_consent_time
 from .models import ImportJob
 from .readers import FileProblem, inspect
+from .reasons import duration_in_words, localized
+from .report import ERROR_HEADER, localized_rows, read_stored
 from .resources import export_rows
 from .service import scan
+
+JOB_PAGE_ERRORS = 50  # rejected rows' problems shown on a job's page; the CSV has them all
 
 ENCODINGS = [("", _("Detect")), ("utf-8", "UTF-8"), ("gb18030", "GB18030 / GBK"), ("utf-16", "UTF-16")]
 
@@ -44,6 +61,25 @@ class ImportForm(forms.Form):
     )
     file = forms.FileField(label=_("member file (CSV or XLSX)"))
     encoding = forms.ChoiceField(choices=ENCODINGS, required=False, label=_("encoding"))
+    consent_at = forms.DateTimeField(
+        required=False,
+        label=_("Consent answers collected at"),
+        help_text=_(
+            "For a file with consent columns but no consent_at (授权时间) column, e.g. a WeChat member export: "
+            "when the answers were collected, e.g. 2026-03-01 10:00 (in %(zone)s unless it has an offset). "
+            "Kept as evidence."
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["consent_at"].help_text = self.fields["consent_at"].help_text % {"zone": settings.TIME_ZONE}
+
+    def clean_consent_at(self) -> Any:
+        value = self.cleaned_data.get("consent_at")
+        if value is not None and value > latest_allowed(timezone.now()):
+            raise forms.ValidationError(_("This time is in the future."), code="future")
+        return value
 
 
 class ExportForm(forms.Form):
@@ -58,14 +94,45 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["store"]
     fields = readonly_fields = [
         "store", "original_name", "status", "message", "progress_shown", "rows_total", "rows_done", "created",
-        "updated", "merged", "rejected", "consent_events", "seconds", "sha256", "size", "encoding", "attempts",
-        "created_by", "created_at", "started_at", "finished_at", "heartbeat_at", "errors_link",
+        "updated", "merged", "rejected", "consent_events", "duration_shown", "consent_at", "sha256", "size",
+        "encoding", "attempts", "created_by", "created_at", "started_at", "finished_at", "heartbeat_at",
+        "errors_link", "rejected_rows_shown",
     ]  # fmt: skip
     change_list_template = "admin/imports/importjob/change_list.html"
+    change_form_template = "admin/imports/importjob/change_form.html"
+    actions = ["retry_selected"]
 
     @admin.display(description=_("progress"))
     def progress_shown(self, job: ImportJob) -> str:
         return f"{job.progress}%"
+
+    @admin.display(description=_("duration"))
+    def duration_shown(self, job: ImportJob) -> str:
+        if job.status != ImportJob.Status.DONE:
+            return "–"
+        return duration_in_words(job.seconds)
+
+    @admin.display(description=_("why rows were rejected"))
+    def rejected_rows_shown(self, job: ImportJob) -> str:
+        """The first problems of the rejected rows, reasons in the reader's language."""
+        if not job.errors_file:
+            return "–"
+        try:
+            with job.errors_file.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
+                shown = list(itertools.islice(localized_rows(read_stored(text)), JOB_PAGE_ERRORS))
+        except OSError:
+            return "–"
+        head = format_html_join("", "<th>{}</th>", ((label,) for label in (_("row"), _("column"), _("value"),
+                                                                             _("reason"))))  # fmt: skip
+        body = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((row, column, value, why) for row, column, value, why in shown),
+        )  # fmt: skip
+        more = ""
+        if job.rejected and len(shown) >= JOB_PAGE_ERRORS:
+            more = format_html('<p class="help">{}</p>', _("The first ones; the CSV lists them all."))
+        return format_html('<table id="rejected-rows"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>{}',
+                           head, body, more)  # fmt: skip
 
     @admin.display(description=_("rejected rows"))
     def errors_link(self, job: ImportJob) -> str:
@@ -79,13 +146,56 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return [
             path("import/", wrap(self.import_view), name="imports_importjob_import"),
             path("<int:job_id>/confirm/", wrap(self.confirm_view), name="imports_importjob_confirm"),
+            path("<int:job_id>/cancel/", wrap(self.cancel_view), name="imports_importjob_cancel"),
             path("<int:job_id>/errors.csv", wrap(self.errors_view), name="imports_importjob_errors"),
+            path("<int:job_id>/retry/", wrap(self.retry_view), name="imports_importjob_retry"),
             path("export/", wrap(self.export_view), name="imports_importjob_export"),
             *super().get_urls(),
         ]
 
     def _can_import(self, request: HttpRequest) -> bool:
         return request.user.has_perm("imports.add_importjob")
+
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        return self._can_import(request)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        job = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if job is not None:
+            extra["can_retry"] = job.status == ImportJob.Status.FAILED and bool(job.file) and self._can_import(request)
+            extra["title"], extra["subtitle"] = str(job), None  # "莲花天猫旗舰店 · members-2026-03.csv"
+        return super().change_view(request, object_id, form_url, extra)
+
+    def retry_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        if not self._can_import(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        get_object_or_404(ImportJob, pk=job_id)
+        self._retry(request, [job_id])
+        return HttpResponseRedirect(reverse("admin:imports_importjob_change", args=[job_id]))
+
+    @admin.action(description=_("Retry the selected failed imports"), permissions=["import"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> None:
+        self._retry(request, list(queryset.values_list("pk", flat=True)))
+
+    def _retry(self, request: HttpRequest, job_ids: list[int]) -> None:
+        for job_id in job_ids:
+            try:
+                jobs.retry_job(job_id)  # the task is sent once this commits
+            except jobs.RetryRefused as exc:
+                self.message_user(request, f"#{job_id}: {exc}", messages.ERROR)
+                continue
+            job = ImportJob.objects.get(pk=job_id)
+            if job.status == ImportJob.Status.DONE:  # in-process tasks (demo)
+                text, level = _("Import #%(id)s ran again and finished."), messages.SUCCESS
+            elif job.status == ImportJob.Status.FAILED:
+                text, level = _("Import #%(id)s ran again and failed: %(reason)s"), messages.ERROR
+            else:
+                text = _("Import #%(id)s is queued again; rows already imported are not imported twice.")
+                level = messages.INFO
+            self.message_user(request, text % {"id": job.pk, "reason": job.message}, level)
 
     def _context(self, request: HttpRequest, **extra: Any) -> dict[str, Any]:
         return {**self.admin_site.each_context(request), "opts": self.model._meta, **extra}
@@ -99,28 +209,34 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             if form.is_valid():
                 store = form.cleaned_data["store"]
                 job = jobs.create_job(
-                    store=store, upload=form.cleaned_data["file"], encoding=form.cleaned_data["encoding"]
-                )
+                    store=store, upload=form.cleaned_data["file"], encoding=form.cleaned_data["encoding"],
+                    consent_at=form.cleaned_data["consent_at"],
+                )  # fmt: skip
                 try:
                     if job.size > settings.IMPORT_ASYNC_THRESHOLD_BYTES:
                         # Too big to preview row by row while the browser waits: check that
                         # the file is readable, count its rows, and let Celery do the rest.
                         info = inspect(Path(job.file.path), encoding=job.encoding or None)
                         found = scan(info)
+                        check_consent_time(store=store, header=found.header, consent_at=job.consent_at,
+                                           now=timezone.now())  # fmt: skip
                         preview, rows = None, found.rows
                     else:
                         preview = jobs.preview(job)
                         rows = preview.rows
                 except FileProblem as exc:
                     jobs.discard(job, reason=str(exc))
-                    form.add_error("file", str(exc))
+                    form.add_error("consent_at" if isinstance(exc, ConsentTimeProblem) else "file", str(exc))
                     status = 400
                 else:
+                    errors = [(row, column, value, localized(why)) for row, column, value, why in
+                              (preview.errors if preview else [])]  # fmt: skip
                     return TemplateResponse(
                         request,
                         "admin/imports/importjob/preview.html",
-                        self._context(request, title=_("Check the import"), job=job, preview=preview, rows=rows,
-                                      asynchronous=preview is None),
+                        self._context(request, title=_("Check the import: %(job)s") % {"job": job}, job=job,
+                                      preview=preview, errors=errors, rows=rows, asynchronous=preview is None,
+                                      duration=duration_in_words(preview.seconds) if preview else ""),
                     )  # fmt: skip
             else:
                 status = 400
@@ -130,6 +246,19 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             self._context(request, title=_("Import a member file"), form=form, export_form=ExportForm()),
             status=status,
         )
+
+    def cancel_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        """Cancel a preview: the uploaded file is deleted at once (imports.retention)."""
+        if not self._can_import(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponse(status=405)
+        job = get_object_or_404(ImportJob, pk=job_id)
+        if retention.cancel_preview(job):
+            messages.info(request, _("The import was cancelled and the file deleted."))
+        else:
+            messages.warning(request, _("This import is no longer waiting: it was not cancelled."))
+        return HttpResponseRedirect(reverse("admin:imports_importjob_import"))
 
     def confirm_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
         if not self._can_import(request):
@@ -163,12 +292,19 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         job = get_object_or_404(ImportJob, pk=job_id)
         if not job.errors_file:
             raise Http404("no rejected rows")
-        response = FileResponse(
-            job.errors_file.open("rb"), as_attachment=True, filename=f"import-{job.pk}-rejected.csv"
-        )
-        response["Content-Type"] = "text/csv; charset=utf-8"
-        response["Cache-Control"] = "private, no-store"
-        return response
+        # The reasons in the reader's language (the file keeps message ids): rendered while
+        # the response streams, so in the language of this request.
+        language = translation.get_language()
+
+        def rows() -> Any:
+            with (
+                job.errors_file.open("rb") as raw,
+                io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text,
+                translation.override(language),
+            ):
+                yield from localized_rows(read_stored(text))
+
+        return csv_response(f"import-{job.pk}-rejected.csv", ERROR_HEADER, rows())
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
         # Contact points leave the system in this file: only staff who may see them.

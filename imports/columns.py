@@ -9,6 +9,10 @@ import re
 from dataclasses import dataclass, field
 
 from django.utils import timezone
+from django.utils.translation import gettext_noop
+
+from .pii_columns import promote_contact_columns
+from .reasons import Reason, reason
 
 # Canonical column → accepted header spellings (compared case-insensitively).
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -112,6 +116,7 @@ def map_header(cells: list[str]) -> Header:
             header.consent.append((index, name, consent[0], consent[1]))
         else:
             header.extra.append((index, name))
+    promote_contact_columns(header, normalise_header)  # 手机号码, 联系电话, E-mail地址 … (imports.pii_columns)
     return header
 
 
@@ -132,7 +137,11 @@ CONSENT_VALUES = {
 
 
 class ValueProblem(ValueError):
-    pass
+    """A value that cannot be read; ``reason`` is translatable (``reasons.Reason``)."""
+
+    def __init__(self, why: Reason) -> None:
+        super().__init__(why)
+        self.reason = why
 
 
 def parse_consent(text: str) -> bool | None:
@@ -142,7 +151,11 @@ def parse_consent(text: str) -> bool | None:
         return None
     if value in CONSENT_VALUES:
         return CONSENT_VALUES[value]
-    raise ValueProblem(f"{text!r} is not a consent answer (1/0, Y/N, true/false, 是/否, or blank)")
+    raise ValueProblem(
+        reason(
+            gettext_noop("%(value)s is not a consent answer (1/0, Y/N, true/false, 是/否, or blank)"), value=repr(text)
+        )
+    )
 
 
 _DATE_RE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
@@ -164,12 +177,16 @@ def parse_date(text: str) -> dt.date:
         if (full := _DATETIME_RE.match(value)) and not any(int(x or 0) for x in full.groups()[3:6]):
             match = full
         else:
-            raise ValueProblem(f"{text!r} is not a date (YYYY-MM-DD, YYYY/MM/DD or YYYY年M月D日)")
+            raise ValueProblem(
+                reason(
+                    gettext_noop("%(value)s is not a date (YYYY-MM-DD, YYYY/MM/DD or YYYY年M月D日)"), value=repr(text)
+                )
+            )
     year, month, day = (int(x) for x in match.groups()[:3])
     try:
         return dt.date(year, month, day)
     except ValueError:
-        raise ValueProblem(f"{text!r} is not a possible date") from None
+        raise ValueProblem(reason(gettext_noop("%(value)s is not a possible date"), value=repr(text))) from None
 
 
 def parse_datetime(text: str, *, tz: dt.tzinfo | None = None) -> dt.datetime:
@@ -195,7 +212,7 @@ def parse_datetime(text: str, *, tz: dt.tzinfo | None = None) -> dt.datetime:
                 int((fraction or "0").ljust(6, "0")),
             )
         except ValueError:
-            raise ValueProblem(f"{text!r} is not a possible time") from None
+            raise ValueProblem(reason(gettext_noop("%(value)s is not a possible time"), value=repr(text))) from None
     elif _DATE_RE.match(value) or _CN_DATE_RE.match(value):
         day_ = parse_date(value)
         parsed = dt.datetime(day_.year, day_.month, day_.day)
@@ -203,7 +220,9 @@ def parse_datetime(text: str, *, tz: dt.tzinfo | None = None) -> dt.datetime:
         try:
             parsed = dt.datetime.fromisoformat(value)
         except ValueError:
-            raise ValueProblem(f"{text!r} is not a date and time (YYYY-MM-DD HH:MM:SS)") from None
+            raise ValueProblem(
+                reason(gettext_noop("%(value)s is not a date and time (YYYY-MM-DD HH:MM:SS)"), value=repr(text))
+            ) from None
     if parsed.tzinfo is None:
         # zoneinfo zones: attaching is make_aware (no DST gaps in Asia/Shanghai to fold).
         parsed = parsed.replace(tzinfo=tz or timezone.get_current_timezone())

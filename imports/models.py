@@ -30,8 +30,9 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
-    # Moved on by the running import after every chunk; a job that is "running" but has not
-    # moved for a while lost its worker and may be claimed again (see imports.jobs).
+    # Moved on by the running import's worker every few seconds (cdp.heartbeat) and after
+    # every chunk; a job "running" with a heartbeat older than JOBS_STALE_AFTER_SECONDS lost
+    # its worker: beat marks it failed, a redelivered task may claim it (imports.jobs).
     heartbeat_at = models.DateTimeField(_("last progress"), null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     rows_total = models.PositiveIntegerField(_("rows in file"), default=0)
@@ -44,6 +45,12 @@ class ImportJob(models.Model):
     seconds = models.FloatField(_("seconds"), default=0)
     errors_file = models.FileField(_("rejected rows (CSV)"), upload_to="imports/errors/%Y/%m/", blank=True)
     message = models.TextField(_("message"), blank=True)
+    # When the file's consent answers were given, as the person importing it stated
+    # (``imports.consent_time``): the time of the events of rows without their own.
+    consent_at = models.DateTimeField(_("consent answers collected at"), null=True, blank=True)
+    # The survivorship time of the file's rows (``service.observed_at_of``): the first
+    # import of the same file into the store, so importing it again changes nothing.
+    observed_at = models.DateTimeField(_("rows observed at"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("import job")
@@ -51,7 +58,8 @@ class ImportJob(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.original_name} → {self.store_id}"
+        # The store's name, as people call it ("莲花天猫旗舰店 · members-2026-03.csv").
+        return f"{self.store.name} · {self.original_name}"
 
     @property
     def source_ref(self) -> str:

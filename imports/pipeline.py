@@ -99,7 +99,7 @@ class Pipeline:
 
     # --- the main thread ---------------------------------------------------------------
 
-    def submit(self, rows: list[ParsedRow], refused: list[tuple[int, str, str, str]], done: int) -> None:
+    def submit(self, rows: list[ParsedRow], refused: list[tuple[int, list[tuple[str, str, str]]]], done: int) -> None:
         """Queue a chunk with the rows validation refused among it (blocks while its
         worker still has one waiting); raises the error of a chunk that failed for good,
         so the caller stops reading."""
@@ -152,7 +152,9 @@ class Pipeline:
         finally:
             connection.close()
 
-    def _run(self, index: int, rows: list[ParsedRow], refused: list[tuple[int, str, str, str]], done: int) -> None:
+    def _run(
+        self, index: int, rows: list[ParsedRow], refused: list[tuple[int, list[tuple[str, str, str]]]], done: int
+    ) -> None:
         attempts = settings.RESOLUTION_MAX_ATTEMPTS
         failures = 0
         turn = _PipelineTurn(self, index)
@@ -184,7 +186,7 @@ class Pipeline:
                 turn.end()
                 raise
             for refusal in refused:
-                self.ctx.errors.reject(*refusal)
+                self.ctx.errors.reject_all(*refusal)
             record_outcome(self.ctx, local, rejected)
             if self.on_committed is not None:
                 self.on_committed(done)

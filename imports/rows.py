@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from cdp.csvutil import DANGEROUS_PREFIXES
 from consent.models import Action, Channel, Notice, Purpose, SourceType
@@ -26,6 +27,7 @@ from members.identities import RecordError, StoreRecord, normalize_phone
 from members.models import Store
 
 from .columns import CONFIRMATION_COLUMNS, Header, ValueProblem, parse_consent, parse_date, parse_datetime
+from .reasons import as_reason, reason
 
 # A spreadsheet marks text that looks like a formula with a leading apostrophe; our own
 # exports write it that way (cdp.csvutil). It is not part of the value.
@@ -35,11 +37,25 @@ MAX_EMAIL_LENGTH = 254  # Member.email
 
 
 class RowProblem(Exception):
+    """Why a row is rejected. ``problems`` lists every problem of the row (this one
+    first): a person fixes them all at once, not one per import."""
+
     def __init__(self, column: str, reason: str, value: str = "") -> None:
         super().__init__(f"{column}: {reason}")
         self.column = column
         self.reason = reason
         self.value = value
+        self.problems: list[RowProblem] = [self]
+
+    @classmethod
+    def all_of(cls, problems: list[RowProblem]) -> RowProblem:
+        first = problems[0]
+        first.problems = problems
+        return first
+
+    def listed(self) -> list[tuple[str, str, str]]:
+        """(column, reason, value) of each problem, for ``ErrorLog.reject_all``."""
+        return [(p.column, p.reason, p.value) for p in self.problems]
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,9 @@ class ParsedRow:
     record: StoreRecord
     consents: list[ConsentChoice] = field(default_factory=list)
     occurred_at: dt.datetime | None = None
+    # The consent answers' time is the one the import states (``--consent-at``), not the
+    # row's own: the evidence says so (``ImportContext.evidence``).
+    stated_time: bool = False
 
     def external_id(self, choice: ConsentChoice) -> str:
         """Deterministic per store, member id, purpose, channel, answer and time: the same
@@ -104,10 +123,21 @@ _FIELD_COLUMN = {"member_id": "member_id", "birthday": "birthday", "joined_at": 
 class RowValidator:
     """Validates rows of one file for one store. Build once per import."""
 
-    def __init__(self, *, store: Store, header: Header, observed_at: dt.datetime, strict_width: bool) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        header: Header,
+        observed_at: dt.datetime,
+        strict_width: bool,
+        consent_at: dt.datetime | None = None,
+    ) -> None:
         self.store = store
         self.header = header
         self.observed_at = observed_at
+        # When the file's consent answers were given, as the import states it
+        # (``imports.consent_time``): for rows without a consent_at value of their own.
+        self.consent_at = consent_at
         self.strict_width = strict_width
         self.width = len(header.names)
         cols = header.columns
@@ -153,6 +183,10 @@ class RowValidator:
         self._wanted = [(name, cols[name]) for name in (*_TEXT_FIELDS, "member_id", "phone", "birthday",
                                                          "joined_at", "consent_at") if name in cols]  # fmt: skip
         self._text_fields = [name for name in _TEXT_FIELDS if name in cols]
+        # Unknown columns become attributes under their header's name, without NUL:
+        # PostgreSQL's jsonb cannot hold one, and a bad header must not refuse every row.
+        self._extra = [(index, name.replace("\x00", "")) for index, name in header.extra]
+        self._position = {name: index for index, name in reversed(list(enumerate(header.names)))}
 
     def member_id_of(self, cells: list[str]) -> str:
         index = self.idx["member_id"]
@@ -168,17 +202,24 @@ class RowValidator:
         # The hot loop of an import (a million calls): plain locals, one pass over the
         # cells, each value parsed once. The checks and their order are those of
         # StoreRecord.clean and record_consent (consent.validation); both import paths
-        # take their rows from here.
+        # take their rows from here. Every problem of the row is collected (``problems``)
+        # and raised together at the end: a person fixes a row once.
         if self.strict_width and len(cells) != self.width:
-            raise RowProblem("", f"the row has {len(cells)} values but the header has {self.width} columns")
+            raise RowProblem("", reason(gettext_noop("the row has %(values)s values but the header has %(columns)s columns"),
+                                        values=len(cells), columns=self.width))  # fmt: skip
         joined = "".join(cells)
         if "\x00" in joined or "\x1f" in joined:
-            for index, cell in enumerate(cells):
-                # PostgreSQL text cannot hold NUL, and the COPY path uses \x1f as a
-                # separator: say so for the row instead of failing its chunk.
-                if "\x00" in cell or "\x1f" in cell:
-                    name = self.header.names[index] if index < self.width else ""
-                    raise RowProblem(name, "contains a control character (NUL or US)", cell.replace("\x00", "")[:50])
+            # PostgreSQL text cannot hold NUL, and the COPY path uses \x1f as a separator:
+            # say so for the row instead of failing its chunk.
+            raise RowProblem.all_of(
+                [
+                    RowProblem(self.header.names[index] if index < self.width else "",
+                               reason(gettext_noop("contains a control character (NUL or US)")), cell.replace("\x00", "")[:50])
+                    for index, cell in enumerate(cells)
+                    if "\x00" in cell or "\x1f" in cell
+                ]
+            )  # fmt: skip
+        problems: list[RowProblem] = []
         width = len(cells)
         text_of: dict[str, str] = {}
         for name, index in self._wanted:
@@ -187,43 +228,61 @@ class RowValidator:
                     text = unquote(text)
                 text_of[name] = text
         get = text_of.get
-        values: dict[str, Any] = {"store_member_id": get("member_id", ""), "observed_at": self.observed_at}
+        # The row number in microseconds after the import's time: of two rows of one
+        # person in a file the later one wins, and the same file again (the same time,
+        # ``service.observed_at_of``) is older than its own later rows, so it changes nothing.
+        values: dict[str, Any] = {"store_member_id": get("member_id", ""),
+                                  "observed_at": self.observed_at + dt.timedelta(microseconds=number)}  # fmt: skip
         for name in self._text_fields:
             if name in text_of:
                 values[name] = text_of[name]
         email = values.get("email")
         if email is not None and len(email) > MAX_EMAIL_LENGTH:
-            raise RowProblem(self.name_of["email"], f"is longer than {MAX_EMAIL_LENGTH} characters", email[:50])
+            problems.append(RowProblem(self.name_of["email"], reason(gettext_noop("is longer than %(limit)s characters"),
+                                                                     limit=MAX_EMAIL_LENGTH), email[:50]))  # fmt: skip
+            del values["email"]
         if (text := get("birthday")) is not None:
-            values["birth_date"] = self._value(parse_date, text, "birthday")
+            try:
+                values["birth_date"] = self._value(parse_date, text, "birthday")
+            except RowProblem as exc:
+                problems.append(exc)
         joined_at = None
         if (text := get("joined_at")) is not None:
-            joined_at = values["joined_at"] = self._value(self._parse_datetime, text, "joined_at")
+            try:
+                joined_at = values["joined_at"] = self._value(self._parse_datetime, text, "joined_at")
+            except RowProblem as exc:
+                problems.append(exc)
         if self.header.extra:
             attributes = {}
-            for index, name in self.header.extra:
+            for index, name in self._extra:
                 if index < width and (text := cells[index].strip()):
                     if text[0] == "'":
                         text = unquote(text)
                     if len(text) > MAX_ATTRIBUTE_LENGTH:
-                        raise RowProblem(name, f"is longer than {MAX_ATTRIBUTE_LENGTH} characters", text[:50])
+                        problems.append(RowProblem(name, reason(gettext_noop("is longer than %(limit)s characters"),
+                                                                limit=MAX_ATTRIBUTE_LENGTH), text[:50]))  # fmt: skip
+                        continue
                     attributes[name] = text
             if len(attributes) > MAX_ATTRIBUTES:
-                raise RowProblem("", f"more than {MAX_ATTRIBUTES} extra columns with values")
-            if attributes:
+                problems.append(RowProblem("", reason(gettext_noop("more than %(count)s extra columns with values"),
+                                                      count=MAX_ATTRIBUTES)))  # fmt: skip
+            elif attributes:
                 values["attributes"] = attributes
+        record = None
         try:
             record = StoreRecord.clean(store=self.store, now=self.now, today=self.today, **values)
         except RecordError as exc:
-            canonical = _FIELD_COLUMN.get(exc.field, exc.field)
-            raise RowProblem(self.name_of.get(canonical, exc.field), exc.message, get(canonical, "")) from None
+            problems.extend(self._record_problems(values, get) or [self._record_problem(exc, get)])
         if (phone := get("phone")) is not None:
             try:
-                record.phone = normalize_phone(phone, region=self.region)
+                phone = normalize_phone(phone, region=self.region)
             except RecordError as exc:
-                raise RowProblem(self.name_of["phone"], exc.message, phone) from None
+                problems.append(RowProblem(self.name_of["phone"], as_reason(exc.message), phone))
+            else:
+                if record is not None:
+                    record.phone = phone
 
-        row = ParsedRow(number=number, record=record)
+        consents: list[ConsentChoice] = []
         for index, name, purpose, channel, problem, grant_problem, granted in self.consent_columns:
             text = cells[index].strip() if index < width else ""
             if not text:
@@ -231,20 +290,57 @@ class RowValidator:
             try:
                 answer = parse_consent(text)
             except ValueProblem as exc:
-                raise RowProblem(name, str(exc), text) from None
+                problems.append(RowProblem(name, exc.reason, text))
+                continue
             if answer is None:
                 continue
             if problem or purpose is None:
-                raise RowProblem(name, problem, text)
+                problems.append(RowProblem(name, as_reason(problem), text))
+                continue
             if answer and grant_problem:
-                raise RowProblem(name, grant_problem, text)
+                problems.append(RowProblem(name, as_reason(grant_problem), text))
+                continue
             action = granted if answer else Action.WITHDRAWN.value
-            row.consents.append(ConsentChoice(purpose=purpose, channel=channel, action=action, column=name))
-        if row.consents:
-            row.occurred_at = self._consent_time(get("consent_at", ""), joined_at)
-            if self.proof_columns:
-                self._confirm(row, cells)
+            consents.append(ConsentChoice(purpose=purpose, channel=channel, action=action, column=name))
+        occurred_at = stated = None
+        if consents:
+            try:
+                occurred_at, stated = self._consent_time(get("consent_at", ""), joined_at)
+            except RowProblem as exc:
+                problems.append(exc)
+        if problems or record is None:
+            # In the order of the file's columns, as a person reads the row.
+            problems.sort(key=lambda problem: self._position.get(problem.column, -1))
+            raise RowProblem.all_of(problems)
+        row = ParsedRow(number=number, record=record, consents=consents, occurred_at=occurred_at,
+                        stated_time=bool(stated))  # fmt: skip
+        if consents and self.proof_columns:
+            self._confirm(row, cells)
         return row
+
+    def _record_problems(self, values: dict[str, Any], get: Any) -> list[RowProblem]:
+        """Every value ``StoreRecord.clean`` refuses, each on its own (it stops at the
+        first): the error path only, so the hot path cleans once."""
+        found = []
+        member_id = values["store_member_id"]
+        try:
+            StoreRecord.clean(store=self.store, store_member_id=member_id)
+        except RecordError as exc:
+            found.append(self._record_problem(exc, get))
+            member_id = "-"  # so the other fields are judged on their own
+        for name, value in values.items():
+            if name in ("store_member_id", "observed_at"):
+                continue
+            try:
+                StoreRecord.clean(store=self.store, now=self.now, today=self.today, store_member_id=member_id,
+                                  **{name: value})  # fmt: skip
+            except RecordError as exc:
+                found.append(self._record_problem(exc, get))
+        return found
+
+    def _record_problem(self, exc: RecordError, get: Any) -> RowProblem:
+        canonical = _FIELD_COLUMN.get(exc.field, exc.field)
+        return RowProblem(self.name_of.get(canonical, exc.field), as_reason(exc.message), get(canonical, ""))
 
     def _confirm(self, row: ParsedRow, cells: list[str]) -> None:
         """The row's e-mail grants with the proof of the store's own double opt-in in the
@@ -272,27 +368,35 @@ class RowValidator:
             names = {part: column_of.get(part) or column for column, part in CONFIRMATION_COLUMNS.items()}
             missing = [names[part] for part in problem.parts if part not in proof]
             if missing:  # named by the columns of this file
-                raise RowProblem(missing[0], "the store's confirmation also needs " + ", ".join(missing))
+                raise RowProblem(missing[0], reason(gettext_noop("the store's confirmation also needs %(columns)s"),
+                                                    columns=", ".join(missing)))  # fmt: skip
             part = problem.parts[0] if problem.parts else "confirmed_at"
-            raise RowProblem(names[part], problem.message.split(": ", 1)[-1], str(proof[part])[:50])
+            raise RowProblem(names[part], as_reason(problem.message.split(": ", 1)[-1]), str(proof[part])[:50])
         incoming = incoming_choice(
             action=Action.GRANTED, channel=Channel.EMAIL, source_type=SourceType.IMPORT_JOB, confirmation=proof
         )
         for choice in grants:
             choice.action, choice.confirmation = incoming.action, incoming.confirmation
 
-    def _consent_time(self, text: str, joined_at: dt.datetime | None) -> dt.datetime:
-        """When the row's consent answers were given: consent_at, else joined_at, by the
-        rules of ``record_consent`` (``consent.validation.occurred_at_problem``)."""
+    def _consent_time(self, text: str, joined_at: dt.datetime | None) -> tuple[dt.datetime, bool]:
+        """When the row's consent answers were given, and whether that is the import's
+        stated time: the row's consent_at, else the time the import states for the file
+        (``--consent-at``), else joined_at, by the rules of ``record_consent``
+        (``consent.validation.occurred_at_problem``)."""
+        stated = False
         occurred_at = joined_at
         if text:
             occurred_at = self._value(self._parse_datetime, text, "consent_at")
+        elif self.consent_at is not None:
+            occurred_at, stated = self.consent_at, True
         column = self.name_of.get("consent_at") or self.name_of.get("joined_at") or "consent_at"
         if occurred_at is None:
-            raise RowProblem(column, "consent answers need consent_at (授权时间) or joined_at (入会时间)")
+            raise RowProblem(
+                column, reason(gettext_noop("consent answers need consent_at (授权时间) or joined_at (入会时间)"))
+            )
         if (problem := occurred_at_problem(occurred_at, latest=self.latest)) is not None:
-            raise RowProblem(column, problem.message, text)
-        return occurred_at
+            raise RowProblem(column, as_reason(problem.message), text)
+        return occurred_at, stated
 
     def _parse_datetime(self, text: str) -> dt.datetime:
         return parse_datetime(text, tz=self.tz)
@@ -301,4 +405,4 @@ class RowValidator:
         try:
             return parser(text)
         except ValueProblem as exc:
-            raise RowProblem(self.name_of.get(canonical, canonical), str(exc), text) from None
+            raise RowProblem(self.name_of.get(canonical, canonical), exc.reason, text) from None

@@ -10,6 +10,7 @@ PostgreSQL set-based (the COPY path, ``copy_path``), elsewhere one row after the
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import time
 from collections.abc import Callable, Iterator
@@ -21,19 +22,22 @@ from typing import IO
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from cdp import audit
 from members.models import Store
 
 from .columns import Header, map_header
+from .consent_time import check_consent_time
 from .context import ImportContext
 from .models import ImportJob
 from .readers import FileInfo, FileProblem, inspect, read_rows
-from .report import COPY, ROW_BY_ROW, ErrorLog, ImportResult
+from .reasons import reason
+from .report import COPY, ROW_BY_ROW, ErrorLog, ImportResult, Problem
 from .rows import ParsedRow, RowProblem, RowValidator, unquote
 
 Progress = Callable[[int, int], None]
-Refusal = tuple[int, str, str, str]  # row, column, reason, value
+Refusal = tuple[int, list[Problem]]  # row, its problems: (column, reason, value) each
 ROW_BY_ROW_CHUNK_ROWS = 500
 
 
@@ -126,12 +130,13 @@ def _chunks(
             if last is not None and last != number:
                 raise RowProblem(
                     validator.name_of["member_id"],
-                    f"member id {member_id!r} appears again in row {last}; the later row wins",
+                    reason(gettext_noop("member id %(member_id)s appears again in row %(row)s; the later row wins"),
+                           member_id=repr(member_id), row=last),
                     member_id,
-                )
+                )  # fmt: skip
             chunk.append(validator.parse(number, cells))
         except RowProblem as exc:
-            refused.append((number, exc.column, exc.reason, exc.value))
+            refused.append((number, exc.listed()))
         if len(chunk) + len(refused) >= size:
             yield chunk, refused, done
             chunk, refused = [], []
@@ -182,6 +187,8 @@ def import_member_file(
     errors_to: IO[str] | None = None,
     start_job: Callable[[FileInfo, int], ImportJob] | None = None,
     pipelined: bool | None = None,
+    consent_at: dt.datetime | None = None,
+    errors_stored_to: IO[str] | None = None,
 ) -> ImportResult:
     """Import one member file into ``store``; raise ``FileProblem`` if it cannot be read
     (then nothing was written). Rows with problems are rejected and reported; the rest go
@@ -189,17 +196,24 @@ def import_member_file(
     once the file proved readable (the command's imports). ``use_copy``: the COPY path
     (by default wherever it is available) or the row-by-row path. ``pipelined``: two
     chunks in flight on two connections (``pipeline``); by default on the COPY path
-    unless this is a dry run or runs inside a transaction."""
+    unless this is a dry run or runs inside a transaction. ``consent_at``: when the file's
+    consent answers were given, for rows without a consent_at of their own (by default
+    the job's); a file with answers and no time is refused (``ConsentTimeProblem``, a
+    ``FileProblem``) before anything is written. ``errors_to`` gets the rejected rows
+    in the active language, ``errors_stored_to`` as a job keeps them."""
     started = time.monotonic()
     info = inspect(Path(path), encoding=encoding)
     found = scan(info)
+    if consent_at is None and job is not None:
+        consent_at = job.consent_at
+    check_consent_time(store=store, header=found.header, consent_at=consent_at, now=timezone.now())
     if start_job is not None and not dry_run:
         job = start_job(info, found.rows)
     result = ImportResult(rows=found.rows, sha256=info.sha256, encoding=info.encoding or "xlsx", dry_run=dry_run)
     use_copy = copy_path_available() if use_copy is None else use_copy
     result.path = COPY if use_copy else ROW_BY_ROW
     errors = ErrorLog(result)
-    observed_at = timezone.now()
+    observed_at = observed_at_of(store, info.sha256, job=None if dry_run else job)
     ctx = ImportContext(
         store=store,
         sha256=info.sha256,
@@ -207,8 +221,10 @@ def import_member_file(
         observed_at=observed_at,
         result=result,
         errors=errors,
+        consent_at=consent_at,
     )
-    validator = RowValidator(store=store, header=found.header, observed_at=observed_at, strict_width=info.kind == "csv")
+    validator = RowValidator(store=store, header=found.header, observed_at=observed_at,
+                             strict_width=info.kind == "csv", consent_at=consent_at)  # fmt: skip
     process_rows, chunk_size = _writer(use_copy)
     if pipelined is None:
         pipelined = not connection.in_atomic_block
@@ -228,7 +244,7 @@ def import_member_file(
             pipeline.submit(chunk, refused, done)
             return
         for refusal in refused:
-            errors.reject(*refusal)
+            errors.reject_all(*refusal)
         process_rows(ctx, chunk)
         chunk_done(done)
 
@@ -256,9 +272,33 @@ def import_member_file(
             pipeline.close(raise_error=False)
     if errors_to is not None:
         errors.write_csv(errors_to)
+    if errors_stored_to is not None:
+        errors.write_stored(errors_stored_to)
     errors.close()
     result.seconds = time.monotonic() - started
     return result
+
+
+def observed_at_of(store: Store, sha256: str, *, job: ImportJob | None) -> dt.datetime:
+    """When the rows of this file were observed, for survivorship (``members.survivorship``):
+    the time of its first import into this store, kept on its job, else now. The same
+    file imported again is the same observation, not a newer one: were it newer, each of
+    its rows would overwrite again what a later row of the same person wrote (two rows of
+    one person with different names), and an identical file would count updates. A job
+    keeps the time it used (``ImportJob.observed_at``), so a retried job keeps it too."""
+    if job is not None and job.observed_at is not None:
+        return job.observed_at
+    earlier = (
+        ImportJob.objects.filter(store=store, sha256=sha256, observed_at__isnull=False)
+        .order_by("observed_at")
+        .values_list("observed_at", flat=True)
+        .first()
+    )
+    observed_at = earlier or timezone.now()
+    if job is not None:
+        ImportJob.objects.filter(pk=job.pk).update(observed_at=observed_at)
+        job.observed_at = observed_at
+    return observed_at
 
 
 def _writer(use_copy: bool) -> tuple[Callable[[ImportContext, list[ParsedRow]], None], int]:
@@ -272,23 +312,37 @@ def _writer(use_copy: bool) -> tuple[Callable[[ImportContext, list[ParsedRow]], 
     return row_by_row, ROW_BY_ROW_CHUNK_ROWS
 
 
+class JobLost(Exception):
+    """The job was marked failed (no heartbeat for ``JOBS_STALE_AFTER_SECONDS``) or claimed
+    by another run while this one worked: stop at the chunk boundary and leave the job to
+    whoever holds it now. What this run committed stays; the import is idempotent."""
+
+
 def _on_committed(
     job: ImportJob | None, result: ImportResult, progress: Progress | None, total: int
 ) -> Callable[[int], None]:
     """What runs after each chunk's commit, in file order (from a pipeline's worker thread
-    too): the job's counts and heartbeat (no job for a dry run), and the progress."""
+    too): the job's counts and heartbeat (no job for a dry run), and the progress.
+
+    The job's counts are those of the earlier attempts (as ``job`` was claimed) plus this
+    run's: rows an earlier attempt wrote change nothing now, so they count once; rejected
+    rows are found again by every run and count from this run only. The update is fenced by
+    status and attempt, so a run that lost its job (``JobLost``) never writes over it."""
 
     def chunk_done(rows_done: int) -> None:
         if job is not None:
-            ImportJob.objects.filter(pk=job.pk).update(
+            moved = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING, attempts=job.attempts).update(
                 rows_done=rows_done,
+                rows_total=total,
                 heartbeat_at=timezone.now(),
-                created=result.created,
-                updated=result.updated,
-                merged=result.merged,
+                created=job.created + result.created,
+                updated=job.updated + result.updated,
+                merged=job.merged + result.merged,
                 rejected=result.rejected,
-                consent_events=result.consent_events,
+                consent_events=job.consent_events + result.consent_events,
             )
+            if not moved:
+                raise JobLost(f"import job {job.pk} attempt {job.attempts} is no longer running")
         if progress:
             progress(rows_done, total)
 

@@ -59,7 +59,8 @@ def test_upload_preview_confirm(client, superuser, tmall, purposes, django_asser
     assert (job.status, job.created, job.rejected, job.consent_events) == ("done", 1, 1, 1)
     assert ConsentEvent.objects.get().source_ref == f"import-job:{job.pk}"
     errors = client.get(reverse("admin:imports_importjob_errors", args=[job.pk]))
-    assert errors.status_code == 200 and b"not a valid phone number" in b"".join(errors.streaming_content)
+    # In the reader's language (the admin's default, zh-hans), as on the job page.
+    assert errors.status_code == 200 and "不是有效的手机号".encode() in b"".join(errors.streaming_content)
     assert client.get(reverse("admin:imports_importjob_change", args=[job.pk])).status_code == 200
     assert client.get(reverse("admin:imports_importjob_changelist")).status_code == 200
     # Confirming twice does nothing more.

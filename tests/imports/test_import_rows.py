@@ -159,3 +159,11 @@ def test_evidence_text_is_the_canonical_json_of_the_evidence():
     ctx.sha256 = "ab" * 32
     row = SimpleNamespace(number=12345)
     assert ctx.evidence_text(row) == canonical_json(ctx.evidence(row))
+    # A row timed by the import's stated consent time names it.
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    ctx.consent_at = dt.datetime(2026, 3, 1, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    stated = SimpleNamespace(number=7, stated_time=True)
+    assert ctx.evidence_text(stated) == canonical_json(ctx.evidence(stated))
+    assert ctx.evidence(stated)["consent_at"] == "2026-03-01T10:00:00+08:00"

@@ -1,4 +1,4 @@
-"""``manage.py import_members FILE --store CODE [--dry-run] [--errors OUT.csv] [--json]``."""
+"""``manage.py import_members FILE --store CODE [--dry-run] [--errors OUT.csv] [--json] [--consent-at DATETIME]``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext
 
 from cdp import audit
 from imports import FileProblem, jobs
+from imports.consent_time import parse_consent_at
+from imports.reasons import duration_in_words, localized
 from members.models import Store
 
 
@@ -23,12 +26,24 @@ class Command(BaseCommand):
         parser.add_argument("--errors", metavar="OUT.csv", help="write the rejected rows with reasons here")
         parser.add_argument("--json", action="store_true", help="print the counts as one JSON line at the end")
         parser.add_argument("--encoding", help="read the CSV in this encoding instead of detecting it")
+        parser.add_argument(
+            "--consent-at",
+            metavar="DATETIME",
+            help="when the file's consent answers were collected (ISO 8601; without an offset in TIME_ZONE), "
+            "for files without a consent_at/授权时间 column: kept as evidence",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         store = Store.objects.select_related("brand").filter(code=options["store"]).first()
         if store is None:
             raise CommandError(f"no store with code {options['store']!r}")
         path = Path(options["file"])
+        consent_at = None
+        if options.get("consent_at"):
+            try:
+                consent_at = parse_consent_at(options["consent_at"])
+            except FileProblem as exc:
+                raise CommandError(f"--consent-at: {exc}") from None
         bar = _Bar(self.stderr) if _is_tty(self.stderr) else None  # stderr: --json output stays clean
         errors_out = None
         if options["errors"]:
@@ -45,6 +60,7 @@ class Command(BaseCommand):
                     encoding=options["encoding"],
                     progress=bar.update if bar else None,
                     errors_to=errors_out,
+                    consent_at=consent_at,
                 )
         except FileProblem as exc:
             raise CommandError(f"{path.name}: {exc}") from None
@@ -56,16 +72,25 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(result.as_json(), ensure_ascii=False))
             return
-        prefix = "dry run: " if result.dry_run else ""
+        prefix = gettext("dry run: ") if result.dry_run else ""
         self.stdout.write(
-            f"{prefix}{result.rows} rows: {result.created} members created, {result.updated} updated, "
-            f"{result.merged} merged, {result.rejected} rejected, {result.consent_events} consent events "
-            f"in {result.seconds:.1f} s ({result.encoding}, {result.path} path)"
-        )
+            prefix
+            + gettext(
+                "%(rows)s rows: %(created)s members created, %(updated)s updated, %(merged)s merged, "
+                "%(rejected)s rejected, %(events)s consent events in %(duration)s (%(encoding)s, %(path)s path)"
+            )
+            % {"rows": result.rows, "created": result.created, "updated": result.updated, "merged": result.merged,
+               "rejected": result.rejected, "events": result.consent_events,
+               "duration": duration_in_words(result.seconds), "encoding": result.encoding, "path": result.path}
+        )  # fmt: skip
         if result.rejected and not options["errors"]:
-            self.stdout.write("rejected rows (first ones; --errors OUT.csv writes them all):")
-            for row, column, _value, reason in result.errors[:20]:
-                self.stdout.write(f"  row {row}, {column or '-'}: {reason}")
+            self.stdout.write(gettext("rejected rows (first ones; --errors OUT.csv writes them all):"))
+            for row, column, _value, reason in result.errors[:40]:
+                self.stdout.write(
+                    "  "
+                    + gettext("row %(row)s, %(column)s: %(reason)s")
+                    % {"row": row, "column": column or "-", "reason": localized(reason)}
+                )
 
 
 def _is_tty(stream: Any) -> bool:
