@@ -67,7 +67,7 @@ lint: install
 	$(BIN)/lint-imports
 
 worker: install
-	$(BIN)/celery -A cdp worker -l info
+	$(BIN)/celery -A cdp worker -l info --concurrency $${WORKER_CONCURRENCY:-4}
 
 beat: install
 	$(BIN)/celery -A cdp beat -l info

@@ -6,13 +6,14 @@ falling back, so a typo in production shows up at start-up and not as odd behavi
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from .beat import beat_schedule
 from .env import env_bool, env_int, env_list, env_str, load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -48,6 +49,9 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "django_celery_beat",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "cdp",
     "members",
     "consent",
@@ -70,6 +74,10 @@ MIDDLEWARE = [
     "cdp.audit.AuditContextMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "privacy.security.ContentSecurityPolicyMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "cdp.admin_auth.StaffSessionMiddleware",
+    # Last, so every other middleware's headers land on its lockout page too.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "cdp.urls"
@@ -180,38 +188,7 @@ OUTBOX_KEEP_SENT_DAYS = env_int("OUTBOX_KEEP_SENT_DAYS", 7)
 # Beat reads its schedule from the database (django-celery-beat): segment refreshes are
 # edited in the admin; the entries below are installed there on start.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE = {
-    "refresh-member-metrics-nightly": {
-        "task": "members.tasks.refresh_member_metrics",
-        # 03:30 local time, before marketers look at the day's segments.
-        "schedule": crontab(hour=3, minute=30),
-    },
-    # After the metrics: the dashboard's figures and daily counts of every brand, and on
-    # the first night of a month its lifecycle snapshot.
-    "refresh-dashboard-nightly": {
-        "task": "insights.tasks.refresh_dashboard",
-        "schedule": crontab(hour=4, minute=15),
-    },
-    "consent-ledger-checkpoint": {
-        "task": "consent.tasks.create_checkpoint",
-        "schedule": env_int("CONSENT_CHECKPOINT_INTERVAL", 600),
-    },
-    # The whole ledger's chains and the consent state against the ledger, recorded for the
-    # compliance report and the dashboard; at night, as it reads every event.
-    "consent-ledger-verify-nightly": {
-        "task": "consent.tasks.verify_ledger",
-        "schedule": crontab(hour=2, minute=30),
-    },
-    "webhooks-retry-due": {"task": "webhooks.tasks.retry_due", "schedule": 60},
-    # Sends what the outbox could not send after commit (the broker was away). A run that
-    # waited in the queue longer than the interval is dropped: the next one does its work.
-    "outbox-relay": {
-        "task": "cdp.tasks.relay_outbox",
-        "schedule": OUTBOX_RELAY_INTERVAL,
-        "options": {"expire_seconds": OUTBOX_RELAY_INTERVAL},  # django-celery-beat's name for "expires"
-    },
-    "outbox-prune": {"task": "cdp.tasks.prune_outbox", "schedule": 60 * 60},
-}
+CELERY_BEAT_SCHEDULE = beat_schedule(outbox_relay_interval=OUTBOX_RELAY_INTERVAL)
 
 # --- Auth ------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -225,18 +202,25 @@ AUTH_PASSWORD_VALIDATORS = [
 # Consumers sign in at /privacy/ by a one-time code sent to their e-mail or phone, or by
 # a password they set later. Staff keep using /admin/ and its own login.
 AUTHENTICATION_BACKENDS = [
+    "cdp.admin_auth.AdminLoginAxesBackend",  # first: refuses locked-out admin logins
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 ACCOUNT_ADAPTER = "privacy.adapter.PrivacyAccountAdapter"
-ACCOUNT_FORMS = {"request_login_code": "privacy.forms.RequestCodeForm"}
+ACCOUNT_FORMS = {
+    "request_login_code": "privacy.forms.RequestCodeForm",
+    "confirm_login_code": "privacy.forms.ConfirmLoginCodeForm",
+    "verify_phone": "privacy.forms.VerifyPhoneForm",
+}
 ACCOUNT_LOGIN_METHODS = {"email", "phone"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "phone", "password1*"]
 ACCOUNT_LOGIN_BY_CODE_ENABLED = True
 # Six digits: typed on a phone keypad, and what Chinese shoppers know from every app.
 ALLAUTH_USER_CODE_FORMAT = {"numeric": True, "length": 6, "dashed": False}
 ACCOUNT_LOGIN_BY_CODE_TIMEOUT = env_int("PRIVACY_CODE_TIMEOUT", 10 * 60)
-ACCOUNT_LOGIN_BY_CODE_MAX_ATTEMPTS = 3
+# Wrong tries a code allows (sign-in and phone change); then only a new code helps.
+PRIVACY_CODE_MAX_ATTEMPTS = env_int("PRIVACY_CODE_MAX_ATTEMPTS", 5)
+ACCOUNT_LOGIN_BY_CODE_MAX_ATTEMPTS = ACCOUNT_PHONE_VERIFICATION_MAX_ATTEMPTS = PRIVACY_CODE_MAX_ATTEMPTS
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = True
 ACCOUNT_PHONE_VERIFICATION_ENABLED = True
@@ -252,7 +236,8 @@ ACCOUNT_RATE_LIMITS = {
     "login_failed": env_str("PRIVACY_RATE_LOGIN_FAILED", "10/m/ip,5/5m/key"),
     "request_login_code": env_str("PRIVACY_RATE_LOGIN_CODE", "20/m/ip,3/5m/key"),
     "confirm_email": "1/3m/key",
-    "change_phone": "1/m/user",
+    "change_phone": env_str("PRIVACY_RATE_CHANGE_PHONE", "1/m/user,5/h/user"),
+    "verify_phone": env_str("PRIVACY_RATE_VERIFY_PHONE", "1/30s/key,3/m/ip"),
     "reset_password": "20/m/ip,5/5m/key",
 }
 LOGIN_URL = "/privacy/accounts/login/code/"
@@ -262,6 +247,16 @@ ACCOUNT_LOGOUT_REDIRECT_URL = "/privacy/"
 # privacy.sms.ConsoleSmsBackend (printed, development), privacy.sms.LocmemSmsBackend
 # (tests read privacy.sms.outbox) or a real gateway's (docs/operations.md).
 SMS_BACKEND = env_str("SMS_BACKEND", "privacy.sms.ConsoleSmsBackend")
+# Against brute force and SMS pumping (privacy/limits.py; docs/privacy-center.md). Codes
+# asked for per account (or per number/address nobody holds) and wrong codes per IP,
+# number/address ("key") and account ("user"), in allauth's syntax. Codes go by SMS only to
+# mobile numbers of SMS_REGIONS, within hourly budgets per number, per IP and in all (0 = off).
+PRIVACY_RATE_CODE_REQUESTS = env_str("PRIVACY_RATE_CODE_REQUESTS", "10/h/user")
+PRIVACY_RATE_WRONG_CODES = env_str("PRIVACY_RATE_WRONG_CODES", "30/h/ip,10/h/key,10/h/user")
+SMS_REGIONS = env_list("SMS_REGIONS", "CN,HK,MO,TW,RU")
+SMS_BUDGET_PER_NUMBER = env_int("SMS_BUDGET_PER_NUMBER", 5)
+SMS_BUDGET_PER_IP = env_int("SMS_BUDGET_PER_IP", 20)
+SMS_BUDGET_GLOBAL = env_int("SMS_BUDGET_GLOBAL", 2000)
 # Time to answer a data-subject request, per jurisdiction (privacy/deadlines.py
 # explains each rule and its source). A request takes the jurisdiction of the brands
 # holding the person's data (the earliest deadline wins), else DSR_DEFAULT_JURISDICTION.
@@ -286,6 +281,29 @@ if DSR_DEFAULT_JURISDICTION not in ("CN", "EU", "RU"):
 # default; set it separately so rotating SECRET_KEY does not forget who asked to be erased.
 ERASURE_HASH_KEY = env_str("ERASURE_HASH_KEY") or f"erasure:{SECRET_KEY}"
 SESSION_COOKIE_SAMESITE = "Lax"
+
+# --- Admin sign-in (cdp/admin_auth.py, docs/operations.md "Admin sign-in") ------------
+# Failed admin logins per username and address before a block of ADMIN_LOGIN_COOLOFF
+# seconds; staff sessions idle longer than ADMIN_SESSION_IDLE_TIMEOUT seconds end; with
+# ADMIN_REQUIRE_2FA_FOR_ADMINISTRATORS, superusers and Administrators need an authenticator app.
+ADMIN_LOGIN_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5)
+ADMIN_LOGIN_COOLOFF = env_int("ADMIN_LOGIN_COOLOFF", 15 * 60)
+ADMIN_SESSION_IDLE_TIMEOUT = env_int("ADMIN_SESSION_IDLE_TIMEOUT", 30 * 60)
+ADMIN_REQUIRE_2FA_FOR_ADMINISTRATORS = env_bool("ADMIN_REQUIRE_2FA_FOR_ADMINISTRATORS", default=False)
+for _name in ("ADMIN_LOGIN_FAILURE_LIMIT", "ADMIN_LOGIN_COOLOFF", "ADMIN_SESSION_IDLE_TIMEOUT"):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfigured(f"{_name}={globals()[_name]} must be above 0")
+AXES_HANDLER = "cdp.admin_auth.AdminLoginAxesHandler"
+AXES_FAILURE_LIMIT = ADMIN_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=ADMIN_LOGIN_COOLOFF)
+# The pair: a guesser from one address is stopped, but cannot lock a colleague out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "cdp.audit.client_ip"  # REMOTE_ADDR, as the audit log reads it
+AXES_LOCKOUT_CALLABLE = "cdp.admin_auth.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ADMIN = False  # lift a block early with `manage.py axes_reset_username NAME`
+OTP_TOTP_ISSUER = env_str("ADMIN_OTP_ISSUER", "Consent-first CDP")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # --- Languages and time ----------------------------------------------------------------
 LANGUAGE_CODE = env_str("LANGUAGE_CODE", "zh-hans")
@@ -383,8 +401,11 @@ SPECTACULAR_SETTINGS = {
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
 WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
-# Receivers on private addresses (10.x, 127.x, …) are refused unless this is on.
-WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=DEBUG or TESTING)
+# Receivers must be https:// on public addresses: private, loopback, link-local, unique-local,
+# multicast, reserved and cloud metadata addresses are refused when subscribing and before
+# every attempt, and redirects are never followed (webhooks/transport.py). On: plain http and
+# any address, for the test suite and on-premise receivers.
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=False)
 
 # --- Domain ----------------------------------------------------------------------------
 # Phones without a country code are read as numbers of this region.
@@ -432,6 +453,17 @@ SEGMENT_WORK_MEM = env_str("SEGMENT_WORK_MEM", "64MB")
 IMPORT_ASYNC_THRESHOLD_BYTES = env_int("IMPORT_ASYNC_THRESHOLD_BYTES", 5 * 1024 * 1024)
 IMPORT_MAX_LINE_BYTES = env_int("IMPORT_MAX_LINE_BYTES", 1024 * 1024)
 IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 20000)
+# Days an uploaded member file (and its rejected-rows CSV) is kept after the upload; a
+# daily beat task deletes older ones (imports.retention, docs/erasure.md).
+IMPORT_FILE_RETENTION_DAYS = env_int("IMPORT_FILE_RETENTION_DAYS", 30)
+if IMPORT_FILE_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(f"IMPORT_FILE_RETENTION_DAYS={IMPORT_FILE_RETENTION_DAYS} must be 0 or more")
+# Stuck work (docs/operations.md "Stuck work"): a running import or segment build whose
+# heartbeat is older than this lost its worker; beat marks it failed, a redelivered task may
+# claim it again. Workers beat every fifth of it, imports also after every chunk.
+JOBS_STALE_AFTER_SECONDS = env_int("JOBS_STALE_AFTER_SECONDS", 5 * 60)
+if JOBS_STALE_AFTER_SECONDS < 5:
+    raise ImproperlyConfigured(f"JOBS_STALE_AFTER_SECONDS={JOBS_STALE_AFTER_SECONDS} must be 5 or more")
 
 LOGGING = {
     "version": 1,
@@ -439,5 +471,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes logs every start-up ("AXES: BEGIN …") at INFO; lockouts are warnings.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -8,6 +8,9 @@ import os
 from urllib.parse import urlsplit
 
 os.environ.setdefault("CDP_TESTING", "1")
+# Tests deliver webhooks to receivers on 127.0.0.1; through the environment the celery
+# workers they start (tests/workers.py) allow them too. tests/api/test_webhooks_ssrf.py turns it off.
+os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_URLS", "1")
 
 
 def _redis_url_of_this_worker(url: str, worker: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Exists, Max, OuterRef, QuerySet, Sum
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from consent.models import (
     NO_CHANNEL,
@@ -165,13 +166,21 @@ def timeline(events_: list[ConsentEvent]) -> list[dict[str, Any]]:
     return rows
 
 
+# What each kind of use meant for the person, in their words (not the internal reference).
+USAGE_CONTEXTS = {
+    "segment_export": _("You were on a list of people to contact in a campaign."),
+    "api_segment_read": _("The brand's systems read your details to contact you in a campaign."),
+    "opt_in_mail": _("We e-mailed you a link to confirm that you want e-mails."),
+}
+
+
 def usage(member: Member, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
     """The data usage log as plain rows (see ``timeline``)."""
     channels = {value: str(label) for value, label in Channel.choices}
     rows = (
         DataUsage.objects.filter(people_q(member))
         .order_by("-occurred_at", "-id")
-        .values("occurred_at", "brand__name", "purpose__name", "channel", "context_ref")[:limit]
+        .values("occurred_at", "brand__name", "purpose__name", "channel", "context_type")[:limit]
     )
     return [
         {
@@ -179,7 +188,7 @@ def usage(member: Member, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
             "brand": row["brand__name"],
             "purpose": row["purpose__name"],
             "channel": channels.get(row["channel"], ""),
-            "ref": row["context_ref"],
+            "what": USAGE_CONTEXTS.get(row["context_type"], ""),
         }
         for row in rows
     ]
