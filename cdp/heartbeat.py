@@ -23,7 +23,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models import QuerySet
+from django.db.models import CharField, Expression, QuerySet
+from django.db.models.functions import Cast, Coalesce, Trunc
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,33 @@ def stale_after() -> dt.timedelta:
 def stale_before(now: dt.datetime | None = None) -> dt.datetime:
     """A running job whose heartbeat is older than this has no worker left."""
     return (now or timezone.now()) - stale_after()
+
+
+def last_seen_text(last_seen: Coalesce) -> Cast:
+    """When a job was last heard from, as text in local time to the second (for reasons
+    built in SQL)."""
+    return Cast(Trunc(last_seen, "second", tzinfo=timezone.get_default_timezone()), CharField())
+
+
+def fail_stalled(
+    running: QuerySet[Any],
+    *,
+    last_seen: Coalesce,
+    failed: str,
+    reason_field: str,
+    reason: Expression,
+    now: dt.datetime,
+) -> list[int]:
+    """Fail the jobs of ``running`` (a queryset of running jobs) last seen (``last_seen``,
+    an expression over the row) before ``stale_before(now)``: status ``failed``, the
+    finish time, and ``reason`` (an SQL expression) in ``reason_field``. One SELECT that
+    skips rows a live run holds locked, one UPDATE; call inside a transaction. Returns the
+    ids failed."""
+    stalled = running.alias(last_seen=last_seen).filter(last_seen__lt=stale_before(now))
+    ids = list(stalled.select_for_update(skip_locked=True).values_list("pk", flat=True))
+    if ids:
+        running.filter(pk__in=ids).update(status=failed, finished_at=now, **{reason_field: reason})
+    return ids
 
 
 def interval() -> float:

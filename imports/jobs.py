@@ -26,12 +26,12 @@ from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.db.models import CharField, F, Q, Value
-from django.db.models.functions import Cast, Coalesce, Concat, Trunc
+from django.db.models.functions import Cast, Coalesce, Concat
 from django.utils import timezone
 
 from cdp import audit
 from cdp.enqueue import enqueue_on_commit
-from cdp.heartbeat import Heartbeat, stale_before
+from cdp.heartbeat import Heartbeat, fail_stalled, last_seen_text, stale_before
 from members.models import Store
 
 from .models import ImportJob
@@ -258,11 +258,9 @@ def run_job(job_id: int) -> ImportResult | None:
 def _stalled_reason(last_seen: Coalesce) -> Concat:
     """The reason a person reads, built in SQL so that marking is one statement: when the
     job was last heard from (local time, to the second) and how far it got."""
-    tz = timezone.get_default_timezone()
-    seen = Cast(Trunc(last_seen, "second", tzinfo=tz), CharField())
     return Concat(
         Value("The worker stopped without finishing; last progress at "),
-        seen,
+        last_seen_text(last_seen),
         Value(f" ({settings.TIME_ZONE}), "),
         Cast(F("rows_done"), CharField()),
         Value(" of "),
@@ -275,20 +273,17 @@ def _stalled_reason(last_seen: Coalesce) -> Concat:
 @transaction.atomic
 def mark_stalled_jobs(*, now: dt.datetime | None = None) -> list[int]:
     """Beat's sweep: every running job whose worker has not moved its heartbeat for
-    ``JOBS_STALE_AFTER_SECONDS`` is failed with a reason a person understands. Set-based:
-    one SELECT (rows locked by a live run's fenced update are skipped) and one UPDATE;
-    then an audit row per job marked, usually none. Returns the ids marked."""
+    ``JOBS_STALE_AFTER_SECONDS`` is failed with a reason a person understands
+    (``cdp.heartbeat.fail_stalled``: one SELECT, one UPDATE), then an audit row per job
+    marked, usually none. Returns the ids marked."""
     now = now or timezone.now()
     last_seen = Coalesce("heartbeat_at", "started_at", "created_at")
-    stalled = ImportJob.objects.alias(last_seen=last_seen).filter(
-        status=ImportJob.Status.RUNNING, last_seen__lt=stale_before(now)
-    )
-    ids = list(stalled.select_for_update(skip_locked=True).values_list("pk", flat=True))
+    ids = fail_stalled(
+        ImportJob.objects.filter(status=ImportJob.Status.RUNNING), last_seen=last_seen,
+        failed=ImportJob.Status.FAILED, reason_field="message", reason=_stalled_reason(last_seen), now=now,
+    )  # fmt: skip
     if not ids:
         return []
-    ImportJob.objects.filter(pk__in=ids, status=ImportJob.Status.RUNNING).update(
-        status=ImportJob.Status.FAILED, finished_at=now, message=_stalled_reason(last_seen)
-    )
     for job in ImportJob.objects.filter(pk__in=ids).select_related("store"):
         audit.record("members.import_stalled", job, changes={"reason": job.message, "attempts": job.attempts})
     logger.warning("import jobs marked failed, their workers stopped: %s", ids)

@@ -24,7 +24,7 @@ from cdp.csvutil import csv_response
 from consent.models import Purpose
 from members.masking import audit_pii_view
 
-from . import services
+from . import exports, services
 from .models import FUNNEL, ContactLog, ContactPolicy, Segment, SegmentBuild, SegmentExport
 from .queries import EXPORT_HEADER, dry_run_counts, export_rows, exported_members
 from .rules import FIELDS
@@ -310,7 +310,7 @@ def _export(model_admin: SegmentBuildAdmin, request: HttpRequest, pk: int) -> Ht
         model_admin.message_user(request, _("Choose a kind of export."), messages.ERROR)
         return HttpResponseRedirect(back)
     try:
-        export = services.export_build(
+        export = exports.export_build(
             build, kind=form.cleaned_data["kind"], campaign=form.cleaned_data["campaign"],
         )  # fmt: skip
     except (services.BuildError, ValidationError) as exc:

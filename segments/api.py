@@ -27,7 +27,7 @@ from consent.models import NO_CHANNEL, Channel
 from consent.queries import contactable_q
 from members.brand_view import brand_columns
 
-from . import services
+from . import exports, services
 from .models import Segment, SegmentBuild
 from .queries import snapshot_members, with_contact
 
@@ -196,7 +196,7 @@ class SegmentMembersView(ApiView):
         rows: list[dict[str, Any]] = [
             {**row, **{k: seen[row["pk"]][k] for k in BRAND_COLUMNS}, "id": row["pk"]} for row in page or []
         ]
-        services.record_segment_read(
+        exports.record_segment_read(
             segment, channel=channel, member_ids=[row["id"] for row in rows], reader=f"API key {self.key.prefix}"
         )
         body = {

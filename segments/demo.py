@@ -16,7 +16,7 @@ from consent.models import Channel, Purpose, SourceType, Suppression
 from members.demo import BRANDS
 from members.models import Brand, Member
 
-from . import services
+from . import exports, services
 from .models import Segment, SegmentExport, SegmentMember
 
 # DESIGN.md "Segment rules": the example rule, verbatim.
@@ -109,7 +109,7 @@ def _history(segment: Segment, rng: random.Random) -> None:
     build = services.run_build(build.pk)
     if not build.final:
         return
-    services.export_build(build, kind=SegmentExport.Kind.SEND, campaign="双11 预热短信券", actor=SEED_ACTOR)
+    exports.export_build(build, kind=SegmentExport.Kind.SEND, campaign="双11 预热短信券", actor=SEED_ACTOR)
     sent = list(
         Member.objects.filter(pk__in=SegmentMember.objects.filter(build_id=build.pk).values("member_id")).order_by("pk")
     )

@@ -23,20 +23,19 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import CharField, F, QuerySet, Value
-from django.db.models.functions import Cast, Coalesce, Concat, Trunc
+from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from cdp import audit
 from cdp.enqueue import enqueue_on_commit
-from cdp.heartbeat import Heartbeat, stale_before
-from consent.models import NO_CHANNEL, DataUsage, Purpose
-from consent.queries import contactable_q
+from cdp.heartbeat import Heartbeat, fail_stalled, last_seen_text
+from consent.models import NO_CHANNEL, Purpose
 from members.models import Brand
 
 from . import signals
-from .models import ContactLog, Segment, SegmentBuild, SegmentExport, SegmentMember
-from .queries import EXPORT_CONTEXT, FUNNEL_COUNTS_SQL, flagged_members, snapshot_members
+from .models import Segment, SegmentBuild, SegmentMember
+from .queries import FUNNEL_COUNTS_SQL, flagged_members
 from .rules import RuleError, validate
 
 log = logging.getLogger(__name__)
@@ -164,7 +163,7 @@ def request_build(
     return build, True
 
 
-def _insert_select(model: type[Any], constants: dict[str, Any], queryset: QuerySet[Any]) -> int:
+def insert_select(model: type[Any], constants: dict[str, Any], queryset: QuerySet[Any]) -> int:
     """``INSERT INTO model (constants…, member_id) SELECT constants…, member_ref FROM (queryset)``:
     rows never pass through Python. ``queryset`` selects one column named ``member_ref``.
     Constants are converted by their model fields, as the ORM would store them."""
@@ -280,10 +279,9 @@ def _build(build_id: int) -> SegmentBuild:
 
 def _stalled_reason(last_seen: Coalesce) -> Concat:
     """The reason a person reads, built in SQL so that marking is one statement."""
-    seen = Cast(Trunc(last_seen, "second", tzinfo=timezone.get_default_timezone()), CharField())
     return Concat(
         Value("The worker stopped without finishing; last heard from at "),
-        seen,
+        last_seen_text(last_seen),
         Value(
             f" ({settings.TIME_ZONE}). The previous build stays in use. Retry it from the admin, or build the "
             "segment again."
@@ -295,22 +293,20 @@ def _stalled_reason(last_seen: Coalesce) -> Concat:
 def mark_stalled_builds(*, segment_id: int | None = None, now: dt.datetime | None = None) -> list[int]:
     """Beat's sweep (and ``request_build``'s, for one segment): every running build whose
     worker has not moved its heartbeat for ``JOBS_STALE_AFTER_SECONDS`` is failed with a
-    reason a person understands. Set-based: one SELECT, one UPDATE, then an audit row per
+    reason a person understands (``cdp.heartbeat.fail_stalled``), then an audit row per
     build marked (usually none). Returns the ids marked."""
     now = now or timezone.now()
     last_seen = Coalesce("heartbeat_at", "started_at", "requested_at")
+    running = SegmentBuild.objects.filter(status=SegmentBuild.Status.RUNNING)
+    if segment_id is not None:
+        running = running.filter(segment_id=segment_id)
     with transaction.atomic():
-        stalled = SegmentBuild.objects.alias(last_seen=last_seen).filter(
-            status=SegmentBuild.Status.RUNNING, last_seen__lt=stale_before(now)
-        )
-        if segment_id is not None:
-            stalled = stalled.filter(segment_id=segment_id)
-        ids = list(stalled.select_for_update(skip_locked=True).values_list("pk", flat=True))
+        ids = fail_stalled(
+            running, last_seen=last_seen, failed=SegmentBuild.Status.FAILED, reason_field="error",
+            reason=_stalled_reason(last_seen), now=now,
+        )  # fmt: skip
         if not ids:
             return []
-        SegmentBuild.objects.filter(pk__in=ids, status=SegmentBuild.Status.RUNNING).update(
-            status=SegmentBuild.Status.FAILED, finished_at=now, error=_stalled_reason(last_seen)
-        )
         for build in SegmentBuild.objects.filter(pk__in=ids).select_related("segment"):
             audit.record("segment.build_stalled", build, changes={"reason": build.error, "attempts": build.attempts})
     log.warning("segment builds marked failed, their workers stopped: %s", ids)
@@ -357,101 +353,3 @@ def prune_snapshots(segment_id: int) -> int:
     old = SegmentBuild.objects.filter(segment_id=segment_id).exclude(pk__in=[pk for pk in keep if pk])
     deleted, _ = SegmentMember.objects.filter(build__in=old).delete()
     return deleted
-
-
-# --- Exports ----------------------------------------------------------------------------
-
-
-@transaction.atomic
-def export_build(
-    build: SegmentBuild,
-    *,
-    kind: str = SegmentExport.Kind.SEND,
-    campaign: str = "",
-    actor: audit.Actor | None = None,
-    send_at: dt.datetime | None = None,
-) -> SegmentExport:
-    """Let a build's members out, re-checking the whole contact decision now (⚑ a withdrawal
-    or a changed preference after the build still keeps the person out): consent, chosen
-    channel, pause, reachability and, for a send, the weekly limit. With ``send_at``, the
-    time the campaign will go out, also quiet hours at that time (and the weekly count runs
-    back from it). Every person let out gets a DataUsage row; a send also a ContactLog row.
-    All set-based."""
-    build = SegmentBuild.objects.select_related("segment__purpose", "segment__brand").get(pk=build.pk)
-    segment = build.segment
-    if build.status != SegmentBuild.Status.SUCCEEDED:
-        raise BuildError(
-            gettext("Build #%(id)s has not finished successfully; build the segment again.") % {"id": build.pk}
-        )
-    if not SegmentMember.objects.filter(build_id=build.pk).exists() and build.final:
-        raise BuildError(
-            gettext("Build #%(id)s is too old: its members were pruned. Build the segment again.") % {"id": build.pk}
-        )
-    if kind not in SegmentExport.Kind.values:
-        raise BuildError(gettext("Unknown export kind %(kind)r.") % {"kind": kind})
-    now = timezone.now()
-    export = SegmentExport.objects.create(
-        build=build,
-        kind=kind,
-        campaign=campaign[:200],
-        created_by=(actor or audit.current_actor()).label,
-        created_at=now,
-        in_build=build.final,
-    )
-    # A file for review contacts nobody, so it is not held back by (nor counted towards)
-    # the weekly limit: reviewing a campaign right after sending it still lists everyone.
-    allowed = contactable_q(
-        segment.brand_id, segment.purpose, segment.channel, at=send_at, now=now, weekly=kind == SegmentExport.Kind.SEND
-    )
-    tune_for_set_queries()
-    # order_by(): Member's default ordering would make PostgreSQL walk a created_at index
-    # over every member instead of starting from the build's snapshot rows.
-    members = snapshot_members(build.pk).filter(allowed).order_by().values(member_ref=F("pk"))
-    usage = {"brand": segment.brand_id, "purpose": segment.purpose_id, "channel": segment.channel}
-    exported = _insert_select(
-        DataUsage,
-        {**usage, "context_type": EXPORT_CONTEXT, "context_ref": export.context_ref, "occurred_at": now},
-        members,
-    )
-    if kind == SegmentExport.Kind.SEND:
-        sent = DataUsage.objects.filter(occurred_at=now, context_type=EXPORT_CONTEXT, context_ref=export.context_ref)
-        _insert_select(
-            ContactLog,
-            {**usage, "export": export.pk, "campaign": export.campaign, "sent_at": now},
-            sent.order_by().values(member_ref=F("member_id")),
-        )
-    SegmentExport.objects.filter(pk=export.pk).update(exported=exported)
-    export.exported = exported
-    audit.record(
-        "segment.exported",
-        export,
-        changes={"kind": kind, "in_build": export.in_build, "exported": exported, "campaign": export.campaign},
-    )
-    return export
-
-
-# DataUsage context of a segment read through the API (see the API issue).
-API_READ_CONTEXT = "api_segment_read"
-
-
-def record_segment_read(
-    segment: Segment, *, channel: str, member_ids: list[int], reader: str, now: dt.datetime | None = None
-) -> int:
-    """Log that these members of ``segment`` left the system through the API (one
-    DataUsage row each, one INSERT, so no transaction of its own): the person sees it in
-    the privacy center."""
-    now = now or timezone.now()
-    rows = [
-        DataUsage(
-            member_id=pk,
-            brand_id=segment.brand_id,
-            purpose_id=segment.purpose_id,
-            channel=channel,
-            context_type=API_READ_CONTEXT,
-            context_ref=f"{segment.slug} ({reader})"[:200],
-            occurred_at=now,
-        )
-        for pk in member_ids
-    ]
-    DataUsage.objects.bulk_create(rows, batch_size=2000)
-    return len(rows)

@@ -20,12 +20,12 @@ def run_product(segment):
 def run_export(build) -> tuple[float, float, int, int]:
     from cdp import audit
     from consent.models import DataUsage
-    from segments import services
+    from segments import exports
     from segments.models import ContactLog, SegmentExport
     from segments.queries import export_rows
 
     started = time.perf_counter()
-    export = services.export_build(
+    export = exports.export_build(
         build, kind=SegmentExport.Kind.SEND, campaign="bench", actor=audit.Actor(type="system", label="bench")
     )
     export_s = time.perf_counter() - started

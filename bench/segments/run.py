@@ -34,7 +34,7 @@ a. the product: ``services.request_build(segment, enqueue=False)`` + ``services.
 b. the same logic by hand as ONE SQL statement (a CTE chain computing the funnel counts
    and inserting the final members into a scratch table), checked to give the same counts;
    the ratio product/hand is printed;
-c. ``services.export_build(build, kind="send")`` of a build limited to 100,000 members
+c. ``exports.export_build(build, kind="send")`` of a build limited to 100,000 members
    (re-check, DataUsage and ContactLog rows), then streaming its CSV rows with
    ``segments.queries.export_rows`` fully consumed; the rows an export writes are deleted
    after each run so every run starts from the same state.

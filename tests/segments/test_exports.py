@@ -9,7 +9,7 @@ from django.utils import timezone, translation
 
 from consent import services as consent_services
 from consent.models import DataUsage
-from segments import services
+from segments import exports, services
 from segments.models import ContactLog, SegmentExport
 from segments.queries import EXPORT_HEADER, contactable_counts, export_rows, exported_members
 
@@ -30,7 +30,7 @@ def test_withdrawal_after_the_build_keeps_the_person_out(built, marketing):
     done, (first, second, third) = built
     grant(second, marketing, action="withdrawn")
 
-    export = services.export_build(done, kind=SegmentExport.Kind.SEND, campaign="双12")
+    export = exports.export_build(done, kind=SegmentExport.Kind.SEND, campaign="双12")
 
     assert (export.in_build, export.exported, export.excluded) == (3, 2, 1)
     assert set(exported_members(export).values_list("pk", flat=True)) == {first.pk, third.pk}
@@ -40,7 +40,7 @@ def test_withdrawal_after_the_build_keeps_the_person_out(built, marketing):
 def test_send_records_data_usage_and_contacts(built, brand, marketing):
     done, members = built
 
-    export = services.export_build(done, kind=SegmentExport.Kind.SEND, campaign="双12")
+    export = exports.export_build(done, kind=SegmentExport.Kind.SEND, campaign="双12")
 
     usage = DataUsage.objects.filter(context_ref=export.context_ref)
     assert usage.count() == 3
@@ -53,7 +53,7 @@ def test_send_records_data_usage_and_contacts(built, brand, marketing):
 def test_download_records_data_usage_but_no_contact(built):
     done, _ = built
 
-    export = services.export_build(done, kind=SegmentExport.Kind.DOWNLOAD)
+    export = exports.export_build(done, kind=SegmentExport.Kind.DOWNLOAD)
 
     assert DataUsage.objects.filter(context_ref=export.context_ref).count() == 3
     assert not ContactLog.objects.exists()
@@ -62,9 +62,9 @@ def test_download_records_data_usage_but_no_contact(built):
 def test_a_second_send_respects_the_frequency_cap(built, settings):
     settings.CONTACT_DEFAULT_MAX_PER_WEEK = 1
     done, _ = built
-    services.export_build(done, kind=SegmentExport.Kind.SEND)
+    exports.export_build(done, kind=SegmentExport.Kind.SEND)
 
-    again = services.export_build(done, kind=SegmentExport.Kind.SEND)
+    again = exports.export_build(done, kind=SegmentExport.Kind.SEND)
 
     assert again.exported == 0
 
@@ -75,7 +75,7 @@ def test_preferences_changed_after_the_build_keep_the_person_out(built, brand):
     consent_services.update_preferences(member=second, brand=brand, source_type="privacy_center", max_per_week=0)
 
     for kind in (SegmentExport.Kind.DOWNLOAD, SegmentExport.Kind.SEND):
-        export = services.export_build(done, kind=kind)
+        export = exports.export_build(done, kind=kind)
         assert set(exported_members(export).values_list("pk", flat=True)) == {third.pk}, kind
 
 
@@ -86,32 +86,32 @@ def test_a_send_checks_quiet_hours_at_its_time_of_sending(built, brand):
     )
     tonight = timezone.localtime().replace(hour=23, minute=0, second=0, microsecond=0)
 
-    assert services.export_build(done, kind=SegmentExport.Kind.DOWNLOAD).exported == 3  # no time of sending
-    at_night = services.export_build(done, kind=SegmentExport.Kind.SEND, send_at=tonight)
+    assert exports.export_build(done, kind=SegmentExport.Kind.DOWNLOAD).exported == 3  # no time of sending
+    at_night = exports.export_build(done, kind=SegmentExport.Kind.SEND, send_at=tonight)
     assert set(exported_members(at_night).values_list("pk", flat=True)) == {second.pk, third.pk}
-    at_noon = services.export_build(done, kind=SegmentExport.Kind.SEND, send_at=tonight.replace(hour=12))
+    at_noon = exports.export_build(done, kind=SegmentExport.Kind.SEND, send_at=tonight.replace(hour=12))
     assert at_noon.exported == 3
 
 
 def test_a_review_file_ignores_the_weekly_limit_that_a_send_obeys(built, brand, settings):
     settings.CONTACT_DEFAULT_MAX_PER_WEEK = 1
     done, _ = built
-    assert services.export_build(done, kind=SegmentExport.Kind.SEND).exported == 3
+    assert exports.export_build(done, kind=SegmentExport.Kind.SEND).exported == 3
 
-    assert services.export_build(done, kind=SegmentExport.Kind.DOWNLOAD).exported == 3
-    assert services.export_build(done, kind=SegmentExport.Kind.SEND).exported == 0
+    assert exports.export_build(done, kind=SegmentExport.Kind.DOWNLOAD).exported == 3
+    assert exports.export_build(done, kind=SegmentExport.Kind.SEND).exported == 0
 
 
 def test_erased_member_is_not_exported(built):
     done, (first, *_rest) = built
     type(first).objects.filter(pk=first.pk).update(status="erased")
 
-    assert services.export_build(done).exported == 2
+    assert exports.export_build(done).exported == 2
 
 
 def test_csv_rows_carry_the_channel_contact_point(built):
     done, members = built
-    export = services.export_build(done, kind=SegmentExport.Kind.DOWNLOAD)
+    export = exports.export_build(done, kind=SegmentExport.Kind.DOWNLOAD)
 
     rows = list(export_rows(export, "sms"))
 
@@ -124,7 +124,7 @@ def test_unfinished_build_cannot_be_exported(brand, marketing):
     queued, _ = services.request_build(segment, enqueue=False)
 
     with translation.override("en"), pytest.raises(services.BuildError, match="has not finished"):
-        services.export_build(queued)
+        exports.export_build(queued)
 
 
 def test_contactable_counts_per_purpose_and_channel(built, brand, marketing, django_assert_num_queries):
