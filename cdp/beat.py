@@ -56,6 +56,11 @@ def beat_schedule(*, outbox_relay_interval: int) -> dict[str, dict[str, Any]]:
             "schedule": 60,
             "options": {"expire_seconds": 60},
         },
+        # Each consent file feed's daily file set, then files older than CONSENT_FILE_RETENTION_DAYS.
+        "webhooks-write-consent-files": {
+            "task": "webhooks.tasks.write_consent_files",
+            "schedule": crontab(hour=1, minute=15),
+        },
         # Uploaded member files older than IMPORT_FILE_RETENTION_DAYS (imports.retention).
         "imports-delete-expired-files": {
             "task": "imports.tasks.delete_expired_import_files",

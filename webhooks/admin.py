@@ -1,4 +1,6 @@
-"""Subscriptions and the delivery log, with every attempt and a "redeliver" action."""
+"""Subscriptions and the delivery log, with every attempt and a "redeliver" action; consent
+file feeds (created here, the secret shown once) and their files (counts, hashes, and
+permission-checked, audited downloads)."""
 
 from __future__ import annotations
 
@@ -6,14 +8,22 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.db.models.functions import Coalesce
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from cdp import audit
 from cdp.admin import ReadOnlyAdminMixin
+from consent.models import ConsentEvent
+from members.masking import audit_pii_view
 
 from . import services
-from .models import Delivery, DeliveryAttempt, Subscription
+from .feeds import services as feeds
+from .models import ConsentFile, ConsentFileFeed, Delivery, DeliveryAttempt, Subscription
 
 
 class SubscriptionForm(forms.ModelForm):
@@ -106,3 +116,137 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 )
                 % {"count": late},
             )
+
+
+# --- Consent files -----------------------------------------------------------------------------
+
+
+class ConsentFileFeedForm(forms.ModelForm):
+    class Meta:
+        model = ConsentFileFeed
+        fields = ["brand", "name", "store", "is_active"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        store, brand = data.get("store"), data.get("brand")
+        if store is not None and brand is not None and store.brand_id != brand.pk:
+            self.add_error("store", _("This store belongs to another brand."))
+        return data
+
+
+@admin.register(ConsentFileFeed)
+class ConsentFileFeedAdmin(admin.ModelAdmin):
+    """A feed is created here and its signing secret shown once, in the message after
+    saving. Afterwards only its name and whether it is active change; its brand, store and
+    cursor are fixed. Feeds are paused, not deleted: their files' rows name them."""
+
+    form = ConsentFileFeedForm
+    list_display = ["name", "brand", "store", "is_active", "cursor", "created_at", "created_by"]
+    list_filter = ["brand", "is_active"]
+    search_fields = ["name"]
+    readonly_fields = ["cursor", "created_at", "created_by"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None:
+            return ["brand", "store", *self.readonly_fields]
+        return self.readonly_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: ConsentFileFeed, form: Any, change: bool) -> None:
+        if change:
+            feeds.update_feed(obj, name=obj.name, is_active=obj.is_active)
+            return
+        feed, secret = feeds.create_feed(brand=obj.brand, name=obj.name, store=obj.store)
+        if not obj.is_active:
+            feeds.update_feed(feed, name=feed.name, is_active=False)
+        obj.pk, obj.secret, obj.created_by, obj.created_at = feed.pk, feed.secret, feed.created_by, feed.created_at
+        messages.warning(
+            request,
+            format_html(
+                _(
+                    "The feed's signing secret is <code style='user-select:all'>{}</code>. Give it to the receiver "
+                    "now: it will not be shown again."
+                ),
+                secret,
+            ),
+        )
+
+
+@admin.register(ConsentFile)
+class ConsentFileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "__str__", "feed", "created_at", "events", "count_list", "first_event_id", "last_event_id", "deleted_at",
+        "downloads",
+    ]  # fmt: skip
+    list_filter = ["feed__brand", "feed"]
+    list_select_related = ["feed"]
+    date_hierarchy = "created_at"
+    fields = [
+        "feed", "number", "directory", "created_at", "after_event_id", "up_to_event_id", "events", "count_list",
+        "first_event_id", "last_event_id", "hash_list", "downloads", "deleted_at",
+    ]  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description=_("counts by action"))
+    def count_list(self, obj: ConsentFile) -> str:
+        return ", ".join(f"{action}: {n:,}" for action, n in obj.counts.items()) or "-"
+
+    @admin.display(description=_("SHA-256"))
+    def hash_list(self, obj: ConsentFile) -> str:
+        return format_html_join(
+            "", "<div><code>{}</code> {} ({} B)</div>", ((i["sha256"], n, i["bytes"]) for n, i in obj.hashes.items())
+        )
+
+    @admin.display(description=_("files"))
+    def downloads(self, obj: ConsentFile) -> str:
+        if obj.deleted_at is not None:
+            return _("deleted")
+        return format_html_join(
+            " · ",
+            '<a href="{}">{}</a>',
+            ((reverse("admin:webhooks_consentfile_download", args=[obj.pk, n]), n.rsplit("-", 1)[-1])
+             for n in feeds.file_names(obj)),
+        )  # fmt: skip
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<int:pk>/download/<str:name>",
+                self.admin_site.admin_view(self.download_view),
+                name="webhooks_consentfile_download",
+            ),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request: HttpRequest, pk: int, name: str) -> HttpResponse:
+        """One file of a set. Needs ``webhooks.download_consentfile`` (the files carry store
+        member ids); every download is audited, the data files also as ``pii.viewed``."""
+        if not request.user.has_perm("webhooks.download_consentfile"):
+            raise PermissionDenied
+        consent_file = ConsentFile.objects.select_related("feed").filter(pk=pk, deleted_at__isnull=True).first()
+        where = feeds.file_path(consent_file, name) if consent_file is not None else None
+        if where is None or not where.is_file():
+            raise Http404
+        audit.record("consent_file.downloaded", consent_file, changes={"file": name, "events": consent_file.events})
+        if name.endswith((".csv", ".jsonl")):
+            audit_pii_view("webhooks_consentfile_download", member_ids=_members_in(consent_file), file=consent_file.pk)
+        response = FileResponse(where.open("rb"), as_attachment=True, filename=name)
+        response["Cache-Control"] = "private, no-store"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def _members_in(consent_file: ConsentFile) -> Any:
+    """The people whose events the file's range holds (before the feed's store filter)."""
+    return (
+        ConsentEvent.objects.filter(
+            brand_id=consent_file.feed.brand_id,
+            pk__gt=consent_file.after_event_id,
+            pk__lte=consent_file.up_to_event_id,
+        )
+        .annotate(person=Coalesce("member__merged_into_id", "member_id"))
+        .values_list("person", flat=True)
+        .distinct()
+    )

@@ -9,5 +9,7 @@ class WebhooksConfig(AppConfig):
 
     def ready(self) -> None:
         from . import receivers
+        from .feeds import services as feeds
 
         receivers.connect()
+        feeds.connect()  # an erased person's consent files go (webhooks.feeds)

@@ -186,3 +186,69 @@ def _connect_erasure() -> None:
 
 
 _connect_erasure()
+
+
+# --- Consent files (docs/api.md "Consent files") -----------------------------------------------
+
+
+class ConsentFileFeed(models.Model):
+    """A receiver that cannot take webhooks gets the brand's consent events as a daily file
+    set instead (``webhooks.feeds``). ``cursor`` is the ledger id up to which every event
+    has been considered: it moves only in the transaction that records a file."""
+
+    brand = models.ForeignKey(Brand, verbose_name=_("brand"), on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(_("name"), max_length=100)
+    # Only people who are members of this store (and only its member ids in the files).
+    store = models.ForeignKey(
+        "members.Store",
+        verbose_name=_("store"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text=_("Only people who are members of this store, with only this store's member ids."),
+    )
+    # Needed in clear to sign each file; shown to the receiver once, when created.
+    secret = models.CharField(_("signing secret"), max_length=100, editable=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    cursor = models.BigIntegerField(_("last ledger event considered"), default=0, editable=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    created_by = models.CharField(_("created by"), max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = _("consent file feed")
+        verbose_name_plural = _("consent file feeds")
+        ordering = ["brand", "name", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+
+class ConsentFile(models.Model):
+    """One file set written for a feed: CSV, JSON Lines, their signatures and a manifest,
+    under ``MEDIA_ROOT/<directory>``. The row stays after retention deletes the files."""
+
+    feed = models.ForeignKey(ConsentFileFeed, verbose_name=_("feed"), on_delete=models.PROTECT, related_name="files")
+    number = models.PositiveIntegerField(_("number"))
+    directory = models.CharField(_("directory"), max_length=300)
+    # The ledger ids this file covers: after_event_id < id <= up_to_event_id.
+    after_event_id = models.BigIntegerField(_("after event"))
+    up_to_event_id = models.BigIntegerField(_("up to event"))
+    events = models.PositiveIntegerField(_("events"), default=0)
+    counts = models.JSONField(_("counts by action"), default=dict)
+    first_event_id = models.BigIntegerField(_("first event"), null=True, blank=True)
+    last_event_id = models.BigIntegerField(_("last event"), null=True, blank=True)
+    # {"<file name>": {"sha256": "…", "bytes": n}} for the CSV, JSONL and the manifest.
+    hashes = models.JSONField(_("files"), default=dict)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    deleted_at = models.DateTimeField(_("files deleted"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("consent file")
+        verbose_name_plural = _("consent files")
+        ordering = ["-created_at", "-id"]
+        permissions = [("download_consentfile", _("Can download consent files"))]
+        constraints = [models.UniqueConstraint(fields=["feed", "number"], name="consent_file_feed_number_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.feed.name} #{self.number}"

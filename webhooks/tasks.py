@@ -47,3 +47,23 @@ def retry_due() -> int:
     for pk in ids:
         enqueue("webhooks.tasks.deliver", pk)
     return len(ids)
+
+
+@shared_task(name="webhooks.tasks.write_consent_files")
+def write_consent_files() -> int:
+    """Beat, daily: each active consent file feed's file set (``webhooks.feeds``), then the
+    files past ``CONSENT_FILE_RETENTION_DAYS``. Run twice, the second run writes only what
+    came since the first (an empty set when nothing did)."""
+    from .feeds import services as feeds
+
+    written = feeds.write_all()
+    feeds.delete_expired_files()
+    return len(written)
+
+
+@shared_task(name="webhooks.tasks.delete_consent_files")
+def delete_consent_files(ids: list[int]) -> int:
+    """The files of consent file sets an erasure took back (``feeds.forget_member``)."""
+    from .feeds import services as feeds
+
+    return feeds.delete_file_sets(ids)
