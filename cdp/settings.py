@@ -416,6 +416,8 @@ LIFECYCLE_ACTIVE_DAYS = env_int("LIFECYCLE_ACTIVE_DAYS", 90)
 LIFECYCLE_AT_RISK_DAYS = env_int("LIFECYCLE_AT_RISK_DAYS", 180)
 LIFECYCLE_LOYAL_WINDOW_DAYS = env_int("LIFECYCLE_LOYAL_WINDOW_DAYS", 365)
 LIFECYCLE_LOYAL_MIN_ORDERS = env_int("LIFECYCLE_LOYAL_MIN_ORDERS", 3)
+# Do cancelled and refunded orders count for order metrics and lifecycle stages?
+ORDERS_COUNT_REFUNDED_FOR_LIFECYCLE = env_bool("ORDERS_COUNT_REFUNDED_FOR_LIFECYCLE", default=False)
 # How often a store record is retried when a concurrent writer created the same identity.
 RESOLUTION_MAX_ATTEMPTS = env_int("RESOLUTION_MAX_ATTEMPTS", 5)
 
@@ -458,6 +460,8 @@ IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 20000)
 IMPORT_FILE_RETENTION_DAYS = env_int("IMPORT_FILE_RETENTION_DAYS", 30)
 if IMPORT_FILE_RETENTION_DAYS < 0:
     raise ImproperlyConfigured(f"IMPORT_FILE_RETENTION_DAYS={IMPORT_FILE_RETENTION_DAYS} must be 0 or more")
+# Days a consent file set (webhooks.feeds, docs/api.md "Consent files") is kept on disk.
+CONSENT_FILE_RETENTION_DAYS = env_int("CONSENT_FILE_RETENTION_DAYS", 90)
 # Stuck work (docs/operations.md "Stuck work"): a running import or segment build whose
 # heartbeat is older than this lost its worker; beat marks it failed, a redelivered task may
 # claim it again. Workers beat every fifth of it, imports also after every chunk.

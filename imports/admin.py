@@ -40,7 +40,7 @@ from consent.validation import latest_allowed
 from members.masking import audit_pii_view
 from members.models import Store, StoreMembership
 
-from . import jobs, retention
+from . import jobs, order_admin, retention
 from .columns import EXPORT_COLUMNS
 from .consent_time import ConsentTimeProblem, check_consent_time
 from .models import ImportJob
@@ -150,6 +150,7 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             path("<int:job_id>/errors.csv", wrap(self.errors_view), name="imports_importjob_errors"),
             path("<int:job_id>/retry/", wrap(self.retry_view), name="imports_importjob_retry"),
             path("export/", wrap(self.export_view), name="imports_importjob_export"),
+            *order_admin.urls(self),  # the order files page (imports.order_admin)
             *super().get_urls(),
         ]
 

@@ -17,7 +17,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from .metrics import stage_params, stage_sql
+from .metrics import counted_orders_sql, stage_params, stage_sql
 from .models import LifecycleStage, Member, Order, Store, StoreMembership
 
 _DATES = ("birth_date",)
@@ -62,7 +62,7 @@ def brand_order_metrics(member_ids: Sequence[int], brand_id: int) -> dict[int, d
                  MIN(o.placed_at) AS first_order_at, MAX(o.placed_at) AS last_order_at,
                  SUM(CASE WHEN o.placed_at >= %(loyal_since)s THEN 1 ELSE 0 END) AS recent_orders
           FROM {Order._meta.db_table} o JOIN {Store._meta.db_table} s ON s.id = o.store_id
-          WHERE s.brand_id = %(brand)s AND o.member_id IN ({placeholders})
+          WHERE s.brand_id = %(brand)s AND o.member_id IN ({placeholders}) {counted_orders_sql("o")}
           GROUP BY o.member_id
         ) agg
     """  # noqa: S608 - table names and placeholders only; values are parameters

@@ -46,6 +46,19 @@ def stage_params(now: dt.datetime) -> dict[str, Any]:
     }
 
 
+NOT_COUNTED = (Order.Status.CANCELLED.value, Order.Status.REFUNDED.value)
+
+
+def counted_orders_sql(alias: str = "o") -> str:
+    """A ``WHERE`` condition (starting with ``AND``, or empty) keeping the orders that count
+    for metrics and lifecycle: cancelled and refunded ones only if the setting
+    ``ORDERS_COUNT_REFUNDED_FOR_LIFECYCLE`` says so. Fixed SQL, no parameters."""
+    if settings.ORDERS_COUNT_REFUNDED_FOR_LIFECYCLE:
+        return ""
+    listed = ", ".join(f"'{status}'" for status in NOT_COUNTED)
+    return f"AND {alias}.status NOT IN ({listed})"
+
+
 def refresh_member_metrics(*, member_ids: Sequence[int] | None = None, now: dt.datetime | None = None) -> int:
     """Recompute order count, spend, first/last order and lifecycle stage.
 
@@ -70,6 +83,7 @@ def refresh_member_metrics(*, member_ids: Sequence[int] | None = None, now: dt.d
         params.update({f"id{i}": pk for i, pk in enumerate(ids)})
         scope_orders = f"AND o.member_id IN ({placeholders})"
         scope_members = f"AND m.id IN ({placeholders})"
+    counted = counted_orders_sql("o")
     distinct = "IS DISTINCT FROM" if connection.vendor == "postgresql" else "IS NOT"
     # Only table names and fixed SQL are interpolated; every value is a parameter.
     with_orders = f"""
@@ -89,7 +103,7 @@ def refresh_member_metrics(*, member_ids: Sequence[int] | None = None, now: dt.d
                    MAX(o.placed_at) AS last_order_at,
                    SUM(CASE WHEN o.placed_at >= %(loyal_since)s THEN 1 ELSE 0 END) AS recent_orders
             FROM {order_table} o
-            WHERE o.member_id IS NOT NULL {scope_orders}
+            WHERE o.member_id IS NOT NULL {scope_orders} {counted}
             GROUP BY o.member_id
           ) agg
         ) agg
@@ -106,7 +120,7 @@ def refresh_member_metrics(*, member_ids: Sequence[int] | None = None, now: dt.d
           lifecycle_stage = %(prospect)s, metrics_refreshed_at = %(now)s
         WHERE (m.order_count <> 0 OR m.lifecycle_stage <> %(prospect)s OR m.last_order_at IS NOT NULL)
           {scope_members}
-          AND NOT EXISTS (SELECT 1 FROM {order_table} o WHERE o.member_id = m.id)
+          AND NOT EXISTS (SELECT 1 FROM {order_table} o WHERE o.member_id = m.id {counted})
     """  # noqa: S608
     written = 0
     with transaction.atomic(), connection.cursor() as cursor:

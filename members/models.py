@@ -285,6 +285,19 @@ class Order(models.Model):
     currency = models.CharField(_("currency"), max_length=3, default="CNY")
     placed_at = models.DateTimeField(_("placed"), db_index=True)
     categories = models.JSONField(_("categories"), default=list, blank=True)
+
+    class Status(models.TextChoices):
+        PLACED = "placed", _("Placed, not paid")
+        PAID = "paid", _("Paid")
+        SHIPPED = "shipped", _("Shipped")
+        COMPLETED = "completed", _("Completed")
+        CANCELLED = "cancelled", _("Cancelled")
+        REFUNDED = "refunded", _("Refunded")
+
+    # Cancelled and refunded orders count for metrics only if ORDERS_COUNT_REFUNDED_FOR_LIFECYCLE.
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.COMPLETED)
+    # The platform's own words for it (交易成功, 已取消, 退款成功 …), as the export wrote them.
+    platform_status = models.CharField(_("status at the platform"), max_length=100, blank=True)
     created_at = models.DateTimeField(_("recorded"), default=timezone.now)
 
     class Meta:
