@@ -28,7 +28,8 @@ from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.utils import timezone
 
 from consent.models import NO_CHANNEL, Action, ConsentEvent, Purpose
-from members.models import Brand, LifecycleStage, Member, Order, Store, StoreMembership
+from members.metrics import counted_orders
+from members.models import Brand, LifecycleStage, Member, Store, StoreMembership
 from privacy.models import DataSubjectRequest
 from privacy.queries import requests_of_brand
 from segments.queries import contactable_counts
@@ -236,7 +237,8 @@ def store_days(brand: Brand, until: dt.datetime) -> list[StoreDay]:
         return days.setdefault((store_id, day), StoreDay(store_id=store_id, day=day))
 
     orders = (
-        Order.objects.filter(store__brand=brand, placed_at__lt=until)
+        counted_orders()  # not cancelled or refunded (members.metrics), as in the capture rate
+        .filter(store__brand=brand, placed_at__lt=until)
         .annotate(day=TruncDate("placed_at"))
         .values_list("store_id", "day")
         .annotate(orders=Count("id"), member_orders=Count("id", filter=Q(member__isnull=False)))

@@ -12,7 +12,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from members.metrics import stage_params, stage_sql
+from members.metrics import counted_orders_sql, stage_params, stage_sql
 from members.models import Brand, LifecycleStage, Member, Order, Store, StoreMembership
 
 from . import queries
@@ -87,7 +87,7 @@ def take_lifecycle_snapshot(*, month: dt.date | None = None) -> LifecycleSnapsho
                        MAX(o.placed_at) AS last_order_at,
                        SUM(CASE WHEN o.placed_at >= %(loyal_since)s THEN 1 ELSE 0 END) AS recent_orders
                 FROM {order} o
-                WHERE o.member_id IS NOT NULL AND o.placed_at < %(now)s
+                WHERE o.member_id IS NOT NULL AND o.placed_at < %(now)s {counted_orders_sql("o")}
                 GROUP BY o.member_id
             ) agg ON agg.member_id = m.id
             WHERE m.status = %(active)s

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .models import LifecycleStage, Member, Order
@@ -47,6 +48,14 @@ def stage_params(now: dt.datetime) -> dict[str, Any]:
 
 
 NOT_COUNTED = (Order.Status.CANCELLED.value, Order.Status.REFUNDED.value)
+
+
+def counted_orders() -> QuerySet[Order]:
+    """The orders that count (``counted_orders_sql`` as a queryset): for segment rules and
+    the capture rate, so they agree with the metrics and the lifecycle stage."""
+    if settings.ORDERS_COUNT_REFUNDED_FOR_LIFECYCLE:
+        return Order.objects.all()
+    return Order.objects.exclude(status__in=NOT_COUNTED)
 
 
 def counted_orders_sql(alias: str = "o") -> str:

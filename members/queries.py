@@ -12,7 +12,8 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Coalesce, TruncDay, TruncMonth, TruncWeek
 
 from .identities import RecordError, normalize_email, normalize_phone
-from .models import Identity, IdentityKind, Member, NeverMerge, Order, Store
+from .metrics import counted_orders
+from .models import Identity, IdentityKind, Member, NeverMerge, Store
 
 _TRUNC = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 
@@ -93,13 +94,14 @@ def capture_rate(
     until: dt.datetime | None = None,
     period: str = "month",
 ) -> list[CaptureRate]:
-    """Orders by members ÷ all orders, per store and period (day, week or month).
+    """Orders by members ÷ all orders, per store and period (day, week or month), of the
+    orders that count (``metrics.counted_orders``: not cancelled or refunded by default).
 
     One grouped query; periods are cut in the current time zone.
     """
     if period not in _TRUNC:
         raise ValueError(f"period must be one of {', '.join(_TRUNC)}, not {period!r}")
-    orders = Order.objects.all()
+    orders = counted_orders()
     if stores is not None:
         orders = orders.filter(store__in=stores)
     if since is not None:

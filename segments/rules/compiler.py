@@ -15,7 +15,8 @@ from django.db.models import BooleanField, Count, Exists, Expression, F, Max, Ou
 from django.utils import timezone
 
 from consent.models import Preference
-from members.models import Member, Order, StoreMembership
+from members.metrics import counted_orders
+from members.models import Member, StoreMembership
 
 from .fields import RuleError, parse_date, parse_number
 from .validation import validate
@@ -176,7 +177,9 @@ def _membership_q(ctx: Context, condition: Q, *, negate: bool) -> Q:
 
 
 def _orders(ctx: Context, within_days: int | None) -> Any:
-    orders = Order.objects.filter(store__brand_id=ctx.brand_id, member__isnull=False)
+    # The orders that count for metrics and lifecycle (cancelled and refunded ones only
+    # with ORDERS_COUNT_REFUNDED_FOR_LIFECYCLE), so a rule agrees with the member's stage.
+    orders = counted_orders().filter(store__brand_id=ctx.brand_id, member__isnull=False)
     if within_days:
         orders = orders.filter(placed_at__gte=ctx.now - dt.timedelta(days=within_days))
     return orders
