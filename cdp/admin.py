@@ -60,14 +60,8 @@ class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
 
 
-class ApiKeyForm(forms.ModelForm):
-    scopes = forms.MultipleChoiceField(
-        label=_("scopes"), choices=ApiKeyScope.choices, widget=forms.CheckboxSelectMultiple
-    )
-
-    class Meta:
-        model = ApiKey
-        fields = ["name", "brand", "store", "scopes", "expires_at"]
+class StoreOfBrandForm(forms.ModelForm):
+    """A form with a ``brand`` and an optional ``store``: the store must be the brand's."""
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -75,6 +69,16 @@ class ApiKeyForm(forms.ModelForm):
         if store is not None and brand is not None and store.brand_id != brand.pk:
             self.add_error("store", _("This store belongs to another brand."))
         return data
+
+
+class ApiKeyForm(StoreOfBrandForm):
+    scopes = forms.MultipleChoiceField(
+        label=_("scopes"), choices=ApiKeyScope.choices, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "brand", "store", "scopes", "expires_at"]
 
 
 @admin.register(ApiKey)

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from cdp import audit
-from cdp.admin import ReadOnlyAdminMixin
+from cdp.admin import ReadOnlyAdminMixin, StoreOfBrandForm
 from consent.models import ConsentEvent
 from members.masking import audit_pii_view
 
@@ -121,17 +121,10 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 # --- Consent files -----------------------------------------------------------------------------
 
 
-class ConsentFileFeedForm(forms.ModelForm):
+class ConsentFileFeedForm(StoreOfBrandForm):
     class Meta:
         model = ConsentFileFeed
         fields = ["brand", "name", "store", "is_active"]
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        store, brand = data.get("store"), data.get("brand")
-        if store is not None and brand is not None and store.brand_id != brand.pk:
-            self.add_error("store", _("This store belongs to another brand."))
-        return data
 
 
 @admin.register(ConsentFileFeed)

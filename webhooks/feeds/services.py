@@ -22,7 +22,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from cdp import audit
@@ -278,17 +278,15 @@ def forget_member(member_ids: list[int], brand_ids: list[int]) -> int:
     """An erased person (DESIGN.md ⚑ deletion: no clear personal data in any file): the
     file sets of these brands that hold one of their events go at once, after the
     erasure commits; the rows stay, marked deleted. Inside the erasure's transaction."""
-    hit = []
-    for consent_file in ConsentFile.objects.filter(
-        feed__brand_id__in=brand_ids, deleted_at__isnull=True
-    ).select_related("feed"):
-        if ConsentEvent.objects.filter(
-            member_id__in=member_ids,
-            brand_id=consent_file.feed.brand_id,
-            pk__gt=consent_file.after_event_id,
-            pk__lte=consent_file.up_to_event_id,
-        ).exists():
-            hit.append(consent_file)
+    theirs = ConsentEvent.objects.filter(
+        member_id__in=member_ids,
+        brand_id=OuterRef("feed__brand_id"),
+        pk__gt=OuterRef("after_event_id"),
+        pk__lte=OuterRef("up_to_event_id"),
+    )
+    hit = list(  # one query, however many file sets the brands have
+        ConsentFile.objects.filter(feed__brand_id__in=brand_ids, deleted_at__isnull=True).filter(Exists(theirs))
+    )
     if not hit:
         return 0
     ConsentFile.objects.filter(pk__in=[f.pk for f in hit]).update(deleted_at=timezone.now())
