@@ -9,7 +9,7 @@ DEMO_MEMBERS ?= 5000
 # The demo runs in development mode unless the caller says otherwise.
 DEV := DEBUG=$${DEBUG:-1}
 
-.PHONY: demo test install migrate seed serve lint messages vendor clean worker beat
+.PHONY: demo test install migrate seed serve lint messages vendor clean worker beat bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ worker: install
 
 beat: install
 	$(BIN)/celery -A cdp beat -l info
+
+# Every benchmark, one after the other, on PostgreSQL (bench/README.md); figures land in
+# bench/results/latest.json. BENCH="--only api,consent" runs some.
+bench: install
+	$(BIN)/python -m bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache node_modules static/vendor artifacts

@@ -455,6 +455,9 @@ SEGMENT_WORK_MEM = env_str("SEGMENT_WORK_MEM", "64MB")
 IMPORT_ASYNC_THRESHOLD_BYTES = env_int("IMPORT_ASYNC_THRESHOLD_BYTES", 5 * 1024 * 1024)
 IMPORT_MAX_LINE_BYTES = env_int("IMPORT_MAX_LINE_BYTES", 1024 * 1024)
 IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 20000)
+# Order files on PostgreSQL: chunks written at once, each by a thread with its own
+# connection while the file is read (bench/README.md, "Order import").
+IMPORT_ORDER_WRITERS = env_int("IMPORT_ORDER_WRITERS", 2)
 # Days an uploaded member file (and its rejected-rows CSV) is kept after the upload; a
 # daily beat task deletes older ones (imports.retention, docs/erasure.md).
 IMPORT_FILE_RETENTION_DAYS = env_int("IMPORT_FILE_RETENTION_DAYS", 30)

@@ -28,6 +28,7 @@ urlpatterns = [
     path("api/v1/", include("consent.api")),
     path("api/v1/", include("segments.api")),
     path("api/v1/", include("webhooks.api")),
+    path("api/v1/", include("imports.platform_events.api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

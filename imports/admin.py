@@ -319,3 +319,6 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         shown = StoreMembership.objects.filter(store=store).values_list("member_id", flat=True)
         audit_pii_view("imports_importjob_export", member_ids=shown, store=store.code)
         return csv_response(f"members-{store.code}.csv", EXPORT_COLUMNS, export_rows(store))
+
+
+from .platform_events import admin as platform_events_admin  # noqa: E402, F401 - registers its pages

@@ -68,3 +68,9 @@ class ImportJob(models.Model):
     @property
     def progress(self) -> int:
         return int(100 * self.rows_done / self.rows_total) if self.rows_total else 0
+
+
+# Registered with the app: the platforms' membership pushes (imports.platform_events).
+from .platform_events.models import PlatformConnection, PlatformEvent  # noqa: E402
+
+__all__ = ["ImportJob", "PlatformConnection", "PlatformEvent"]

@@ -50,9 +50,9 @@ def _local_date(value: dt.date | dt.datetime) -> dt.date:
 
 
 def members_per_store(brand: Brand) -> dict[int, int]:
-    """Active members per store of the brand, now. One grouped query."""
+    """Active members per store of the brand, now (memberships not ended). One grouped query."""
     rows = (
-        StoreMembership.objects.filter(store__brand=brand, member__status=Member.Status.ACTIVE)
+        StoreMembership.objects.filter(store__brand=brand, member__status=Member.Status.ACTIVE, left_at__isnull=True)
         .values_list("store_id")
         .annotate(members=Count("member_id", distinct=True))
         .order_by()
@@ -63,7 +63,7 @@ def members_per_store(brand: Brand) -> dict[int, int]:
 def members_by_platform(brand: Brand) -> dict[str, int]:
     """Active members per platform, now: a person with two stores on one platform counts once."""
     rows = (
-        StoreMembership.objects.filter(store__brand=brand, member__status=Member.Status.ACTIVE)
+        StoreMembership.objects.filter(store__brand=brand, member__status=Member.Status.ACTIVE, left_at__isnull=True)
         .values_list("store__platform")
         .annotate(members=Count("member_id", distinct=True))
         .order_by("store__platform")
@@ -87,7 +87,7 @@ def platform_overlap(brand: Brand) -> dict[int, int]:
             FROM {membership} sm
             JOIN {store} s ON s.id = sm.store_id
             JOIN {member} m ON m.id = sm.member_id
-            WHERE s.brand_id = %s AND m.status = %s
+            WHERE s.brand_id = %s AND m.status = %s AND sm.left_at IS NULL
             GROUP BY sm.member_id
         ) per
         GROUP BY 1

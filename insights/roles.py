@@ -41,6 +41,7 @@ _MEMBER_VIEWS = [
     "members.view_mergeevent",
     "members.view_nevermerge",
     "imports.view_importjob",
+    "imports.view_platformevent",
 ]
 
 ROLES: dict[str, list[str] | str] = {
@@ -70,6 +71,7 @@ ROLES: dict[str, list[str] | str] = {
         "members.delete_nevermerge",
         "members.view_pii",
         "cdp.view_auditlog",
+        "imports.view_platformconnection",
         "consent.view_purpose",
         "consent.add_purpose",
         "consent.change_purpose",

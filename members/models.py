@@ -244,6 +244,9 @@ class StoreMembership(models.Model):
     )
     store_member_id = models.CharField(_("store member id"), max_length=100)
     joined_at = models.DateTimeField(_("joined"), null=True, blank=True)
+    # When the person left the store's membership (解绑, pushed by the platform); a later
+    # join clears it. The membership stays: it is what the brand collected.
+    left_at = models.DateTimeField(_("left"), null=True, blank=True)
     tier = models.CharField(_("tier"), max_length=50, blank=True)
     points = models.IntegerField(_("points"), default=0)
     # ⚑ Brand wall: the profile values this store's records gave (``Member.PROFILE_FIELDS``,

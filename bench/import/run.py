@@ -197,12 +197,15 @@ def main() -> None:
     print(f"   {run.counts}")
     print("   " + _manage(url, "verify_consent_ledger").strip())
     print("   " + _manage(url, "rebuild_consent_state", "--check").strip())
-    if args.baseline_rows <= 0:
-        return
-    baseline = _baseline(url, main_path, args.baseline_rows)
-    print(
-        f"3. django-import-export import_data: {baseline:,.0f} rows/s; ours {rate:,.0f} rows/s = {rate / baseline:.1f}×"
-    )
+    figures = {"rows": run.counts["rows"], "rows_per_s": round(rate), "peak_rss_mib": round(run.peak / 2**20)}
+    if args.baseline_rows > 0:
+        baseline = _baseline(url, main_path, args.baseline_rows)
+        print(
+            f"3. django-import-export import_data: {baseline:,.0f} rows/s; ours {rate:,.0f} rows/s = "
+            f"{rate / baseline:.1f}×"
+        )
+        figures.update(import_data_rows_per_s=round(baseline), ratio=round(rate / baseline, 2))
+    print("BENCH_RESULT " + json.dumps({"name": "member_import", "figures": figures}))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ stages of the members touched are refreshed set-based.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -108,7 +109,7 @@ def import_order_file(
     now = timezone.now()
     tz = timezone.get_current_timezone()
     touched: set[int] = set()
-    writer = _Writer(overlap=use_copy and not connection.in_atomic_block)
+    writer = _Writer(writers=settings.IMPORT_ORDER_WRITERS if use_copy and not connection.in_atomic_block else 0)
 
     def write(orders: dict[str, ParsedOrder]) -> None:
         writer.submit(_write, orders, store=store, result=result, touched=touched, dry_run=dry_run, use_copy=use_copy)
@@ -126,26 +127,39 @@ def import_order_file(
 
 
 class _Writer:
-    """Writes chunks one after the other; with ``overlap``, in a thread of its own (its own
-    database connection, each chunk its own transaction), so the server writes a chunk
-    while Python reads the next one: two cores instead of one. Only when the caller holds
-    no transaction, since the thread's connection would not see what that one wrote."""
+    """Writes chunks; with ``writers`` > 0, in threads of their own (each its own database
+    connection, each chunk its own transaction), so the server writes chunks while Python
+    reads the next one: every core instead of one. Only when the caller holds no
+    transaction, since the threads' connections would not see what that one wrote.
 
-    def __init__(self, *, overlap: bool) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=1) if overlap else None
-        self.pending: Future[None] | None = None
+    A chunk that shares an order id with one in flight (the same order on two distant
+    lines of a file) waits for it, so the later line still wins; at most ``writers``
+    chunks are in flight, so memory stays flat, and an error surfaces at the next chunk."""
 
-    def submit(self, fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *, writers: int) -> None:
+        self.writers = writers
+        self.pool = ThreadPoolExecutor(max_workers=writers) if writers else None
+        self.pending: list[tuple[Future[None], frozenset[str]]] = []
+
+    def submit(self, fn: Callable[..., None], chunk: dict[str, Any], **kwargs: Any) -> None:
         if self.pool is None:
-            fn(*args, **kwargs)
+            fn(chunk, **kwargs)
             return
-        self.wait()  # one chunk in flight: memory stays flat, errors surface at once
-        self.pending = self.pool.submit(fn, *args, **kwargs)
+        ids = frozenset(chunk)
+        for future, other in list(self.pending):
+            if not ids.isdisjoint(other):
+                self._finish(future)
+        while len(self.pending) >= self.writers:
+            self._finish(self.pending[0][0])
+        self.pending.append((self.pool.submit(fn, chunk, **kwargs), ids))
+
+    def _finish(self, future: Future[None]) -> None:
+        self.pending = [(f, ids) for f, ids in self.pending if f is not future]
+        future.result()
 
     def wait(self) -> None:
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            pending.result()
+        while self.pending:
+            self._finish(self.pending[0][0])
 
     def close(self) -> None:
         if self.pool is None:
@@ -153,7 +167,16 @@ class _Writer:
         try:
             self.wait()
         finally:
-            self.pool.submit(connections.close_all).result()
+            # Each thread closes its own connection: the barrier holds a thread that closed
+            # until every thread has taken one of these tasks.
+            barrier = threading.Barrier(self.writers)
+
+            def close() -> None:
+                connections.close_all()
+                barrier.wait(timeout=60)
+
+            for future in [self.pool.submit(close) for _ in range(self.writers)]:
+                future.result()
             self.pool.shutdown()
 
 

@@ -323,3 +323,31 @@ def test_brand_view_counts_like_the_metrics(tmp_path, tmall, settings):
     settings.ORDERS_COUNT_REFUNDED_FOR_LIFECYCLE = True
     seen = brand_order_metrics([zhang.pk], tmall.brand_id)[zhang.pk]
     assert (seen["order_count"], seen["lifecycle_stage"]) == (2, "active")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the overlapping writers run on PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("writers", [1, 2, 3])
+def test_overlapping_writers_give_the_same_orders_and_the_later_line_wins(tmp_path, writers, settings):
+    # Chunks of 2 orders, so several are in flight. Order 1 comes back in the very next
+    # chunk (in flight together: it must wait) refunded, order 7 on the last line with a
+    # new amount: the later line wins.
+    settings.IMPORT_ORDER_WRITERS = writers
+    store = StoreFactory(code="lotus-tmall", platform="tmall")
+    buyer = member_with(store, member_id="tb_1")
+    rows = [tmall_row(f"{n}", buyer="tb_1" if n % 2 else "", amount=f"{n}.00") for n in range(1, 21)]
+    rows.insert(2, tmall_row("1", buyer="tb_1", amount="1.00", status="交易关闭", refund="退款成功"))
+    rows.append(tmall_row("7", buyer="tb_1", amount="70.00"))
+    path = write(tmp_path / "orders.csv", TMALL_HEADER, rows)
+
+    result = import_order_file(path, store=store, chunk_rows=2)
+
+    assert (result.rows, result.created, result.rejected) == (22, 20, 0)
+    orders = {o.external_id: o for o in Order.objects.filter(store=store)}
+    assert len(orders) == 20
+    assert orders["1"].status == Order.Status.REFUNDED
+    assert orders["7"].amount == Decimal("70.00")
+    buyer.refresh_from_db()
+    counted = [n for n in range(1, 21, 2) if n != 1]  # odd orders are tb_1's; order 1 was refunded
+    assert buyer.order_count == len(counted)
+    assert buyer.total_spent == sum(Decimal(n) for n in counted) - Decimal(7) + Decimal(70)

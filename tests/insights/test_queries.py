@@ -60,6 +60,16 @@ def test_platform_overlap(world):
     assert queries.platform_overlap(world.rose) == {1: 2, 2: 0, 3: 0}
 
 
+def test_a_membership_that_ended_no_longer_counts_as_a_member_there(world):
+    # A leaves WeChat (解绑, pushed by the platform): A is still at Tmall and JD.
+    from members.models import StoreMembership
+
+    StoreMembership.objects.filter(store=world.wechat, member=world.people["A"]).update(left_at=at(2026, 2, 1))
+    assert world.wechat.pk not in queries.members_per_store(world.lotus)
+    assert "wechat" not in queries.members_by_platform(world.lotus)
+    assert queries.platform_overlap(world.lotus) == {1: 3, 2: 2, 3: 0}
+
+
 def test_contactable_per_purpose_and_channel(ledger):
     # Now: only D's SMS grant stands (A and B withdrew later; C withdrew e-mail).
     rows = [(c.purpose, c.channel, c.members) for c in queries.contactable(ledger.lotus)]

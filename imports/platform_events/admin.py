@@ -1,0 +1,83 @@
+"""Admin pages: the stores' platform connections (the secret write-only) and the events
+the platforms pushed (read-only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from cdp import audit
+from cdp.admin import ReadOnlyAdminMixin
+
+from .connections import new_generic_secret
+from .models import PlatformConnection, PlatformEvent
+
+
+class PlatformConnectionForm(forms.ModelForm):
+    new_secret = forms.CharField(
+        label=_("shared secret"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_(
+            "The app secret (Tmall, Douyin) or token (WeChat) the platform shows for the brand's app. "
+            "Leave empty to keep the current one; for the generic adapter, empty makes a new one, shown once."
+        ),
+    )
+
+    class Meta:
+        model = PlatformConnection
+        fields = ["store", "adapter", "app_id", "agreement_purpose", "agreement_notice", "is_active"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        adapter = data.get("adapter")
+        if not data.get("new_secret") and self.instance.pk is None and adapter != PlatformConnection.Adapter.GENERIC:
+            self.add_error("new_secret", _("Give the secret the platform shows for the brand's app."))
+        return data
+
+
+@admin.register(PlatformConnection)
+class PlatformConnectionAdmin(admin.ModelAdmin):
+    form = PlatformConnectionForm
+    list_display = ["store", "adapter", "app_id", "agreement_notice", "is_active", "created_at"]
+    list_filter = ["adapter", "is_active", "store__brand"]
+    list_select_related = ["store", "agreement_notice"]
+    search_fields = ["store__code", "store__name"]
+    readonly_fields = ["push_url", "created_at", "created_by"]
+
+    @admin.display(description=_("push URL"))
+    def push_url(self, obj: PlatformConnection) -> str:
+        return f"/api/v1/platform-events/{obj.store.code}/" if obj.pk else "—"
+
+    def save_model(self, request: HttpRequest, obj: PlatformConnection, form: Any, change: bool) -> None:
+        secret = form.cleaned_data.get("new_secret")
+        shown = ""
+        if secret:
+            obj.secret = secret
+        elif not change:
+            obj.secret = shown = new_generic_secret()
+        if not change:
+            obj.created_by = request.user.get_username()
+        super().save_model(request, obj, form, change)
+        with audit.acting_as(audit.user_actor(request.user, audit.client_ip(request))):
+            audit.record(
+                "platform.connected", obj, changes={"adapter": obj.adapter, "secret_changed": bool(secret or shown)}
+            )
+        if shown:
+            messages.warning(
+                request, _("Signing secret, shown only now: give it to the platform: %(secret)s") % {"secret": shown}
+            )
+
+
+@admin.register(PlatformEvent)
+class PlatformEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["received_at", "connection", "kind", "outcome", "detail", "member", "event_id"]
+    list_filter = ["kind", "outcome", "connection__store__brand"]
+    list_select_related = ["connection__store", "member"]
+    search_fields = ["event_id"]
+    date_hierarchy = "received_at"
