@@ -4,12 +4,13 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import admin_auth, views
+from . import admin_auth, admin_scope, views
 
 admin.site.site_header = _("Consent-first CDP")
 admin.site.site_title = _("CDP admin")
 admin.site.index_title = _("Members, consent and segments")
 admin_auth.install(admin.site)  # the login form with the second factor (cdp/admin_auth.py)
+admin_scope.install(admin.site)  # ⚑ brand wall, staff side: every admin scoped to the staff's brands
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -21,14 +21,19 @@ def person(member_id: int) -> QuerySet[Member]:
     return Member.objects.filter(Q(pk=member_id) | Q(merged_into_id=member_id)).values("pk")
 
 
-def member_timeline(member: Member, *, limit: int) -> dict[str, list[ConsentEvent]]:
+def member_timeline(
+    member: Member, *, limit: int, brand_ids: frozenset[int] | None = None
+) -> dict[str, list[ConsentEvent]]:
     """``states``: the events behind the member's current ConsentState rows (what
     ``can_contact`` decides on); ``events``: the latest ``limit`` events by when they
-    happened. One query however long the history: a window function ranks the person's
-    events, and only the rows that are a state or among the latest come back."""
+    happened; with ``brand_ids``, of those brands only (a brand's staff). One query
+    however long the history: a window function ranks the person's events, and only the
+    rows that are a state or among the latest come back."""
+    events = ConsentEvent.objects.filter(member_id__in=person(member.pk))
+    if brand_ids is not None:
+        events = events.filter(brand_id__in=brand_ids)
     rows = list(
-        ConsentEvent.objects.filter(member_id__in=person(member.pk))
-        .select_related("brand", "purpose", "notice")
+        events.select_related("brand", "purpose", "notice")
         .annotate(
             is_state=Exists(ConsentState.objects.filter(member_id=member.pk, event_id=OuterRef("pk"))),
             recent=Window(RowNumber(), order_by=[F("occurred_at").desc(), F("id").desc()]),

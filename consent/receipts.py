@@ -145,7 +145,8 @@ def _admin_event(admin_site: AdminSite, request: HttpRequest, object_id: int) ->
     if model_admin is None or not model_admin.has_view_permission(request):
         raise PermissionDenied
     event = load_event(object_id)
-    if event is None:
+    # ⚑ Brand wall: the ledger page's own queryset (scoped to the staff member's brands).
+    if event is None or not model_admin.get_queryset(request).filter(pk=event.pk).exists():
         raise Http404
     return event
 

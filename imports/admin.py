@@ -34,6 +34,7 @@ from django.utils.translation import gettext_lazy as _
 
 from cdp import audit
 from cdp.admin import ReadOnlyAdminMixin
+from cdp.admin_scope import scoped
 from cdp.csvutil import csv_response
 from cdp.enqueue import enqueue_on_commit
 from consent.validation import latest_allowed
@@ -173,7 +174,7 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        get_object_or_404(ImportJob, pk=job_id)
+        get_object_or_404(scoped(ImportJob.objects.all(), request.user), pk=job_id)
         self._retry(request, [job_id])
         return HttpResponseRedirect(reverse("admin:imports_importjob_change", args=[job_id]))
 
@@ -205,6 +206,7 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if not self._can_import(request):
             raise PermissionDenied
         form = ImportForm(request.POST or None, request.FILES or None, initial={"store": request.GET.get("store")})
+        form.fields["store"].queryset = scoped(form.fields["store"].queryset, request.user)
         status = 200
         if request.method == "POST":
             if form.is_valid():
@@ -254,7 +256,7 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         if request.method != "POST":
             return HttpResponse(status=405)
-        job = get_object_or_404(ImportJob, pk=job_id)
+        job = get_object_or_404(scoped(ImportJob.objects.all(), request.user), pk=job_id)
         if retention.cancel_preview(job):
             messages.info(request, _("The import was cancelled and the file deleted."))
         else:
@@ -266,7 +268,9 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         if request.method != "POST":
             return HttpResponse(status=405)
-        job = get_object_or_404(ImportJob, pk=job_id, status=ImportJob.Status.PENDING)
+        job = get_object_or_404(
+            scoped(ImportJob.objects.all(), request.user), pk=job_id, status=ImportJob.Status.PENDING
+        )
         url = reverse("admin:imports_importjob_change", args=[job.pk])
         if job.size > settings.IMPORT_ASYNC_THRESHOLD_BYTES:
             enqueue_on_commit("imports.tasks.run_import_job", job.pk)
@@ -290,7 +294,7 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def errors_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        job = get_object_or_404(ImportJob, pk=job_id)
+        job = get_object_or_404(scoped(ImportJob.objects.all(), request.user), pk=job_id)
         if not job.errors_file:
             raise Http404("no rejected rows")
         # The reasons in the reader's language (the file keeps message ids): rendered while
@@ -312,6 +316,7 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if not (request.user.has_perm("members.view_storemembership") and request.user.has_perm("members.view_pii")):
             raise PermissionDenied
         form = ExportForm(request.GET or None)
+        form.fields["store"].queryset = scoped(form.fields["store"].queryset, request.user)
         if not form.is_valid():
             return HttpResponse(_("Choose a store to export."), status=400, content_type="text/plain; charset=utf-8")
         store = form.cleaned_data["store"]

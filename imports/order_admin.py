@@ -22,6 +22,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from cdp import audit
+from cdp.admin_scope import scoped
 from members.models import Store
 
 from .orders import import_order_file, recognised
@@ -51,6 +52,7 @@ def order_import_view(request: HttpRequest, model_admin: admin.ModelAdmin) -> Ht
     if not request.user.has_perm("imports.add_importjob"):
         raise PermissionDenied
     form = OrderImportForm(request.POST or None, request.FILES or None)
+    form.fields["store"].queryset = scoped(form.fields["store"].queryset, request.user)
     status = 200
     if request.method == "POST":
         if form.is_valid():

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from cdp.admin_scope import scoped
 from members.models import Brand
 
 PRESETS = {"30": 30, "90": 90, "365": 365}
@@ -94,10 +95,10 @@ class DashboardForm(forms.Form):
         return query.urlencode()
 
 
-def dashboard_form(params: Any) -> DashboardForm | None:
+def dashboard_form(params: Any, user: Any) -> DashboardForm | None:
     """The form bound to the request's parameters, defaults filled in for those missing:
-    the first brand by name and the last 90 days. None when no brand exists yet."""
-    brands = Brand.objects.order_by("name", "pk")
+    the first of ``user``'s brands by name and the last 90 days. None when they have none."""
+    brands = scoped(Brand.objects.order_by("name", "pk"), user)
     data = {"period": DEFAULT_PERIOD}
     for key in ("brand", "period", "start", "end"):
         if key in params:

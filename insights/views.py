@@ -49,7 +49,7 @@ def index(request: HttpRequest) -> HttpResponse:
     period shows the form's errors (400) instead of the figures."""
     if not can_view(request):
         return admin.site.index(request)
-    form = dashboard_form(request.GET)
+    form = dashboard_form(request.GET, request.user)
     if form is None:  # no brand yet: nothing to show, and nothing wrong with the request
         return admin.site.index(request, extra_context={"dashboard": {"form": None}})
     # Ledger-wide, so above every brand's figures: a broken ledger, or a consent state that
@@ -79,7 +79,7 @@ def chart_csv(request: HttpRequest, slug: str) -> HttpResponse:
     build = charts.BUILDERS.get(slug)
     if build is None:
         raise Http404
-    form = dashboard_form(request.GET)
+    form = dashboard_form(request.GET, request.user)
     if form is None:
         raise Http404
     if not form.is_valid():
@@ -96,7 +96,7 @@ def refresh(request: HttpRequest) -> HttpResponse:
     """Recompute the brand's stored figures now (a Celery task; in-process without a
     broker), then show the page again; every cached period of the brand goes stale."""
     _require_permission(request)
-    form = dashboard_form(request.POST)
+    form = dashboard_form(request.POST, request.user)
     if form is None:
         raise Http404
     if not form.is_valid():

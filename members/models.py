@@ -7,6 +7,7 @@ id to exactly one member; two store records sharing any identity are the same pe
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -60,11 +61,21 @@ class Brand(models.Model):
         help_text=_("The law the brand answers to for these members."),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # ⚑ Brand wall, staff side: the admin shows staff only their brands' data
+    # (cdp.admin_scope); superusers and holders of "all_brands" see every brand.
+    staff = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("staff"),
+        blank=True,
+        related_name="staff_brands",
+        help_text=_("Staff who work for this brand: in the admin they see only their brands' data."),
+    )
 
     class Meta:
         verbose_name = _("brand")
         verbose_name_plural = _("brands")
         ordering = ["name"]
+        permissions = [("all_brands", _("Can see and manage every brand"))]
 
     def __str__(self) -> str:
         return self.name

@@ -176,7 +176,7 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
         return custom + super().get_urls()
 
     def _request_to_act_on(self, request: HttpRequest, request_id: int) -> DataSubjectRequest:
-        obj = get_object_or_404(DataSubjectRequest.objects.select_related("member", "assignee"), pk=request_id)
+        obj = get_object_or_404(self.get_queryset(request).select_related("member", "assignee"), pk=request_id)
         if not self.has_change_permission(request, obj):
             raise PermissionDenied
         return obj

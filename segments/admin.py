@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from cdp import audit
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
+from cdp.admin_scope import scoped
 from cdp.csvutil import csv_response
 from consent.models import Purpose
 from members.masking import audit_pii_view
@@ -161,7 +162,8 @@ class SegmentAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         try:
-            purpose = Purpose.objects.select_related("brand").get(pk=int(request.POST.get("purpose", "")))
+            purposes = scoped(Purpose.objects.select_related("brand"), request.user)
+            purpose = purposes.get(pk=int(request.POST.get("purpose", "")))
             rules = json.loads(request.POST.get("rules", ""))
         except (ValueError, Purpose.DoesNotExist):
             return JsonResponse(
@@ -179,7 +181,7 @@ class SegmentAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:segments_segment_change", args=[pk]))
         if not request.user.has_perm("segments.build_segment"):
             raise PermissionDenied
-        segment = get_object_or_404(Segment, pk=pk)
+        segment = get_object_or_404(self.get_queryset(request), pk=pk)
         self._request_builds(request, [segment])
         return HttpResponseRedirect(reverse("admin:segments_segment_change", args=[pk]))
 
@@ -268,7 +270,7 @@ class SegmentBuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not self.has_build_permission(request):
             raise PermissionDenied
-        self._retry(request, [get_object_or_404(SegmentBuild, pk=pk)])
+        self._retry(request, [get_object_or_404(self.get_queryset(request), pk=pk)])
         return HttpResponseRedirect(reverse("admin:segments_segmentbuild_change", args=[pk]))
 
     @admin.action(description=_("Retry the selected failed builds"), permissions=["build"])
@@ -303,7 +305,7 @@ class SegmentBuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 def _export(model_admin: SegmentBuildAdmin, request: HttpRequest, pk: int) -> HttpResponse:
     if not request.user.has_perm("segments.export_segment"):
         raise PermissionDenied
-    build = get_object_or_404(SegmentBuild, pk=pk)
+    build = get_object_or_404(model_admin.get_queryset(request), pk=pk)
     form = ExportForm(request.POST)
     back = reverse("admin:segments_segmentbuild_change", args=[pk])
     if not form.is_valid():
@@ -349,7 +351,7 @@ class SegmentExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         export permission (full contact points); every download is audited."""
         if not request.user.has_perm("segments.export_segment"):
             raise PermissionDenied
-        export = SegmentExport.objects.select_related("build__segment__brand").filter(pk=pk).first()
+        export = self.get_queryset(request).select_related("build__segment__brand").filter(pk=pk).first()
         if export is None:
             raise Http404
         segment = export.build.segment

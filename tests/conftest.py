@@ -73,9 +73,23 @@ def superuser(db):
     return UserFactory(username="root", is_staff=True, is_superuser=True)
 
 
-def _staff_with(username: str, codenames: list[str]):
+def _staff_with(username: str, codenames: list[str], *, brands=None):
+    """Staff with these permissions. Without ``brands`` they are group staff who see every
+    brand (``all_brands``); with ``brands`` they belong to those brands only
+    (cdp.admin_scope, tests/cdp/test_admin_brand_wall.py)."""
     user = UserFactory(username=username, is_staff=True)
+    if brands is None:
+        codenames = [*codenames, "all_brands"]
     user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    for brand in brands or []:
+        brand.staff.add(user)
+    return user
+
+
+def see_every_brand(user):
+    """Make ``user`` group staff: they see every brand (``members.all_brands``), as staff
+    did before brand scoping; the scoping itself is tested in test_admin_brand_wall.py."""
+    user.user_permissions.add(Permission.objects.get(codename="all_brands"))
     return user
 
 

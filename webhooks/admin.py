@@ -218,7 +218,7 @@ class ConsentFileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         member ids); every download is audited, the data files also as ``pii.viewed``."""
         if not request.user.has_perm("webhooks.download_consentfile"):
             raise PermissionDenied
-        consent_file = ConsentFile.objects.select_related("feed").filter(pk=pk, deleted_at__isnull=True).first()
+        consent_file = self.get_queryset(request).select_related("feed").filter(pk=pk, deleted_at__isnull=True).first()
         where = feeds.file_path(consent_file, name) if consent_file is not None else None
         if where is None or not where.is_file():
             raise Http404

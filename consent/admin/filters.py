@@ -10,6 +10,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from cdp.admin_scope import scoped
+
 from .. import evidence
 from ..models import (
     Purpose,
@@ -20,7 +22,8 @@ class PurposeListFilter(admin.RelatedFieldListFilter):
     """``Purpose.__str__`` shows the brand code: fetch brands with the purposes (one query)."""
 
     def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> list[tuple[Any, str]]:
-        return [(p.pk, str(p)) for p in Purpose.objects.select_related("brand").order_by("brand__code", "code")]
+        purposes = scoped(Purpose.objects.select_related("brand"), request.user).order_by("brand__code", "code")
+        return [(p.pk, str(p)) for p in purposes]
 
 
 class CanonicalMemberFilter(admin.SimpleListFilter):

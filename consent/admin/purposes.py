@@ -15,6 +15,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from cdp.admin import AuditedAdminMixin
+from cdp.admin_scope import scoped
 
 from .. import services
 from ..models import (
@@ -74,7 +75,7 @@ class NoticeForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "purpose" in self.fields:  # absent on the read-only page of a published notice
-            self.fields["purpose"].queryset = Purpose.objects.select_related("brand")
+            self.fields["purpose"].queryset = self.fields["purpose"].queryset.select_related("brand")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -130,7 +131,7 @@ class NoticeAdmin(admin.ModelAdmin):
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         initial = super().get_changeform_initial_data(request)
         source = request.GET.get("copy_of", "")
-        notice = Notice.objects.filter(pk=source).first() if source.isdigit() else None
+        notice = scoped(Notice.objects.all(), request.user).filter(pk=source).first() if source.isdigit() else None
         if notice is not None:
             initial.update({name: getattr(notice, name) for name in ("kind", "locale", "title", "body", "url")})
             initial.update(brand=notice.brand_id, purpose=notice.purpose_id)

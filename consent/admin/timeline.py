@@ -7,6 +7,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from cdp.admin_scope import staff_brand_ids
 from members.admin import MEMBER_SECTIONS
 from members.models import Member
 
@@ -24,7 +25,7 @@ def consent_timeline(member: Member, request: HttpRequest) -> str:
     if not request.user.has_perm("consent.view_consentevent"):
         return ""
     context = {
-        **evidence.member_timeline(member, limit=TIMELINE_EVENTS),
+        **evidence.member_timeline(member, limit=TIMELINE_EVENTS, brand_ids=staff_brand_ids(request.user)),
         "member": member,
         "limit": TIMELINE_EVENTS,
         "ledger_url": reverse("admin:consent_consentevent_changelist") + "?" + urlencode({"member": member.pk}),

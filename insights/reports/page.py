@@ -15,6 +15,7 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext_lazy as _
 
 from cdp import audit
+from cdp.admin_scope import scoped
 from cdp.csvutil import csv_response
 from members.models import Brand
 
@@ -36,16 +37,20 @@ class ReportForm(forms.Form):
     )
 
     @classmethod
-    def with_defaults(cls, query: QueryDict) -> ReportForm:
-        """Bound to the query string, with the first brand and the last 30 days filled in."""
+    def with_defaults(cls, query: QueryDict, user: Any) -> ReportForm:
+        """Bound to the query string, with the first of ``user``'s brands and the last 30
+        days filled in; only their brands can be chosen."""
         data = query.copy()
         today = timezone.localdate()
+        brands = scoped(Brand.objects.order_by("name"), user)
         if not data.get("brand"):
-            first = Brand.objects.order_by("name").values_list("pk", flat=True).first()
+            first = brands.values_list("pk", flat=True).first()
             data["brand"] = "" if first is None else str(first)
         data.setdefault("since", (today - dt.timedelta(days=DEFAULT_DAYS - 1)).isoformat())
         data.setdefault("until", today.isoformat())
-        return cls(data)
+        form = cls(data)
+        form.fields["brand"].queryset = brands
+        return form
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -80,7 +85,7 @@ def report_page(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
     table, ``?format=pdf`` the whole report."""
     if not request.user.has_perm(PERMISSION):
         raise PermissionDenied
-    form = ReportForm.with_defaults(request.GET)
+    form = ReportForm.with_defaults(request.GET, request.user)
     fmt = request.GET.get("format", "")
     if fmt not in ("", "csv", "pdf"):
         raise Http404("no such format")

@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from cdp.admin import AuditedAdminMixin
+from cdp.admin_scope import staff_brand_ids
 
 from ..models import Brand, Store
 
@@ -17,6 +18,12 @@ class BrandAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "code", "jurisdiction", "color", "store_count", "created_at"]
     list_filter = ["jurisdiction"]
     search_fields = ["name", "code"]
+    filter_horizontal = ["staff"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Brand | None = None) -> list[str]:
+        # Who works for which brand is decided by those who see every brand.
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if staff_brand_ids(request.user) is None else [*fields, "staff"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Brand]:
         return super().get_queryset(request).annotate(_stores=Count("stores"))

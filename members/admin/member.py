@@ -19,6 +19,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
+from cdp.admin_scope import scoped
 
 from .. import services
 from ..masking import can_view_pii, mask_attributes, mask_email, mask_identity, mask_phone
@@ -91,7 +92,7 @@ class BrandFilter(admin.SimpleListFilter):
     parameter_name = "brand"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[Any, Any]]:
-        return list(Brand.objects.values_list("pk", "name"))
+        return list(scoped(Brand.objects.all(), request.user).values_list("pk", "name"))
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Member]) -> QuerySet[Member]:
         if self.value():
@@ -241,7 +242,10 @@ class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("recent orders"))
     def recent_orders(self, obj: Member) -> str:
-        orders = list(obj.orders.select_related("store").order_by("-placed_at")[:RECENT_ORDERS])
+        request = getattr(obj, "_admin_request", None)
+        if request is None:
+            return "—"
+        orders = list(scoped(obj.orders.select_related("store"), request.user).order_by("-placed_at")[:RECENT_ORDERS])
         if not orders:
             return "—"
         rows = format_html_join(
@@ -338,7 +342,7 @@ class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
         return custom + super().get_urls()
 
     def unmerge_view(self, request: HttpRequest, member_id: int, event_id: int) -> HttpResponse:
-        member = get_object_or_404(Member, pk=member_id)
+        member = get_object_or_404(self.get_queryset(request), pk=member_id)
         if not self.has_change_permission(request, member):
             raise PermissionDenied
         event = get_object_or_404(

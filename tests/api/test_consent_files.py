@@ -22,6 +22,7 @@ from cdp.models import AuditLog
 from consent import services as consent_services
 from members.models import Member, StoreMembership
 from members.signals import member_erased
+from tests.conftest import see_every_brand
 from tests.factories import UserFactory
 from webhooks import signing, tasks
 from webhooks.feeds import services as feeds
@@ -257,6 +258,7 @@ def test_the_daily_beat_task_writes_every_active_feed(feed, brand, history):
 def staff(username: str, codenames: list[str]):
     user = UserFactory(username=username, is_staff=True)
     user.user_permissions.set(Permission.objects.filter(content_type__app_label="webhooks", codename__in=codenames))
+    see_every_brand(user)
     return user
 
 

@@ -30,6 +30,7 @@ from privacy import rights
 from tests.api.conftest import *  # noqa: F403 - the API tests' fixtures: api, marketing, alice
 from tests.api.conftest import member_of
 from tests.api.receiver import Receiver
+from tests.conftest import see_every_brand
 from tests.factories import UserFactory
 from webhooks import services as webhooks
 from webhooks.models import Delivery
@@ -458,6 +459,7 @@ def test_staff_who_may_only_look_cannot_send(client):
     OutboxMessage.objects.create(task=NOTE, args=["x"])
     viewer = UserFactory(username="viewer", is_staff=True)
     viewer.user_permissions.set(Permission.objects.filter(codename="view_outboxmessage"))
+    see_every_brand(viewer)
     client.force_login(viewer)
     page = client.get(reverse("admin:cdp_outboxmessage_changelist")).content.decode()
     assert NOTE in page and "retry_now" not in page

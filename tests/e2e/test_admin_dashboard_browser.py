@@ -14,6 +14,7 @@ from django.utils import timezone
 from insights import charts, services
 from members.models import Order
 from privacy.models import DataSubjectRequest
+from tests.conftest import see_every_brand
 from tests.factories import UserFactory
 from tests.insights.conftest import record
 
@@ -45,6 +46,7 @@ def busy_world(world):  # noqa: F811
     services.take_lifecycle_snapshot(month=today)
     user = UserFactory(username="analyst", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename="view_dashboard"))
+    see_every_brand(user)
     return world
 
 

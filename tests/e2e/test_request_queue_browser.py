@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from privacy.models import DataSubjectRequest
+from tests.conftest import see_every_brand
 from tests.factories import MemberFactory, UserFactory
 
 from .conftest import ARTIFACTS
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_officer_assigns_and_refuses_a_request(page, live_server):
-    officer = UserFactory(username="officer-b", is_staff=True)
+    officer = see_every_brand(UserFactory(username="officer-b", is_staff=True))
     officer.groups.add(Group.objects.get(name="Privacy officer"))
     colleague = UserFactory(username="colleague-b", is_staff=True)
     now = timezone.now()

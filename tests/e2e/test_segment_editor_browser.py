@@ -11,6 +11,7 @@ from django.contrib.auth.models import Permission
 from consent import services as consent_services
 from consent.models import Notice, Purpose
 from segments.models import Segment
+from tests.conftest import see_every_brand
 from tests.factories import UserFactory
 from tests.segments.conftest import SEGMENT_PERMS, grant, shopper
 
@@ -31,6 +32,7 @@ def marketing_setup(brand, tmall):
         grant(shopper(tmall, city=city), purpose)
     user = UserFactory(username="builder", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename__in=[*SEGMENT_PERMS, "view_brand", "view_purpose"]))
+    see_every_brand(user)
     return purpose
 
 

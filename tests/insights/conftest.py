@@ -17,6 +17,7 @@ from django.utils import timezone
 from consent import services as consent_services
 from consent.models import Notice, Purpose
 from members.models import Member, Store, StoreMembership
+from tests.conftest import see_every_brand
 from tests.consent.fixtures import *  # noqa: F403 - the report tests use the consent fixtures
 from tests.factories import BrandFactory, MemberFactory, StoreFactory
 
@@ -135,4 +136,4 @@ def analyst(db):
 
     user = UserFactory(username="analyst", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename__in=["view_dashboard", "view_member"]))
-    return user
+    return see_every_brand(user)

@@ -14,6 +14,7 @@ from insights import charts, figures, services
 from insights.models import BrandFigures
 from members.models import StoreMembership
 from privacy.models import DataSubjectRequest
+from tests.conftest import see_every_brand
 from tests.factories import UserFactory
 
 from .conftest import PERIOD, SINCE, UNTIL
@@ -34,6 +35,7 @@ def clerk(db):
     """Staff without the dashboard permission."""
     user = UserFactory(username="clerk", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename__in=["view_member"]))
+    see_every_brand(user)
     return user
 
 

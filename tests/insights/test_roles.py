@@ -17,6 +17,7 @@ from insights import roles
 from members.models import Identity, StoreMembership
 from privacy import rights
 from segments.models import SegmentExport
+from tests.conftest import see_every_brand
 from tests.factories import MemberFactory, UserFactory
 from tests.insights.conftest import PERIOD
 from tests.segments.conftest import build, grant, make_segment, shopper
@@ -27,7 +28,7 @@ FULL_PHONE, MASKED_PHONE = "+8613800138000", "138****8000"
 
 
 def login(role: str) -> Client:
-    user = UserFactory(username=role.lower().replace(" ", "-"), is_staff=True)
+    user = see_every_brand(UserFactory(username=role.lower().replace(" ", "-"), is_staff=True))
     user.groups.add(Group.objects.get(name=role))
     client = Client(HTTP_ACCEPT_LANGUAGE="en")
     client.force_login(user)
@@ -181,3 +182,22 @@ def test_demo_staff_users_get_their_roles(settings):
 
         user = get_user_model().objects.get(username=username)
         assert list(user.groups.values_list("name", flat=True)) == [role] and not user.is_superuser
+
+
+def test_demo_marketer_and_officer_work_for_the_first_brand_and_the_administrator_for_all(settings):
+    from django.contrib.auth import get_user_model
+
+    from cdp.admin_scope import staff_brand_ids
+    from members.models import Brand
+    from tests.factories import BrandFactory
+
+    first, _other = BrandFactory(code="a-brand", name="Alpha"), BrandFactory(code="b-brand", name="Beta")
+    settings.DEBUG = True
+    out = io.StringIO()
+    call_command("ensure_demo_admin", stdout=out)
+    users = get_user_model().objects
+    assert staff_brand_ids(users.get(username="marketer")) == frozenset([first.pk])
+    assert staff_brand_ids(users.get(username="privacy")) == frozenset([first.pk])
+    assert staff_brand_ids(users.get(username="administrator")) is None
+    assert "Marketer: user marketer  password marketer (brand Alpha)" in out.getvalue()
+    assert Brand.objects.count() == 2

@@ -12,6 +12,7 @@ from consent.models import Action, Suppression
 from members.models import MergeEvent, StoreMembership
 from privacy import rights
 from privacy.models import PrivacyAccount
+from tests.conftest import see_every_brand
 from tests.factories import MemberFactory, UserFactory, make_members
 
 pytestmark = pytest.mark.django_db
@@ -94,6 +95,7 @@ def test_data_request_page_masks_without_the_permission(client, tmall):
     from django.contrib.auth.models import Permission
 
     staff.user_permissions.set(Permission.objects.filter(codename__in=["view_datasubjectrequest"]))
+    see_every_brand(staff)
     member = MemberFactory(phone="+8613900139000")
     request = rights.request_correction(member=member, account=None, details="x")
     client.force_login(staff)

@@ -18,6 +18,7 @@ from privacy import deadlines, rights
 from privacy import services as queue
 from privacy.models import DataSubjectRequest
 from privacy.tasks import erase_member_data
+from tests.conftest import see_every_brand
 from tests.factories import BrandFactory, MemberFactory, StoreFactory, UserFactory
 
 from .privacy_fixtures import *  # noqa: F403
@@ -29,7 +30,7 @@ QUEUE_QUERIES = 7
 
 
 def staff(username: str, role: str):
-    user = UserFactory(username=username, is_staff=True)
+    user = see_every_brand(UserFactory(username=username, is_staff=True))
     user.groups.add(Group.objects.get(name=role))
     return user
 

@@ -45,4 +45,10 @@ class Command(BaseCommand):
             staff.save()
             staff.groups.set([group])
             staff.user_permissions.clear()  # the role alone says what the demo user may do
-            self.stdout.write(f"  {role}: user {username}  password {password}")
+            # ⚑ Brand wall: the marketer and the privacy officer work for the first brand
+            # only (cdp.admin_scope); the Administrator role sees every brand.
+            brand_model = staff.staff_brands.model  # members.Brand, reached without importing upwards
+            brands = list(brand_model.objects.order_by("name", "pk")[:1]) if role != "Administrator" else []
+            staff.staff_brands.set(brands)
+            where = f" (brand {brands[0].name})" if brands else " (every brand)"
+            self.stdout.write(f"  {role}: user {username}  password {password}{where}")
