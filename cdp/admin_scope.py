@@ -62,6 +62,7 @@ BRAND_PATHS: dict[str, Scope] = {
     "segments.segmentbuild": "segment__brand",
     "segments.segmentexport": "build__segment__brand",
     "segments.contactlog": "brand",
+    "segments.contactpolicy": "brand",
     "webhooks.subscription": "brand",
     "webhooks.delivery": "subscription__brand",
     "webhooks.deliveryattempt": "delivery__subscription__brand",
@@ -70,7 +71,7 @@ BRAND_PATHS: dict[str, Scope] = {
 }
 
 # Not about one brand (users, schedules, the whole ledger's checkpoints, the outbox, the
-# audit log, the group-wide contact policy): only staff who see every brand see them.
+# audit log): only staff who see every brand see them.
 EVERY_BRAND_ONLY = {
     "auth.user",
     "auth.group",
@@ -81,7 +82,6 @@ EVERY_BRAND_ONLY = {
     "cdp.outboxmessage",
     "consent.checkpoint",
     "consent.ledgerverification",
-    "segments.contactpolicy",
 }
 EVERY = "every brand only"
 

@@ -49,7 +49,7 @@ def _fill(brand: Brand) -> None:
     from imports.platform_events.connections import connect_platform
     from members.models import Member, MergeEvent, NeverMerge
     from privacy.models import PrivacyAccount
-    from segments.models import ContactLog, SegmentBuild, SegmentExport
+    from segments.models import ContactLog, ContactPolicy, SegmentBuild, SegmentExport
     from webhooks import services as webhook_services
     from webhooks.models import ConsentFile, ConsentFileFeed, Delivery, DeliveryAttempt
 
@@ -71,6 +71,7 @@ def _fill(brand: Brand) -> None:
     build = SegmentBuild.objects.filter(segment__brand=brand).first()
     export = SegmentExport.objects.create(build=build, campaign=f"{brand.code} campaign")
     ContactLog.objects.create(member=members[0], brand=brand, purpose=purpose, channel="sms", export=export)
+    ContactPolicy.objects.get_or_create(brand=brand, defaults={"max_per_week": 3})
     subscription, _secret = webhook_services.create_subscription(brand=brand, url="https://hooks.example.com/x",
                                                                  events=["consent.changed"])  # fmt: skip
     delivery = Delivery.objects.create(subscription=subscription, event_type="consent.changed", body="{}")
