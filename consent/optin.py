@@ -183,7 +183,12 @@ def _with_request_relations(confirmation: ConsentEvent, opt_in: OptInRequest) ->
 
 
 def unsubscribe_url(member: Member, brand: Brand, purpose: Purpose, channel: str) -> str:
-    token = tokens.make_unsubscribe_token(member.pk, brand.pk, purpose.pk, channel)
+    return unsubscribe_url_for(member.pk, brand.pk, purpose.pk, channel)
+
+
+def unsubscribe_url_for(member_id: int, brand_id: int, purpose_id: int, channel: str) -> str:
+    """The person's one-click unsubscribe link (signed, no sign-in needed)."""
+    token = tokens.make_unsubscribe_token(member_id, brand_id, purpose_id, channel)
     return settings.SITE_URL + reverse("consent:unsubscribe", args=[token])
 
 

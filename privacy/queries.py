@@ -180,7 +180,7 @@ def usage(member: Member, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
     rows = (
         DataUsage.objects.filter(people_q(member))
         .order_by("-occurred_at", "-id")
-        .values("occurred_at", "brand__name", "purpose__name", "channel", "context_type")[:limit]
+        .values("occurred_at", "brand__name", "purpose__name", "channel", "context_type", "campaign")[:limit]
     )
     return [
         {
@@ -189,6 +189,7 @@ def usage(member: Member, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
             "purpose": row["purpose__name"],
             "channel": channels.get(row["channel"], ""),
             "what": USAGE_CONTEXTS.get(row["context_type"], ""),
+            "campaign": row["campaign"],
         }
         for row in rows
     ]

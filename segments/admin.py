@@ -25,7 +25,7 @@ from cdp.csvutil import csv_response
 from consent.models import Purpose
 from members.masking import audit_pii_view
 
-from . import exports, services
+from . import exports, files, services
 from .models import FUNNEL, ContactLog, ContactPolicy, Segment, SegmentBuild, SegmentExport
 from .queries import EXPORT_HEADER, dry_run_counts, export_rows, exported_members
 from .rules import FIELDS
@@ -253,8 +253,11 @@ class SegmentBuildAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         build = self.get_object(request, object_id)
         extra = dict(extra_context or {})
         if build is not None:
+            exports = list(build.exports.select_related("build__segment").order_by("-created_at")[:20])
+            for export in exports:
+                export.links = export_links(export)
             extra.update(
-                exports=list(build.exports.order_by("-created_at")[:20]),
+                exports=exports,
                 export_form=ExportForm(),
                 can_export=request.user.has_perm("segments.export_segment")
                 and build.status == SegmentBuild.Status.SUCCEEDED,
@@ -335,34 +338,68 @@ class SegmentExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fields = ["build", "kind", "campaign", "created_by", "created_at", "in_build", "exported", "download"]
     readonly_fields = fields
 
-    @admin.display(description=_("file"))
+    @admin.display(description=_("files"))
     def download(self, obj: SegmentExport) -> str:
-        url = reverse("admin:segments_segmentexport_csv", args=[obj.pk])
-        return format_html('<a href="{}">{}</a>', url, _("CSV"))
+        return export_links(obj)
 
     def get_urls(self) -> list[Any]:
         return [
             path("<int:pk>/csv/", self.admin_site.admin_view(self.csv_view), name="segments_segmentexport_csv"),
+            path(
+                "<int:pk>/gateway/",
+                self.admin_site.admin_view(self.gateway_view),
+                name="segments_segmentexport_gateway",
+            ),
             *super().get_urls(),
         ]
 
-    def csv_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        """The people the export let out, with the contact point for its channel. Needs the
-        export permission (full contact points); every download is audited."""
+    def _export_to_download(self, request: HttpRequest, pk: int, what: str) -> SegmentExport:
         if not request.user.has_perm("segments.export_segment"):
             raise PermissionDenied
         export = self.get_queryset(request).select_related("build__segment__brand").filter(pk=pk).first()
         if export is None:
             raise Http404
-        segment = export.build.segment
-        audit.record("segment.export_downloaded", export, changes={"rows": export.exported})
+        audit.record("segment.export_downloaded", export, changes={"rows": export.exported, "file": what})
         audit_pii_view(
             "segments_segmentexport_csv",
             member_ids=exported_members(export).values_list("pk", flat=True),
             export=export.pk,
         )
-        filename = f"{segment.brand.code}-{segment.slug}-export-{export.pk}.csv"
+        return export
+
+    def csv_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The sheet for people: who the export let out, with the contact point for its
+        channel, Excel-safe. Needs the export permission (full contact points); every
+        download is audited."""
+        export = self._export_to_download(request, pk, "sheet")
+        segment = export.build.segment
+        filename = f"{segment.brand.code}-{segment.slug}-{_('sheet')}-{export.pk}.csv"
         return csv_response(filename, EXPORT_HEADER, export_rows(export, segment.channel))
+
+    def gateway_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The file for the channel's sending system (``segments.files``): campaign sends
+        only; ``?phones=national`` for 11-digit Chinese mobile numbers."""
+        export = self._export_to_download(request, pk, "gateway")
+        if export.kind != SegmentExport.Kind.SEND:
+            raise Http404("a file for review has no gateway file")
+        phones = request.GET.get("phones", "e164")
+        if phones not in files.PHONE_FORMATS:
+            return HttpResponse(_("phones must be e164 or national."), status=400, content_type="text/plain")
+        segment = export.build.segment
+        filename = f"{segment.brand.code}-{segment.slug}-{_('gateway file')}-{export.pk}.csv"
+        rows = files.gateway_rows(export, segment, phone_format=phones)
+        return files.plain_csv_response(filename, files.gateway_header(segment.channel), rows)
+
+
+def export_links(export: SegmentExport) -> str:
+    """The download links of an export: the sheet, and for a campaign send its gateway file."""
+    links = [(reverse("admin:segments_segmentexport_csv", args=[export.pk]), _("Sheet (Excel)"))]
+    if export.kind == SegmentExport.Kind.SEND:
+        gateway = reverse("admin:segments_segmentexport_gateway", args=[export.pk])
+        links.append((gateway, _("Gateway file")))
+        if export.build.segment.channel in files.PHONE_CHANNELS:
+            links.append((gateway + "?phones=national", _("Gateway file, 11-digit numbers")))
+    return format_html_join(" · ", '<a href="{}">{}</a>', links)
 
 
 @admin.register(ContactLog)

@@ -68,7 +68,13 @@ def export_build(
     usage = {"brand": segment.brand_id, "purpose": segment.purpose_id, "channel": segment.channel}
     exported = insert_select(
         DataUsage,
-        {**usage, "context_type": EXPORT_CONTEXT, "context_ref": export.context_ref, "occurred_at": now},
+        {
+            **usage,
+            "context_type": EXPORT_CONTEXT,
+            "context_ref": export.context_ref,
+            "campaign": export.campaign,
+            "occurred_at": now,
+        },
         members,
     )
     if kind == SegmentExport.Kind.SEND:

@@ -153,7 +153,7 @@ class SegmentExport(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.build.segment} export #{self.pk}"
+        return _("%(segment)s, export #%(id)s") % {"segment": self.build.segment, "id": self.pk}
 
     @property
     def excluded(self) -> int:

@@ -122,6 +122,8 @@ class DataUsage(models.Model):
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, blank=True)
     context_type = models.CharField(_("context"), max_length=30)  # segment_export, api_segment_read, …
     context_ref = models.CharField(_("reference"), max_length=200, blank=True)  # segment slug, export id
+    # The campaign's name as the marketer typed it for the export (shown to the person).
+    campaign = models.CharField(_("campaign"), max_length=200, blank=True)
     occurred_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
 
     class Meta:

@@ -202,3 +202,17 @@ def test_themed_pages_cost_no_extra_queries(client, superuser, shop, name, djang
     client.get(reverse(name))  # warm caches (content types, site)
     with django_assert_max_num_queries(20):
         assert client.get(reverse(name)).status_code == 200
+
+
+def test_change_is_djangos_xiugai_in_the_admin_and_the_language_button_says_switch(client, superuser, brand):
+    # The privacy center's language button has its own context ("switch the language"),
+    # so it no longer overrides Django's own "Change" (修改) in the admin.
+    client.force_login(superuser)
+    page = client.get(reverse("admin:members_brand_changelist"), HTTP_ACCEPT_LANGUAGE="zh-hans")
+    index = client.get("/admin/members/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert page.status_code == 200
+    links = re.findall(r'class="changelink"[^>]*>([^<]+)<', index)
+    assert links and set(links) == {"修改"}
+    client.logout()
+    center = client.get("/privacy/", HTTP_ACCEPT_LANGUAGE="zh-hans", follow=True).content.decode()
+    assert re.search(r'type="submit">切换</button>', center)
