@@ -239,7 +239,14 @@ class Identity(models.Model):
         constraints = [models.UniqueConstraint(fields=["kind", "value"], name="identity_kind_value_unique")]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()}: {self.value}"
+        return f"{self.get_kind_display()}: {self.shown_value}"
+
+    @property
+    def shown_value(self) -> str:
+        """The value as the store or platform shows it: scoped kinds without their scope."""
+        if self.kind in (IdentityKind.STORE_MEMBER, IdentityKind.PLATFORM_USER) and ":" in self.value:
+            return self.value.split(":", 1)[1]
+        return self.value
 
 
 class StoreMembership(models.Model):

@@ -49,7 +49,7 @@ class _IdentityInline(ReadOnlyAdminMixin, admin.TabularInline):
 class IdentityInline(_IdentityInline):
     @admin.display(description=_("value"))
     def shown_value(self, obj: Identity) -> str:
-        return obj.value
+        return obj.shown_value
 
 
 class MaskedIdentityInline(_IdentityInline):
@@ -57,7 +57,7 @@ class MaskedIdentityInline(_IdentityInline):
 
     @admin.display(description=_("value"))
     def shown_value(self, obj: Identity) -> str:
-        return mask_identity(obj.kind, obj.value)
+        return mask_identity(obj.kind, obj.shown_value)
 
 
 class MembershipInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -252,7 +252,13 @@ class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
-                (o.placed_at.strftime("%Y-%m-%d %H:%M"), o.store.name, o.external_id, o.amount, ", ".join(o.categories))
+                (
+                    timezone.localtime(o.placed_at).strftime("%Y-%m-%d %H:%M"),
+                    o.store.name,
+                    o.external_id,
+                    o.amount,
+                    ", ".join(o.categories),
+                )
                 for o in orders
             ),
         )

@@ -266,3 +266,24 @@ def test_a_person_both_brands_know_shows_each_brands_staff_only_its_own_records(
     assert "LOTUS-77" in page and "LOTUS-77-O1" in page
     assert "NORTH-88" not in page and "NORTH-88-O1" not in page
     assert theirs.name not in page and northwind.name not in page
+
+
+def test_the_member_page_shows_ids_as_the_store_does_and_orders_in_local_time(client, superuser):
+    from members.identities import store_member_value
+    from members.models import Identity, Member, Order, StoreMembership
+
+    lotus, _northwind = _world()
+    store = Store.objects.filter(brand=lotus).order_by("pk").first()
+    person = Member.objects.create(name="张伟")
+    Identity.objects.create(member=person, kind="store_member", value=store_member_value(store.pk, "POS-9001"),
+                            store=store)  # fmt: skip
+    StoreMembership.objects.create(member=person, store=store, store_member_id="POS-9001")
+    # 23:30 UTC is 07:30 the next morning in Shanghai.
+    Order.objects.create(store=store, external_id="O-1", member=person, amount=5,
+                         placed_at=dt.datetime(2026, 11, 10, 23, 30, tzinfo=dt.UTC))  # fmt: skip
+    client.force_login(superuser)
+
+    page = client.get(reverse("admin:members_member_change", args=[person.pk])).content.decode()
+
+    assert f"{store.pk}:POS-9001" not in page and "POS-9001" in page
+    assert "2026-11-11 07:30" in page and "2026-11-10 23:30" not in page
