@@ -38,6 +38,7 @@ from cdp.admin_scope import scoped
 from cdp.csvutil import csv_response
 from cdp.enqueue import enqueue_on_commit
 from consent.validation import latest_allowed
+from members.admin import BRAND_CHECKLIST
 from members.masking import audit_pii_view
 from members.models import Store, StoreMembership
 
@@ -327,3 +328,12 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 from .platform_events import admin as platform_events_admin  # noqa: E402, F401 - registers its pages
+
+
+def first_import_step(brand: Any) -> tuple[str, bool, str]:
+    done = ImportJob.objects.filter(store__brand=brand, status=ImportJob.Status.DONE).exists()
+    return str(_("First member file imported")), done, reverse("admin:imports_importjob_import")
+
+
+if first_import_step not in BRAND_CHECKLIST:
+    BRAND_CHECKLIST.append(first_import_step)

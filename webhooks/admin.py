@@ -19,6 +19,7 @@ from django.utils.translation import ngettext
 from cdp import audit
 from cdp.admin import ReadOnlyAdminMixin, StoreOfBrandForm
 from consent.models import ConsentEvent
+from members.admin import BRAND_CHECKLIST
 from members.masking import audit_pii_view
 
 from . import services
@@ -243,3 +244,16 @@ def _members_in(consent_file: ConsentFile) -> Any:
         .values_list("person", flat=True)
         .distinct()
     )
+
+
+def receivers_step(brand: Any) -> tuple[str, bool, str]:
+    """Withdrawals reach the brand's other systems: a webhook or a daily consent file."""
+    done = (
+        Subscription.objects.filter(brand=brand, is_active=True).exists()
+        or ConsentFileFeed.objects.filter(brand=brand, is_active=True).exists()
+    )
+    return str(_("A webhook or consent file set up")), done, reverse("admin:webhooks_subscription_changelist")
+
+
+if receivers_step not in BRAND_CHECKLIST:
+    BRAND_CHECKLIST.append(receivers_step)

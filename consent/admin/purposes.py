@@ -16,6 +16,8 @@ from django.utils.translation import gettext_lazy as _
 
 from cdp.admin import AuditedAdminMixin
 from cdp.admin_scope import scoped
+from members.admin import BRAND_CHECKLIST
+from members.models import Brand
 
 from .. import services
 from ..models import (
@@ -163,3 +165,25 @@ class NoticeAdmin(admin.ModelAdmin):
             messages.INFO,
         )
         return HttpResponseRedirect(url)
+
+
+# --- The brand's go-live checklist --------------------------------------------------------
+
+
+def notices_step(brand: Brand) -> tuple[str, bool, str]:
+    """The membership agreement and every active purpose's notice published in each
+    language of the privacy center."""
+    from ..onboarding_texts import LOCALES
+
+    published = set(Notice.objects.filter(brand=brand).values_list("kind", "purpose_id", "locale").distinct())
+    needed = {(Notice.Kind.MEMBER_AGREEMENT, None, locale) for locale in LOCALES} | {
+        (Notice.Kind.PURPOSE_NOTICE, pk, locale)
+        for pk in Purpose.objects.filter(brand=brand, is_active=True).values_list("pk", flat=True)
+        for locale in LOCALES
+    }
+    url = reverse("admin:consent_notice_changelist") + "?" + urlencode({"brand__id__exact": brand.pk})
+    return str(_("Notices published in the four languages")), needed <= published, url
+
+
+if notices_step not in BRAND_CHECKLIST:
+    BRAND_CHECKLIST.append(notices_step)

@@ -12,7 +12,17 @@ what other apps' admins build on.
 from __future__ import annotations
 
 from . import brands_stores, merges, never_merge, orders
+from .brands_stores import BRAND_CHECKLIST
 from .member import MEMBER_SECTIONS, MemberAdmin
 from .pii import PiiAuditMixin
 
-__all__ = ["MEMBER_SECTIONS", "MemberAdmin", "PiiAuditMixin", "brands_stores", "merges", "never_merge", "orders"]
+__all__ = [
+    "BRAND_CHECKLIST",
+    "MEMBER_SECTIONS",
+    "MemberAdmin",
+    "PiiAuditMixin",
+    "brands_stores",
+    "merges",
+    "never_merge",
+    "orders",
+]

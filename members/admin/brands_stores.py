@@ -1,16 +1,44 @@
-"""Brands and their stores, with their store and member counts."""
+"""Brands and their stores, with their store and member counts, and a brand's go-live
+checklist (``BRAND_CHECKLIST``: each app adds its steps, as ``MEMBER_SECTIONS`` does)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from cdp.admin import AuditedAdminMixin
 from cdp.admin_scope import staff_brand_ids
+from cdp.models import ApiKey
 
 from ..models import Brand, Store
+
+# A step: brand → (what, done, where to do it). Apps above members append theirs.
+ChecklistStep = Callable[[Brand], tuple[str, bool, str]]
+BRAND_CHECKLIST: list[ChecklistStep] = []
+
+
+def _stores_step(brand: Brand) -> tuple[str, bool, str]:
+    url = reverse("admin:members_store_changelist") + "?" + urlencode({"brand__id__exact": brand.pk})
+    return str(_("Stores set up")), brand.stores.filter(is_active=True).exists(), url
+
+
+def _staff_step(brand: Brand) -> tuple[str, bool, str]:
+    return str(_("Staff assigned")), brand.staff.exists(), reverse("admin:members_brand_change", args=[brand.pk])
+
+
+def _api_key_step(brand: Brand) -> tuple[str, bool, str]:
+    live = ApiKey.objects.filter(brand=brand, revoked_at__isnull=True).exists()
+    return str(_("An API key issued")), live, reverse("admin:cdp_apikey_add")
+
+
+BRAND_CHECKLIST.extend([_stores_step, _staff_step, _api_key_step])
 
 
 @admin.register(Brand)
@@ -19,6 +47,21 @@ class BrandAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_filter = ["jurisdiction"]
     search_fields = ["name", "code"]
     filter_horizontal = ["staff"]
+    readonly_fields = ["checklist"]
+
+    @admin.display(description=_("go-live checklist"))
+    def checklist(self, obj: Brand) -> str:
+        if obj.pk is None:
+            return "—"
+        steps = [step(obj) for step in BRAND_CHECKLIST]
+        return format_html(
+            '<ul class="checklist">{}</ul>',
+            format_html_join(
+                "",
+                '<li><span aria-hidden="true">{}</span> <span class="visually-hidden">{}</span> <a href="{}">{}</a></li>',
+                (("✓" if done else "✗", _("done") if done else _("to do"), url, label) for label, done, url in steps),
+            ),
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Brand | None = None) -> list[str]:
         # Who works for which brand is decided by those who see every brand.
