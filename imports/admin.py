@@ -30,6 +30,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone, translation
 from django.utils.html import format_html, format_html_join
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext_lazy as _
 
 from cdp import audit
@@ -42,7 +43,7 @@ from members.admin import BRAND_CHECKLIST
 from members.masking import audit_pii_view
 from members.models import Store, StoreMembership
 
-from . import jobs, order_admin, retention
+from . import file_templates, jobs, order_admin, retention
 from .columns import EXPORT_COLUMNS
 from .consent_time import ConsentTimeProblem, check_consent_time
 from .models import ImportJob
@@ -152,6 +153,7 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             path("<int:job_id>/errors.csv", wrap(self.errors_view), name="imports_importjob_errors"),
             path("<int:job_id>/retry/", wrap(self.retry_view), name="imports_importjob_retry"),
             path("export/", wrap(self.export_view), name="imports_importjob_export"),
+            path("template/<str:language>.<str:fmt>", wrap(self.template_view), name="imports_importjob_template"),
             *order_admin.urls(self),  # the order files page (imports.order_admin)
             *super().get_urls(),
         ]
@@ -311,6 +313,24 @@ class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 yield from localized_rows(read_stored(text))
 
         return csv_response(f"import-{job.pk}-rejected.csv", ERROR_HEADER, rows())
+
+    def template_view(self, request: HttpRequest, language: str, fmt: str) -> HttpResponse:
+        """A member file template (``imports.file_templates``): Chinese or English headers,
+        CSV or XLSX, one example row."""
+        if not self._can_import(request):
+            raise PermissionDenied
+        if language not in file_templates.LANGUAGES or fmt not in file_templates.FORMATS:
+            raise Http404
+        if fmt == "csv":
+            body, content_type = file_templates.as_csv(language), "text/csv; charset=utf-8"
+        else:
+            body = file_templates.as_xlsx(language)
+            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        response = HttpResponse(body, content_type=content_type)
+        stem = _("member file template")  # outside the f-string, where makemessages finds it
+        name = f"{stem}-{language}.{fmt}"
+        response["Content-Disposition"] = content_disposition_header(True, name)
+        return response
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
         # Contact points leave the system in this file: only staff who may see them.

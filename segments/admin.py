@@ -373,7 +373,8 @@ class SegmentExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         download is audited."""
         export = self._export_to_download(request, pk, "sheet")
         segment = export.build.segment
-        filename = f"{segment.brand.code}-{segment.slug}-{_('sheet')}-{export.pk}.csv"
+        what = _("sheet")  # outside the f-string, where makemessages finds it
+        filename = f"{segment.brand.code}-{segment.slug}-{what}-{export.pk}.csv"
         return csv_response(filename, EXPORT_HEADER, export_rows(export, segment.channel))
 
     def gateway_view(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -386,7 +387,8 @@ class SegmentExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if phones not in files.PHONE_FORMATS:
             return HttpResponse(_("phones must be e164 or national."), status=400, content_type="text/plain")
         segment = export.build.segment
-        filename = f"{segment.brand.code}-{segment.slug}-{_('gateway file')}-{export.pk}.csv"
+        what = _("gateway file")
+        filename = f"{segment.brand.code}-{segment.slug}-{what}-{export.pk}.csv"
         rows = files.gateway_rows(export, segment, phone_format=phones)
         return files.plain_csv_response(filename, files.gateway_header(segment.channel), rows)
 

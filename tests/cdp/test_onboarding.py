@@ -81,11 +81,11 @@ def test_onboarding_page_then_the_checklist_shows_what_is_left(client, superuser
     assert "is set up" in page
     assert officer.groups.filter(name=Group.objects.get(name="Privacy officer").name).exists()
     # Stores, staff and notices are done; the first import, an API key and a receiver are not.
-    steps = dict(
-        (label, mark)
+    steps = {
+        label: mark
         for mark, label in re.findall(r'<li><span aria-hidden="true">(.)</span> <span class="visually-hidden">[^<]+'
                                       r'</span> <a href="[^"]+">([^<]+)</a></li>', page)
-    )  # fmt: skip
+    }  # fmt: skip
     assert steps == {
         "Stores set up": "✓", "Staff assigned": "✓", "Notices published in the four languages": "✓",
         "An API key issued": "✗", "First member file imported": "✗", "A webhook or consent file set up": "✗",
