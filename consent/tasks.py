@@ -49,6 +49,15 @@ def send_opt_in_email(event_id: int) -> bool:
     return True
 
 
+@shared_task(name="consent.tasks.send_opt_in_emails")
+def send_opt_in_emails(event_ids: list[int]) -> int:
+    """A batch an import queued (``email_requests.queue_opt_in_mails``): one rate-limited
+    ``send_opt_in_email`` per event, each through the outbox."""
+    for event_id in event_ids:
+        enqueue("consent.tasks.send_opt_in_email", event_id)
+    return len(event_ids)
+
+
 @shared_task(name="consent.tasks.send_held_opt_in_mails")
 def send_held_opt_in_mails() -> int:
     """Beat, hourly: the confirmation mails the one-a-day limit held back, now due."""

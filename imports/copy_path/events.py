@@ -9,7 +9,7 @@ from __future__ import annotations
 from consent.ledger import canonical_json
 from consent.ledger_batch import NewEvent, append_many
 from consent.models import Action, Channel, ConsentEvent, SourceType
-from consent.services.email_requests import email_opt_ins, queue_opt_in_mail
+from consent.services.email_requests import email_opt_ins, queue_opt_in_mails
 from consent.signals import consent_appended
 from consent.validation import EmailOptIns, relays_email_grant
 
@@ -93,9 +93,7 @@ def append_consent(ctx: ImportContext, rows: list[ParsedRow], plan: Plan) -> lis
                     opt_ins.recorded(action=choice.action, **where)
             events.append(event)
     append_many(events, fresh_members={person.member_id for person in plan.new_people})
-    for event in to_mail:
-        assert event.pk is not None
-        queue_opt_in_mail(event.pk)
+    queue_opt_in_mails([event.pk for event in to_mail if event.pk is not None])
     return events
 
 

@@ -207,7 +207,11 @@ def _import_mailing(path: Path, store, *, use_copy: bool) -> tuple[dict, dict, l
     from unittest import mock
 
     queued: list[int] = []
-    queue = mock.patch("consent.services.email_requests.enqueue_on_commit", lambda task, pk: queued.append(pk))
+
+    def remember(task: str, ids: int | list[int]) -> None:  # one mail, or an import's batch
+        queued.extend(ids if isinstance(ids, list) else [ids])
+
+    queue = mock.patch("consent.services.email_requests.enqueue_on_commit", remember)
     with queue, transaction.atomic():
         result = import_member_file(path, store=store, use_copy=use_copy)
         call_command("verify_consent_ledger", stdout=Out())

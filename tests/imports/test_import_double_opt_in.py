@@ -187,3 +187,29 @@ def test_an_email_grant_imported_before_double_opt_in_is_asked_on_the_next_impor
     assert counts["consent_events"] == 1
     assert ConsentState.objects.get(channel="email").action == "requested"
     assert [m.to for m in mail.outbox] == [["wei@example.com"]]
+
+
+def test_a_chunks_mails_are_queued_as_one_task_per_batch_on_the_copy_path(
+    tmp_path, tmall, purposes, django_capture_on_commit_callbacks, settings
+):
+    # 20,000 rows asking for e-mail used to write 20,000 outbox rows inside the import;
+    # now one per 500 mails, which the worker fans out (rate-limited, each through the outbox).
+    from django.db import connection
+
+    from cdp.models import OutboxMessage
+    from consent.services import email_requests
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the COPY path runs on PostgreSQL")
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    rows = [row(f"B{n}", email=f"b{n}@example.com", consent_marketing_email="1") for n in range(5)]
+    path = write_csv(tmp_path / "b.csv", rows)
+    email_requests.OPT_IN_MAIL_BATCH, saved = 2, email_requests.OPT_IN_MAIL_BATCH
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            run_import(path, "lotus-tmall")
+    finally:
+        email_requests.OPT_IN_MAIL_BATCH = saved
+    assert OutboxMessage.objects.filter(task="consent.tasks.send_opt_in_emails").count() == 3  # 2 + 2 + 1
+    assert OutboxMessage.objects.filter(task="consent.tasks.send_opt_in_email").count() == 5  # fanned out
+    assert sorted(m.to[0] for m in mail.outbox) == [f"b{n}@example.com" for n in range(5)]
