@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Prefetch, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
@@ -20,11 +20,14 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from cdp.admin_scope import scoped
 from cdp.models import AuditLog
 from members.admin import MEMBER_SECTIONS, PiiAuditMixin
 from members.masking import mask_email, mask_phone
+from members.models import StoreMembership
 
 from . import deadlines, services
 from .admin_parts import ACTIONS, AssigneeFilter, AssignForm, BrandFilter, DeadlineFilter, deadline_badge
@@ -33,7 +36,8 @@ from .models import DataSubjectRequest, PrivacyAccount
 
 @admin.register(DataSubjectRequest)
 class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
-    list_display = ("id", "kind", "member_link", "jurisdiction", "status", "received", "due", "assignee")
+    list_display = ("id", "kind", "member_link", "brands", "jurisdiction", "status", "received", "due", "time_left",
+                    "assignee")  # fmt: skip
     list_display_links = ("id", "kind")
     list_filter = (DeadlineFilter, AssigneeFilter, BrandFilter, "status", "kind", "jurisdiction")
     search_fields = ("=id", "=member__id")
@@ -64,6 +68,9 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
             When(status__in=DataSubjectRequest.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField()
         )
         qs = self.model._default_manager.select_related("member", "assignee", "account")
+        # The person's brands (as far as the staff member sees them), two queries a page.
+        memberships = scoped(StoreMembership.objects.select_related("store__brand"), request.user)
+        qs = qs.prefetch_related(Prefetch("member__memberships", queryset=memberships, to_attr="seen_memberships"))
         return qs.annotate(_closed=closed).order_by(*self.get_ordering(request))
 
     def get_ordering(self, request: HttpRequest) -> list[str]:
@@ -80,6 +87,22 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
     def member_link(self, obj: DataSubjectRequest) -> str:
         url = reverse("admin:members_member_change", args=[obj.member_id])
         return format_html('<a href="{}">{}</a>', url, obj.member)
+
+    @admin.display(description=_("brands"))
+    def brands(self, obj: DataSubjectRequest) -> str:
+        seen = getattr(obj.member, "seen_memberships", None) or []
+        return ", ".join(sorted({m.store.brand.name for m in seen})) or "—"
+
+    @admin.display(description=_("time left"), ordering="due_at")
+    def time_left(self, obj: DataSubjectRequest) -> str:
+        if not obj.is_open:
+            return "—"
+        days = (timezone.localdate(obj.due_at) - timezone.localdate()).days
+        if days < 0:
+            return ngettext("%(days)d day late", "%(days)d days late", -days) % {"days": -days}
+        if days == 0:
+            return gettext("due today")
+        return ngettext("%(days)d day left", "%(days)d days left", days) % {"days": days}
 
     @admin.display(description=_("received"), ordering="received_at")
     def received(self, obj: DataSubjectRequest) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.contrib.auth.models import Group
@@ -26,7 +27,7 @@ from .privacy_fixtures import *  # noqa: F403
 pytestmark = pytest.mark.django_db
 
 QUEUE = reverse("admin:privacy_datasubjectrequest_changelist")
-QUEUE_QUERIES = 7
+QUEUE_QUERIES = 8  # 7, and the memberships that name each person's brands
 
 
 def staff(username: str, role: str):
@@ -387,3 +388,20 @@ def test_odd_queries_are_not_errors(officer_client, correction):
         assert officer_client.get(QUEUE + query).status_code == 200, query
     assert officer_client.get(url("change", correction).replace(str(correction.pk), "999999")).status_code in (302, 404)
     assert officer_client.post(reverse("admin:privacy_datasubjectrequest_refuse", args=[999999])).status_code == 404
+
+
+def test_the_queue_names_the_brands_and_the_days_left_and_the_page_puts_the_actions_first(officer_client, tmall):
+    member = MemberFactory()
+    StoreMembership.objects.create(member=member, store=tmall, store_member_id="B1")
+    late = make_request(member, due_in_days=-3.5)
+    soon = make_request(member, due_in_days=5.5)
+
+    queue = officer_client.get(QUEUE, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    page = officer_client.get(reverse("admin:privacy_datasubjectrequest_change", args=[soon.pk]),
+                              HTTP_ACCEPT_LANGUAGE="en").content.decode()  # fmt: skip
+
+    assert tmall.brand.name in queue
+    assert re.search(r"\b[34] days late\b", queue) and re.search(r"\b[56] days left\b", queue)
+    assert late.is_open
+    assert page.index("Answer the request") < page.index("field-kind")  # the actions above the request's fields
+    assert 'class="button dsr-refuse"' in page and 'class="button default"' in page
