@@ -117,9 +117,17 @@ def _label(choices: Any, value: str) -> str:
     return str(choices(value).label) if value in choices.values else value
 
 
-def render_receipt_html(event: ConsentEvent, *, withdraw_url: str | None = None, json_url: str | None = None) -> str:
+# Where a consent choice went after it was recorded (webhooks, consent files): filled by
+# the apps that send it on (webhooks.propagation), shown on receipt pages, not in mails
+# (a mailed receipt leaves before anything was passed on).
+PROPAGATION: list[Callable[[ConsentEvent], list[Any]]] = []
+
+
+def render_receipt_html(
+    event: ConsentEvent, *, withdraw_url: str | None = None, json_url: str | None = None, passed_on: bool = False
+) -> str:
     """The receipt as a standalone HTML document (a mail body, or an admin page), in the
-    active language."""
+    active language; ``passed_on``: with where the choice went (pages, not mails)."""
     receipt = receipt_for(event)
     context = {
         "receipt": receipt,
@@ -132,6 +140,7 @@ def render_receipt_html(event: ConsentEvent, *, withdraw_url: str | None = None,
         "controller": receipt["piiControllers"][0],
         "withdraw_url": withdraw_url,
         "json_url": json_url,
+        "passed_on": [row for source in PROPAGATION for row in source(event)] if passed_on else [],
     }
     return render_to_string("consent/receipt.html", context)
 
@@ -158,7 +167,7 @@ def receipt_urls(admin_site: AdminSite) -> list[URLPattern]:
     def html_view(request: HttpRequest, object_id: int) -> HttpResponse:
         event = _admin_event(admin_site, request, object_id)
         json_url = reverse(f"{admin_site.name}:consent_consentevent_receipt_json", args=[event.pk])
-        return HttpResponse(render_receipt_html(event, json_url=json_url))
+        return HttpResponse(render_receipt_html(event, json_url=json_url, passed_on=True))
 
     def json_view(request: HttpRequest, object_id: int) -> HttpResponse:
         event = _admin_event(admin_site, request, object_id)

@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models.functions import Coalesce
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -18,11 +19,12 @@ from django.utils.translation import ngettext
 
 from cdp import audit
 from cdp.admin import ReadOnlyAdminMixin, StoreOfBrandForm
+from cdp.admin_scope import staff_brand_ids
 from consent.models import ConsentEvent
 from members.admin import BRAND_CHECKLIST
 from members.masking import audit_pii_view
 
-from . import services
+from . import propagation, services
 from .feeds import services as feeds
 from .models import ConsentFile, ConsentFileFeed, Delivery, DeliveryAttempt, Subscription
 
@@ -79,6 +81,25 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = ["waiting_for"]
     inlines = [DeliveryAttemptInline]
     actions = ["redeliver"]
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(self.withdrawals_view)
+        return [path("withdrawals/", view, name="webhooks_delivery_withdrawals"), *super().get_urls()]
+
+    def withdrawals_view(self, request: HttpRequest) -> HttpResponse:
+        """Withdrawals of the last 30 days that some receiver has not acknowledged (or lost
+        for good): for privacy officers, who answer for a withdrawal reaching everyone."""
+        if not request.user.has_perm("consent.view_consentevent"):
+            raise PermissionDenied
+        rows = propagation.unconfirmed_withdrawals(brand_ids=staff_brand_ids(request.user))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Withdrawals not yet received everywhere"),
+            "opts": self.model._meta,
+            "rows": rows,
+            "days": 30,
+        }
+        return TemplateResponse(request, "admin/webhooks/delivery/withdrawals.html", context)
 
     @admin.display(description=_("waiting for"))
     def waiting_for(self, obj: Delivery) -> str:

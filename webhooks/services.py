@@ -169,7 +169,7 @@ def publish(
     ]
     if key is not None:
         done = Delivery.objects.filter(
-            event_id__in=[_event_id(key, s.brand_id) for s in subscriptions], subscription__in=subscriptions
+            event_id__in=[derived_event_id(key, s.brand_id) for s in subscriptions], subscription__in=subscriptions
         )
         if existing := list(done):
             made = {d.subscription_id for d in existing}
@@ -184,7 +184,7 @@ def publish(
     deliveries = []
     for subscription in subscriptions:
         if subscription.brand_id not in bodies:
-            event_id = _event_id(key, subscription.brand_id) if key is not None else uuid.uuid4()
+            event_id = derived_event_id(key, subscription.brand_id) if key is not None else uuid.uuid4()
             payload = {
                 "id": str(event_id),
                 "type": event_type,
@@ -219,7 +219,7 @@ def publish(
 _EVENT_IDS = uuid.UUID("6f1d3c52-8a4e-4f0b-9a57-2c1e5b7d9e10")  # the namespace of derived event ids
 
 
-def _event_id(key: str, brand_id: int) -> uuid.UUID:
+def derived_event_id(key: str, brand_id: int) -> uuid.UUID:
     return uuid.uuid5(_EVENT_IDS, f"{key}:{brand_id}")
 
 
