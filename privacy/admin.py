@@ -23,14 +23,23 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from cdp import audit
 from cdp.admin_scope import scoped
 from cdp.models import AuditLog
 from members.admin import MEMBER_SECTIONS, PiiAuditMixin
 from members.masking import mask_email, mask_phone
-from members.models import StoreMembership
+from members.models import Member, StoreMembership
 
-from . import deadlines, services
-from .admin_parts import ACTIONS, AssigneeFilter, AssignForm, BrandFilter, DeadlineFilter, deadline_badge
+from . import deadlines, rights, services
+from .admin_parts import (
+    ACTIONS,
+    AssigneeFilter,
+    AssignForm,
+    BrandFilter,
+    DeadlineFilter,
+    OfflineRequestForm,
+    deadline_badge,
+)
 from .models import DataSubjectRequest, PrivacyAccount
 
 
@@ -49,7 +58,21 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
     actions = ["assign_to_me"]
     change_form_template = "admin/privacy/datasubjectrequest/change_form.html"
     fieldsets = (
-        (None, {"fields": ("member_link", "contact", "account", "kind", "details", "jurisdiction", "rule")}),
+        (
+            None,
+            {
+                "fields": (
+                    "member_link",
+                    "contact",
+                    "account",
+                    "kind",
+                    "details",
+                    "received_via",
+                    "jurisdiction",
+                    "rule",
+                )
+            },
+        ),
         (_("Progress"), {"fields": ("status", "assignee", "received_at", "due", "completed_at")}),
         (_("Extension and answer"), {"fields": ("original_due_at", "extended_at", "extension_reason", "response")}),
         (_("Outcome"), {"fields": ("outcome",)}),
@@ -177,6 +200,7 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
     # --- Action views ----------------------------------------------------------------------
     def get_urls(self) -> list[Any]:
         custom = [
+            path("offline/", self.admin_site.admin_view(self.offline_view), name="privacy_datasubjectrequest_offline"),
             path(
                 "<int:request_id>/assign/",
                 self.admin_site.admin_view(self.assign_view),
@@ -197,6 +221,38 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
             ),
         ]
         return custom + super().get_urls()
+
+    def offline_view(self, request: HttpRequest) -> HttpResponse:
+        """Record a request made by phone, letter, at a store counter or by e-mail, through
+        the same services as the privacy center (``rights.record_offline_request``)."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        members = scoped(Member.objects.exclude(status=Member.Status.ERASED), request.user)
+        form = OfflineRequestForm(request.POST or None, members=members, initial={"received_at": timezone.localtime()})
+        status = 200
+        if request.method == "POST":
+            if form.is_valid():
+                data = form.cleaned_data
+                actor = audit.user_actor(request.user, audit.client_ip(request))
+                try:
+                    with audit.acting_as(actor):
+                        made = rights.record_offline_request(
+                            member=data["person"], kind=data["kind"], via=data["via"],
+                            received_at=data["received_at"], details=data["details"], staff_label=actor.label,
+                        )  # fmt: skip
+                except rights.RequestError as exc:
+                    form.add_error(None, str(exc))
+                else:
+                    messages.success(request, _("The request is recorded; its deadline counts from when it came."))
+                    return HttpResponseRedirect(self._change_url(made))
+            status = 400
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Record a request received offline"),
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/privacy/datasubjectrequest/offline.html", context, status=status)
 
     def _request_to_act_on(self, request: HttpRequest, request_id: int) -> DataSubjectRequest:
         obj = get_object_or_404(self.get_queryset(request).select_related("member", "assignee"), pk=request_id)

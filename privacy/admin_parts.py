@@ -17,7 +17,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from members.models import Brand
+from members.identities import RecordError, normalize_email, normalize_phone
+from members.models import Brand, Identity, IdentityKind
 
 from . import queries, services
 from .models import DataSubjectRequest
@@ -129,3 +130,45 @@ def deadline_badge(obj: DataSubjectRequest, now: dt.datetime | None = None) -> s
     if obj.due_at < now + dt.timedelta(days=settings.DASHBOARD_DUE_SOON_DAYS):
         return format_html('{} <span class="dsr-badge dsr-soon">{}</span>', day, _("Due soon"))
     return day
+
+
+class OfflineRequestForm(forms.Form):
+    """A request made by phone, letter, at a store counter or by e-mail, recorded by staff."""
+
+    person = forms.CharField(
+        label=_("person"),
+        max_length=100,
+        help_text=_("Their member id, phone number or e-mail address."),
+    )
+    kind = forms.ChoiceField(label=_("kind"), choices=DataSubjectRequest.Kind.choices)
+    via = forms.ChoiceField(
+        label=_("received by"),
+        choices=[(value, label) for value, label in DataSubjectRequest.Via.choices if value != "privacy_center"],
+    )
+    received_at = forms.DateTimeField(
+        label=_("received at"), help_text=_("When the call, letter or visit came: the deadline counts from then.")
+    )
+    details = forms.CharField(
+        label=_("details"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("For a correction: what is wrong and what it should be. The letter's reference, if any."),
+    )  # fmt: skip
+
+    def __init__(self, *args: Any, members: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.members = members  # the people this staff member may see (brand scope)
+
+    def clean_person(self) -> Any:
+        text = self.cleaned_data["person"].strip()
+        if text.isdigit() and len(text) < 11:
+            found = self.members.filter(pk=int(text)).first()
+        else:
+            try:
+                key = (IdentityKind.EMAIL, normalize_email(text)) if "@" in text else (
+                    IdentityKind.PHONE, normalize_phone(text))  # fmt: skip
+            except RecordError as exc:
+                raise forms.ValidationError(exc.message) from None
+            owners = Identity.objects.filter(kind=key[0], value=key[1]).values("member_id")
+            found = self.members.filter(pk__in=owners).first()
+        if found is None:
+            raise forms.ValidationError(_("No member of your brands has this id, phone or e-mail."))
+        return found

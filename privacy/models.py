@@ -74,6 +74,13 @@ class DataSubjectRequest(models.Model):
         COMPLETED = "completed", _("Completed")
         REJECTED = "rejected", _("Rejected")
 
+    class Via(models.TextChoices):
+        PRIVACY_CENTER = "privacy_center", _("Privacy center")
+        PHONE = "phone", _("Phone call")
+        LETTER = "letter", _("Letter")
+        STORE_COUNTER = "store_counter", _("At a store counter")
+        EMAIL = "email", _("E-mail")
+
     member = models.ForeignKey(Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="data_requests")
     account = models.ForeignKey(
         PrivacyAccount,
@@ -86,6 +93,9 @@ class DataSubjectRequest(models.Model):
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.RECEIVED)
     details = models.TextField(_("details"), blank=True)
+    # How it reached us: the privacy center, or recorded by staff from a call, a letter,
+    # a store counter or an e-mail (``rights.record_offline_request``).
+    received_via = models.CharField(_("received by"), max_length=20, choices=Via.choices, default=Via.PRIVACY_CENTER)
     received_at = models.DateTimeField(_("received"), default=timezone.now)
     due_at = models.DateTimeField(_("due"), default=default_due_at)
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)

@@ -7,6 +7,7 @@ ever changes through ``services.record_consent`` (the ledger's one door).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from cdp import audit
 from cdp.enqueue import enqueue_on_commit
@@ -109,7 +111,14 @@ def _granting_states(member: Member, brand_id: int | None = None) -> list[Consen
     return list(states.order_by("brand_id", "purpose_id", "channel"))
 
 
-def _withdraw_states(member: Member, states: list[ConsentState], *, source_type: str, evidence: dict[str, Any]) -> int:
+def _withdraw_states(
+    member: Member,
+    states: list[ConsentState],
+    *,
+    source_type: str,
+    evidence: dict[str, Any],
+    occurred_at: dt.datetime | None = None,
+) -> int:
     for state in states:
         services.record_consent(
             member=member,
@@ -119,16 +128,23 @@ def _withdraw_states(member: Member, states: list[ConsentState], *, source_type:
             action=Action.WITHDRAWN,
             source_type=source_type,
             evidence=evidence,
+            occurred_at=occurred_at,
         )
     return len(states)
 
 
 @transaction.atomic
 def withdraw_all(
-    *, member: Member, account: PrivacyAccount | None, evidence: dict[str, Any], brand_id: int | None = None
+    *,
+    member: Member,
+    account: PrivacyAccount | None,
+    evidence: dict[str, Any],
+    brand_id: int | None = None,
+    offline: Offline | None = None,
 ) -> DataSubjectRequest:
     """Withdraw every consent the person has given (to one brand, or to all) in one step,
-    and keep the request as a completed data-subject request."""
+    and keep the request as a completed data-subject request. ``offline``: staff record a
+    request made by phone, letter or at a counter (the ledger's source is the staff)."""
     member = canonical_member(member)
     Member.objects.select_for_update().filter(pk=member.pk).first()
     request = _new_request(
@@ -138,11 +154,13 @@ def withdraw_all(
         status=DataSubjectRequest.Status.COMPLETED,
         completed_at=timezone.now(),
         details=f"brand {brand_id}" if brand_id else "",
+        **(offline.fields() if offline else {}),
     )
     count = _withdraw_states(
         member,
         _granting_states(member, brand_id),
-        source_type=SourceType.PRIVACY_CENTER,
+        source_type=SourceType.ADMIN_USER if offline else SourceType.PRIVACY_CENTER,
+        occurred_at=offline.received_at if offline else None,
         evidence={**evidence, "withdraw_all_request": request.pk},
     )
     request.outcome = {"withdrawn": count}
@@ -154,10 +172,65 @@ def withdraw_all(
 # --- Data-subject requests ---------------------------------------------------------------
 
 
-def _new_request(*, member: Member, kind: str, **fields: Any) -> DataSubjectRequest:
+@dataclass(frozen=True)
+class Offline:
+    """A request made outside the privacy center, recorded by staff: how it came and when."""
+
+    via: str
+    received_at: dt.datetime
+
+    def fields(self) -> dict[str, Any]:
+        return {"received_via": self.via, "received_at": self.received_at}
+
+
+OFFLINE_VIA = (
+    DataSubjectRequest.Via.PHONE,
+    DataSubjectRequest.Via.LETTER,
+    DataSubjectRequest.Via.STORE_COUNTER,
+    DataSubjectRequest.Via.EMAIL,
+)
+
+
+def record_offline_request(
+    *, member: Member, kind: str, via: str, received_at: dt.datetime, details: str = "", staff_label: str = ""
+) -> DataSubjectRequest:
+    """A request a person made by phone, letter, at a store counter or by e-mail, recorded
+    by staff (audited as them): the same rules as in the privacy center, the deadline
+    counted from when it was received. A copy of the data and a correction wait for the
+    officer; a deletion starts the erasure; a withdrawal of all consent is done at once,
+    through the ledger, with the channel and the staff member as evidence."""
+    if via not in OFFLINE_VIA:
+        raise RequestError(gettext("Say how the request came: by phone, letter, at a store counter or by e-mail."))
+    if received_at > timezone.now() + dt.timedelta(minutes=5):
+        raise RequestError(gettext("The time the request was received is in the future."))
+    if member.status == Member.Status.ERASED:
+        raise RequestError(gettext("This person's data was erased already."))
+    offline = Offline(via, received_at)
+    if kind == DataSubjectRequest.Kind.DELETION:
+        return request_deletion(member=member, account=None, offline=offline)
+    if kind == DataSubjectRequest.Kind.WITHDRAW_ALL:
+        evidence = {"received_via": via, "recorded_by": staff_label, "details": details.strip()[:MAX_DETAILS]}
+        return withdraw_all(member=member, account=None, evidence=evidence, offline=offline)
+    if kind not in (DataSubjectRequest.Kind.ACCESS, DataSubjectRequest.Kind.CORRECTION):
+        raise RequestError(gettext("Unknown kind of request."))
+    text = (details or "").strip()
+    if kind == DataSubjectRequest.Kind.CORRECTION and not text:
+        raise RequestError(gettext("Please say what is wrong and what it should be."))
+    if len(text) > MAX_DETAILS:
+        raise RequestError(gettext("Please keep the description under 4,000 characters."))
+    with transaction.atomic():
+        request = _new_request(member=canonical_member(member), kind=kind, details=text, **offline.fields())
+        audit.record("privacy.offline_request", request.member,
+                     changes={"request": request.pk, "kind": kind, "via": via})  # fmt: skip
+    return request
+
+
+def _new_request(
+    *, member: Member, kind: str, received_at: dt.datetime | None = None, **fields: Any
+) -> DataSubjectRequest:
     """A request with the jurisdiction of the brands holding the person's data and the
-    deadline of that jurisdiction's rule."""
-    received = timezone.now()
+    deadline of that jurisdiction's rule, counted from when it was received."""
+    received = received_at or timezone.now()
     jurisdiction = deadlines.jurisdiction_for(member.pk, kind)
     return DataSubjectRequest.objects.create(
         member=member,
@@ -188,9 +261,9 @@ def record_access_request(*, member: Member, account: PrivacyAccount | None) -> 
 def request_correction(*, member: Member, account: PrivacyAccount | None, details: str) -> DataSubjectRequest:
     text = (details or "").strip()
     if not text:
-        raise RequestError("Please say what is wrong and what it should be.")
+        raise RequestError(gettext("Please say what is wrong and what it should be."))
     if len(text) > MAX_DETAILS:
-        raise RequestError("Please keep the description under 4,000 characters.")
+        raise RequestError(gettext("Please keep the description under 4,000 characters."))
     request = _new_request(
         member=canonical_member(member), account=account, kind=DataSubjectRequest.Kind.CORRECTION, details=text
     )
@@ -199,7 +272,9 @@ def request_correction(*, member: Member, account: PrivacyAccount | None, detail
 
 
 @transaction.atomic
-def request_deletion(*, member: Member, account: PrivacyAccount | None) -> DataSubjectRequest:
+def request_deletion(
+    *, member: Member, account: PrivacyAccount | None, offline: Offline | None = None
+) -> DataSubjectRequest:
     """Record the request and erase right after commit (Celery). A second request while one
     is open returns the open one."""
     member = canonical_member(member)
@@ -211,7 +286,9 @@ def request_deletion(*, member: Member, account: PrivacyAccount | None) -> DataS
     ).first()
     if open_request is not None:
         return open_request
-    request = _new_request(member=member, account=account, kind=DataSubjectRequest.Kind.DELETION)
+    request = _new_request(
+        member=member, account=account, kind=DataSubjectRequest.Kind.DELETION, **(offline.fields() if offline else {})
+    )
     audit.record("privacy.deletion_request", member, changes={"request": request.pk})
     request_id = request.pk
     enqueue_on_commit("privacy.tasks.erase_member_data", request_id)
