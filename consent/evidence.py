@@ -33,7 +33,7 @@ def member_timeline(
     if brand_ids is not None:
         events = events.filter(brand_id__in=brand_ids)
     rows = list(
-        events.select_related("brand", "purpose", "notice")
+        events.select_related("brand", "purpose", "notice", "store")
         .annotate(
             is_state=Exists(ConsentState.objects.filter(member_id=member.pk, event_id=OuterRef("pk"))),
             recent=Window(RowNumber(), order_by=[F("occurred_at").desc(), F("id").desc()]),

@@ -287,3 +287,18 @@ def test_the_member_page_shows_ids_as_the_store_does_and_orders_in_local_time(cl
 
     assert f"{store.pk}:POS-9001" not in page and "POS-9001" in page
     assert "2026-11-11 07:30" in page and "2026-11-10 23:30" not in page
+
+
+def test_the_member_page_sums_up_consent_with_source_and_a_receipt_per_choice(client, superuser):
+    from consent.models import ConsentState
+
+    lotus, _northwind = _world()
+    state = ConsentState.objects.filter(brand=lotus).select_related("event__store").first()
+    client.force_login(superuser)
+
+    page = client.get(reverse("admin:members_member_change", args=[state.member_id]),
+                      HTTP_ACCEPT_LANGUAGE="en").content.decode()  # fmt: skip
+
+    assert reverse("admin:consent_consentevent_receipt", args=[state.event_id]) in page
+    if state.event.store is not None:
+        assert state.event.store.name in page
