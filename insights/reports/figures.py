@@ -125,7 +125,9 @@ def _notices_in_force(brand: Brand, start: dt.datetime, end: dt.datetime) -> lis
 
 
 def _days(delta: dt.timedelta) -> float:
-    return round(delta.total_seconds() / 86400, 1)
+    # + 0.0 turns the -0.0 of a request answered the instant it came (a copy of one's data)
+    # into 0.0, which the report shows as "0.0", not "-0.0".
+    return round(delta.total_seconds() / 86400, 1) + 0.0
 
 
 NOT_SUMMED = {"kind", "kind_label", "median_days", "max_days"}

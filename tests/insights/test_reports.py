@@ -578,3 +578,12 @@ def test_first_visit_without_any_brand_is_a_page(client, compliance_officer):
     response = client.get(REPORT)
     assert response.status_code == 200
     assert response.context["report"] is None
+
+
+def test_a_request_answered_the_instant_it_came_takes_0_0_days_not_minus_0_0():
+    import datetime as dt
+
+    from insights.reports import figures
+
+    assert str(figures._days(dt.timedelta(microseconds=-1))) == "0.0"
+    assert str(figures._days(dt.timedelta(hours=36))) == "1.5"
