@@ -90,6 +90,15 @@ class _CodeLimits:
 
     expected_code: str | None
     cleaned_data: dict[str, Any]
+    fields: dict[str, Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        # Codes are six digits (ALLAUTH_USER_CODE_FORMAT): phones show the number pad, and
+        # iOS and Android offer the code from the SMS just received.
+        self.fields["code"].widget.attrs.update(
+            inputmode="numeric", autocomplete="one-time-code", pattern="[0-9]*", maxlength="6"
+        )
 
     def _who(self) -> limits.Who:
         raise NotImplementedError

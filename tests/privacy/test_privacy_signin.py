@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
@@ -403,3 +405,14 @@ def test_sign_in_modules_import_first_in_a_fresh_process(module):
     env = {**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "cdp.test_settings"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_code_field_brings_up_the_number_pad_and_offers_the_texted_code(client, shopper):
+    client.post(REQUEST, {"phone": "138 0013 8000"})
+    page = client.get(CONFIRM).content.decode()
+    field = next(tag for tag in page.split("<input") if 'name="code"' in tag)
+    for attribute in ('inputmode="numeric"', 'autocomplete="one-time-code"', 'pattern="[0-9]*"', 'maxlength="6"'):
+        assert attribute in field
+    # Confirm is the main button; cancel is clearly secondary.
+    buttons = re.findall(r'<button\s+class="([^"]+)"[^>]*>\s*(\S+)\s*</button>', page)
+    assert ("button", "确认") in buttons and ("button secondary", "取消") in buttons
