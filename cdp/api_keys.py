@@ -1,13 +1,24 @@
 """API keys: issue, look up, revoke. Only a key's SHA-256 is stored; the key itself is
-shown once, when it is issued."""
+shown once, when it is issued.
+
+Every API request looks its key up, so a process keeps the keys it found for
+``API_KEY_CACHE_SECONDS`` (5 by default; 0 turns the cache off): a request with a known key
+costs no query. What that allows: a revoked key, or changed scopes or expiry, still answer in
+another web process for at most that long (this process forgets a key the moment it revokes
+it). Expiry itself is checked on every request. Unknown keys are never cached, so a new key
+works at once.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import secrets
+import threading
+import time
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -67,14 +78,45 @@ def revoke_api_key(key: ApiKey) -> bool:
     revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     if revoked:
         audit.record("api_key.revoked", key)
+    forget_cached_keys()
     return bool(revoked)
 
 
+# key hash -> (monotonic deadline, key): this process's keys found recently (module docstring).
+_cached: dict[str, tuple[float, ApiKey]] = {}
+_cached_lock = threading.Lock()
+_CACHE_MAX = 1000
+
+
+def forget_cached_keys() -> None:
+    """Drop this process's cached keys (on revocation; tests)."""
+    with _cached_lock:
+        _cached.clear()
+
+
+def _lookup(key_hash: str) -> ApiKey | None:
+    ttl = settings.API_KEY_CACHE_SECONDS
+    now = time.monotonic()
+    if ttl > 0:
+        hit = _cached.get(key_hash)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+    keys = ApiKey.objects.select_related("brand", "store").filter(key_hash=key_hash, revoked_at__isnull=True)
+    key = next(iter(keys.order_by()[:1]), None)
+    if key is not None and ttl > 0:
+        with _cached_lock:
+            if len(_cached) >= _CACHE_MAX:
+                _cached.clear()
+            _cached[key_hash] = (now + ttl, key)
+    return key
+
+
 def key_for(raw: str) -> ApiKey | None:
-    """The usable key behind ``raw``, or None (unknown, revoked or expired). One query."""
+    """The usable key behind ``raw``, or None (unknown, revoked or expired). One query, none
+    while this process holds the key in its cache (module docstring)."""
     if not raw.startswith(f"{KEY_PREFIX}_") or len(raw) > 100:
         return None
-    key = ApiKey.objects.select_related("brand", "store").filter(key_hash=hash_key(raw)).first()
+    key = _lookup(hash_key(raw))
     if key is None or key.revoked_at is not None:
         return None
     now = timezone.now()

