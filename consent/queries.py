@@ -16,8 +16,22 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, models
-from django.db.models import BooleanField, Count, Exists, F, FilteredRelation, Func, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    F,
+    FilteredRelation,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce, NullIf
+from django.db.models.lookups import IsNull, LessThan
 from django.utils import timezone
 
 from members.erasure_sql import ErasedValue
@@ -214,6 +228,30 @@ def _over_limit(brand_id: int, since: dt.datetime) -> RawSQL:
     )
 
 
+def _under_limit(brand_id: int, since: dt.datetime) -> Q:
+    """The outer member has fewer sends from the brand since ``since`` than their weekly
+    limit (or has none): ``_over_limit`` negated, correlated on the member. For a few
+    thousand candidates (a segment build's matched members) it reads only their own sends
+    and preference through the member indexes, where ``_over_limit`` groups the brand's
+    whole contact log of the window."""
+    contact_log, policy = _model(CONTACT_LOG_MODEL), _model(CONTACT_POLICY_MODEL)
+    sent = Subquery(
+        contact_log.objects.filter(member=OuterRef("pk"), brand_id=brand_id, sent_at__gte=since)
+        .order_by()
+        .values("member")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    own = Subquery(Preference.objects.filter(member=OuterRef("pk"), brand_id=brand_id).values("max_per_week")[:1])
+    default = Subquery(policy.objects.filter(brand_id=brand_id).values("max_per_week")[:1])
+    limit = Coalesce(
+        own,
+        NullIf(Coalesce(default, Value(settings.CONTACT_DEFAULT_MAX_PER_WEEK)), Value(0)),
+        output_field=models.IntegerField(),
+    )
+    return Q(IsNull(limit, True)) | Q(LessThan(Coalesce(sent, Value(0)), limit))
+
+
 def preference_q(
     brand: Brand | int,
     channel: str = NO_CHANNEL,
@@ -221,12 +259,15 @@ def preference_q(
     at: dt.datetime | None = None,
     now: dt.datetime | None = None,
     weekly: bool = True,
+    per_member: bool = False,
 ) -> Q:
     """Members whose preferences for ``brand`` let a message through on ``channel``: the
     channel chosen (or none chosen), not paused, and (``weekly``) under their weekly limit,
     counted back from ``at`` or else ``now`` (default: the clock); with ``at``, the time of
     sending, also outside their quiet hours. The preference half of ``can_contact``.
-    Purposes without a channel contact nobody: no preference applies."""
+    Purposes without a channel contact nobody: no preference applies. ``per_member``
+    counts the weekly sends per member (``_under_limit``), for few members (a segment
+    build's matches); the default groups the brand's sends once, for many."""
     if channel == NO_CHANNEL:
         return Q()
     brand_id = brand if isinstance(brand, int) else brand.pk
@@ -235,7 +276,8 @@ def preference_q(
         refuses |= _quiet_q(sending_time(at))
     q = ~Q(Exists(Preference.objects.filter(refuses, member=OuterRef("pk"), brand_id=brand_id)))
     if weekly:
-        q &= ~Q(pk__in=_over_limit(brand_id, (at or now or timezone.now()) - CAP_WINDOW))
+        since = (at or now or timezone.now()) - CAP_WINDOW
+        q &= _under_limit(brand_id, since) if per_member else ~Q(pk__in=_over_limit(brand_id, since))
     return q
 
 
@@ -388,17 +430,19 @@ def can_contact(
     return ContactDecision(True, Reason.ALLOWED, as_of)
 
 
-def consent_q(brand: Brand | int, purpose: Purpose, channel: str = NO_CHANNEL) -> Q:
+def consent_q(brand: Brand | int, purpose: Purpose, channel: str = NO_CHANNEL, *, now: dt.datetime | None = None) -> Q:
     """Members whose consent allows ``purpose`` on ``channel`` (active, consent state that
     allows it, guardian consent for minors in marketing): the consent half of ``can_contact``
-    as a condition on ``Member``, so segment funnels can count it separately."""
+    as a condition on ``Member``, so segment funnels can count it separately. Who is a minor
+    is decided as of ``now`` (default: the clock; a segment build passes its start)."""
     brand_id = brand if isinstance(brand, int) else brand.pk
     states = ConsentState.objects.filter(
         member=OuterRef("pk"), brand_id=brand_id, purpose=purpose, channel=channel, action__in=allowed_actions(channel)
     )
     q = Q(status=Member.Status.ACTIVE) & Q(Exists(states))
     if purpose.is_marketing:
-        q &= ~(Q(birth_date__gt=minor_cutoff()) & ~Q(Exists(states.filter(by_guardian=True))))
+        cutoff = minor_cutoff(timezone.localdate(now) if now else None)
+        q &= ~(Q(birth_date__gt=cutoff) & ~Q(Exists(states.filter(by_guardian=True))))
     return q
 
 

@@ -20,7 +20,7 @@ from members.models import Brand, Identity, IdentityKind, Member, Store
 from members.queries import CaptureRate, capture_rate
 
 from .models import Segment, SegmentExport, SegmentMember
-from .rules import Context, compile_rules
+from .rules import Context, compile_rules, order_strategy
 
 EXPORT_CONTEXT = "segment_export"
 
@@ -31,8 +31,11 @@ def flagged_members(segment: Segment, rules: dict[str, Any], now: dt.datetime) -
     ``u`` preferences (a channel they chose or none chosen, not paused, under their weekly
     limit: the funnel's "under frequency cap" step), ``r`` reachable. A build has no time of
     sending, so quiet hours are left to the export (``export_build(send_at=…)``). The
-    funnel is then a count over these few rows instead of over every member."""
-    ctx = Context.for_brand(segment.brand_id, now)
+    funnel is then a count over these few rows instead of over every member.
+
+    Everything that depends on the clock (order windows, ages, the minor cutoff, the weekly
+    cap's window, "days since") is evaluated as of ``now``: a build passes its start."""
+    ctx = order_strategy(rules, Context.for_brand(segment.brand_id, now))
 
     def flag(q: Q) -> ExpressionWrapper:
         return ExpressionWrapper(q, output_field=BooleanField())
@@ -42,8 +45,9 @@ def flagged_members(segment: Segment, rules: dict[str, Any], now: dt.datetime) -
         .order_by()
         .values(
             member_ref=F("pk"),
-            c=flag(consent_q(segment.brand_id, segment.purpose, segment.channel)),
-            u=flag(preference_q(segment.brand_id, segment.channel, now=now)),
+            c=flag(consent_q(segment.brand_id, segment.purpose, segment.channel, now=now)),
+            # Per member: the weekly count reads only the matched members' sends.
+            u=flag(preference_q(segment.brand_id, segment.channel, now=now, per_member=True)),
             r=flag(reachable_q(segment.brand_id, segment.channel)),
         )
     )

@@ -253,7 +253,9 @@ def _build(build_id: int) -> SegmentBuild:
     if build.status != SegmentBuild.Status.RUNNING:  # finished (or marked failed) meanwhile
         return build
     tune_for_set_queries()
-    flagged = flagged_members(segment, build.rules, timezone.now())
+    # One clock for the whole build: every time-relative rule (windows, ages, the minor
+    # cutoff, the cap window) is evaluated as of the moment this attempt was claimed.
+    flagged = flagged_members(segment, build.rules, build.started_at)
     (matched, consented, under_cap, reachable), written = _count_and_write(flagged, build.pk, segment.limit)
     build.matched, build.consented, build.under_cap, build.reachable = matched, consented, under_cap, reachable
     build.final = written

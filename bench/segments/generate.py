@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 META = "bench_segments_meta"
+DROPPED = "bench_segments_dropped_indexes"
 HISTORY_CAMPAIGN = "bench-history"
 
 # Stores: (code, brand, platform). Brand 1 is the one measured, brand 2 makes scoping real.
@@ -60,9 +61,27 @@ def _drop_secondary_indexes(cursor, tables: list[str]) -> list[str]:
         [tables],
     )
     found = cursor.fetchall()
-    for name, _definition in found:
+    # Kept in a table until they are back, so a load that fails half-way (schema drift)
+    # does not lose them: the next ``generate`` restores them first.
+    cursor.execute(f"CREATE TABLE IF NOT EXISTS {DROPPED} (definition text)")
+    for name, definition in found:
+        cursor.execute(f"INSERT INTO {DROPPED} VALUES (%s)", [definition])  # noqa: S608 - constant name
         cursor.execute(f'DROP INDEX "{name}"')
     return [definition for _name, definition in found]
+
+
+def _restore_dropped_indexes(cursor) -> None:
+    cursor.execute("SELECT to_regclass(%s)", [DROPPED])
+    if cursor.fetchone()[0] is None:
+        return
+    cursor.execute(f"SELECT definition FROM {DROPPED}")  # noqa: S608 - constant name
+    for (definition,) in cursor.fetchall():
+        cursor.execute(
+            definition.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1).replace(
+                "CREATE UNIQUE INDEX ", "CREATE UNIQUE INDEX IF NOT EXISTS ", 1
+            )
+        )
+    cursor.execute(f"DROP TABLE {DROPPED}")
 
 
 # --- Data -------------------------------------------------------------------------------
@@ -105,6 +124,7 @@ def generate(n: int) -> float:
     started = time.perf_counter()
     orders, states = 5 * n, 3 * n
     with connection.cursor() as cur:
+        _restore_dropped_indexes(cur)
         _wipe(cur)
         # Skip foreign-key triggers while loading (the data is consistent by construction).
         cur.execute("SET session_replication_role = replica")
@@ -179,9 +199,9 @@ def generate(n: int) -> float:
             cur,
             f"""
             INSERT INTO members_storemembership (id, store_member_id, joined_at, tier, points, created_at,
-                updated_at, member_id, store_id)
+                updated_at, member_id, store_id, profile)
             SELECT row_number() OVER (), 'S' || m, now() - make_interval(days => {h("m", 21, 1500)}::int),
-                   {tier.format(h("m", 22, 8))}, {h("m", 23, 5000)}, now(), now(), m, store
+                   {tier.format(h("m", 22, 8))}, {h("m", 23, 5000)}, now(), now(), m, store, '{{}}'::jsonb
             FROM (
                 SELECT m, {_primary_store("m")} AS store FROM generate_series(1, %s) AS m
                 UNION ALL
@@ -192,15 +212,18 @@ def generate(n: int) -> float:
             label="store memberships",
         )
         # Orders: 90 % by members (uniform over them, at their primary store most of the
-        # time), 10 % by guests; over the last 2 years; one or two categories.
+        # time), 10 % by guests; over the last 2 years; one or two categories; 2 % cancelled
+        # and 3 % refunded (they count for no rule: ``members.metrics.counted_orders``).
         member = f"(1 + {h('j', 31, n)})"
         _sql(
             cur,
             f"""
             INSERT INTO members_order (id, external_id, amount, currency, placed_at, categories, created_at,
-                member_id, store_id)
+                status, platform_status, member_id, store_id)
             SELECT j, 'O' || j, round((9.9 + {h("j", 32, 40000)} / 100.0)::numeric, 2), 'CNY',
                    now() - make_interval(secs => {h("j", 33, 730 * 86400)}), cats, now(),
+                   (CASE {h("j", 30, 100)} WHEN 0 THEN 'cancelled' WHEN 1 THEN 'cancelled' WHEN 2 THEN 'refunded'
+                         WHEN 3 THEN 'refunded' WHEN 4 THEN 'refunded' ELSE 'completed' END), '',
                    CASE WHEN guest THEN NULL ELSE mem END,
                    CASE WHEN guest OR {h("j", 34, 10)} = 0 THEN 1 + {h("j", 35, 12)}
                         ELSE {_primary_store("mem")} END
@@ -307,6 +330,7 @@ def generate(n: int) -> float:
         started_indexes = time.perf_counter()
         for definition in indexes:
             cur.execute(definition)
+        cur.execute(f"DROP TABLE IF EXISTS {DROPPED}")
         print(f"  indexes: {time.perf_counter() - started_indexes:.1f} s", flush=True)
         cur.execute("SET session_replication_role = DEFAULT")
         for table in (

@@ -3,8 +3,9 @@
 Rules are JSON: ``{"all": [...]}``, ``{"any": [...]}``, ``{"not": {...}}`` nest; a leaf is
 ``{"field": ..., "op": ..., "value": ..., "within_days": N}``. ``validate`` names every
 problem with its path (``all[2].any[0].op``); ``compile_rules`` turns valid rules into a
-``Q`` over ``Member`` made of columns, ``EXISTS`` and ``IN (… GROUP BY … HAVING …)``
-subqueries, so a build is a handful of set-based statements whatever the number of members.
+``Q`` over ``Member`` made of columns and subqueries correlated on the member (``EXISTS``,
+a ``SUM``, the newest order), so a build is a handful of set-based statements whatever the
+number of members, and reads only the orders of the candidates the member columns leave.
 
 Semantics, the same in SQL and in the test oracle:
 - A comparison with an unknown value (no birthday, blank city) is false, also for ``!=``
@@ -12,18 +13,30 @@ Semantics, the same in SQL and in the test oracle:
 - Membership fields (store, platform, tier, points, joined) ask "has a membership at one of
   the brand's stores such that …"; ``!=`` / ``not_in`` ask "has no such membership".
 - Order fields (orders, total_spent, category, last_order_days) count only orders at the
-  brand's stores, optionally ``within_days`` of today; a person without orders has 0 orders
-  and 0 spent.
+  brand's stores that count (``members.metrics.counted_orders``: no cancelled or refunded
+  ones by default), optionally ``within_days`` of the build's start; a person without
+  orders has 0 orders and 0 spent.
+- Time-relative rules (windows, age, "days since", dates) are evaluated as of
+  ``Context.now``: one clock per build, its start.
 - Preference fields (topics, promotion_types, preferred_channels) read the member's
   preferences for this brand; list operators are ``in`` (any of), ``all`` and ``not_in``.
 
 The package: ``fields`` is the catalogue (fields, operators, limits, ``RuleError``),
-``validation`` checks rules against it and ``compiler`` turns valid rules into the query.
+``validation`` checks rules against it, ``compiler`` turns valid rules into the query
+(``context``: the brand and the clock; ``orders``: the order rules, per member or grouped).
 """
 
 from __future__ import annotations
 
-from .compiler import Context, JSONArrayHas, brand_population_q, compile_rules, matching_members, years_ago
+from .compiler import (
+    Context,
+    JSONArrayHas,
+    brand_population_q,
+    compile_rules,
+    matching_members,
+    order_strategy,
+    years_ago,
+)
 from .fields import FIELDS, GROUPS, LEAF_KEYS, Field, RuleError
 from .validation import validate
 
@@ -38,6 +51,7 @@ __all__ = [
     "brand_population_q",
     "compile_rules",
     "matching_members",
+    "order_strategy",
     "validate",
     "years_ago",
 ]
