@@ -13,7 +13,11 @@ ids that look like addresses, stays as sent.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
+
+from django.conf import settings
 
 from members.identities import erased_value
 from members.models import Member
@@ -22,19 +26,63 @@ NAME_PLACEHOLDER = "[name]"
 _MIN_NAME = 2  # a one-character name would replace that character everywhere
 
 
-def _needles(member: Member) -> list[tuple[re.Pattern[str], str]]:
-    needles: list[tuple[re.Pattern[str], str]] = []
-    if member.phone:
-        hashed = erased_value("phone", member.phone)
-        national = member.phone.removeprefix("+86") if member.phone.startswith("+86") else ""
-        for form in filter(None, (member.phone, national)):
+@lru_cache(maxsize=4096)
+def _pattern(regex: str, flags: int) -> re.Pattern[str]:
+    """A compiled needle. ``re``'s own cache holds 512 patterns and is shared with the
+    whole process: one writer sees thousands of people, so it kept compiling."""
+    return re.compile(regex, flags)
+
+
+class _Needle:
+    """One text of the person's to replace. ``literal`` must occur in a value for the
+    pattern to match there (exactly, or ignoring ASCII case when ``fold``), so most
+    values are passed over with a substring test in C instead of a regular expression;
+    the pattern and the keyed hash (an HMAC) are made only when something may match."""
+
+    __slots__ = ("_replacement", "flags", "fold", "literal", "regex", "replacement")
+
+    def __init__(self, literal: str, regex: str, replacement: Callable[[], str], *, fold: bool = False) -> None:
+        self.literal = literal
+        self.regex = regex
+        self.fold = fold
+        self.flags = re.IGNORECASE if fold else 0
+        self._replacement = replacement
+        self.replacement: str | None = None
+
+    def apply(self, value: str) -> str:
+        if self.fold:
+            # Under IGNORECASE a few non-ASCII letters match ASCII ones ("K" KELVIN SIGN
+            # matches "k", "ſ" matches "s"): only an all-ASCII value and needle may be
+            # passed over by comparing lower-cased text.
+            if value.isascii() and self.literal.isascii() and self.literal.lower() not in value.lower():
+                return value
+        elif self.literal not in value:
+            return value
+        if self.replacement is None:
+            self.replacement = self._replacement()
+        return _pattern(self.regex, self.flags).sub(self.replacement, value)
+
+
+def _needles(member: Member) -> tuple[_Needle, ...]:
+    return _needles_of(member.phone or "", member.email or "", member.name.strip(), settings.ERASURE_HASH_KEY)
+
+
+@lru_cache(maxsize=4096)
+def _needles_of(phone: str, email: str, name: str, _key: str) -> tuple[_Needle, ...]:
+    """In the order they are replaced (a later needle sees the earlier replacements).
+    Kept per person and erasure key: a writer sees the same people again and again, and
+    each needle keeps its keyed hash once made."""
+    needles: list[_Needle] = []
+    if phone:
+        national = phone.removeprefix("+86") if phone.startswith("+86") else ""
+        for form in filter(None, (phone, national)):
             # Not inside a longer run of digits (an order number that contains them).
-            needles.append((re.compile(rf"(?<!\d){re.escape(form)}(?!\d)"), hashed))
-    if member.email:
-        needles.append((re.compile(re.escape(member.email), re.IGNORECASE), erased_value("email", member.email)))
-    if len(member.name.strip()) >= _MIN_NAME:
-        needles.append((re.compile(re.escape(member.name.strip())), NAME_PLACEHOLDER))
-    return needles
+            needles.append(_Needle(form, rf"(?<!\d){re.escape(form)}(?!\d)", lambda: erased_value("phone", phone)))
+    if email:
+        needles.append(_Needle(email, re.escape(email), lambda: erased_value("email", email), fold=True))
+    if len(name) >= _MIN_NAME:
+        needles.append(_Needle(name, re.escape(name), lambda: NAME_PLACEHOLDER))
+    return tuple(needles)
 
 
 def scrub_evidence(evidence: Any, member: Member) -> Any:
@@ -48,8 +96,8 @@ def scrub_evidence(evidence: Any, member: Member) -> Any:
 
     def scrub(value: Any) -> Any:
         if isinstance(value, str):
-            for pattern, replacement in needles:
-                value = pattern.sub(replacement, value)
+            for needle in needles:
+                value = needle.apply(value)
             return value
         if isinstance(value, dict):
             return {scrub(key): scrub(item) for key, item in value.items()}

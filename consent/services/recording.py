@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -288,6 +289,32 @@ def record_consents(
     raise AssertionError("unreachable")
 
 
+def _stored_events(brand: Brand, external_ids: list[str | None]) -> list[ConsentEvent]:
+    """The brand's events stored under any of ``external_ids``. On PostgreSQL one probe
+    of the (brand, external_id) unique index per id, forced by the LATERAL subquery
+    (its LIMIT 1, true of a unique key, keeps the planner from flattening it): with
+    ``external_id IN (…)`` (or a plain join on the ids) and statistics older than the
+    ledger's growth, the planner read every event of the brand through its other index
+    instead (measured 38–52 ms a batch of 100 on 62,000 events, growing with the
+    ledger, against 0.3 ms)."""
+    wanted = sorted({x for x in external_ids if x})
+    if not wanted:
+        return []
+    if connection.vendor != "postgresql":
+        return list(ConsentEvent.objects.filter(brand=brand, external_id__in=wanted))
+    table = ConsentEvent._meta.db_table
+    return list(
+        ConsentEvent.objects.raw(
+            f"""SELECT e.* FROM unnest(%s::text[]) AS x(external_id) CROSS JOIN LATERAL (
+                  SELECT * FROM {table} e
+                  WHERE e.brand_id = %s AND e.external_id = x.external_id AND e.external_id IS NOT NULL
+                  LIMIT 1
+                ) e""",  # noqa: S608 - table name only; IS NOT NULL: the unique index's predicate
+            [wanted, brand.pk],
+        )
+    )
+
+
 @dataclass
 class _Standing:
     """A batch item answered by an event already there (``EmailOptIns``): its id, or an
@@ -313,10 +340,7 @@ def _record_batch(
     if source_type not in _SOURCES:
         raise ConsentError("source", f"{source_type!r} is not a known source")
     external_ids = [str(i.external_id).strip()[:200] or None if i.external_id is not None else None for i in items]
-    seen: dict[str, ConsentEvent | NewEvent] = {
-        e.external_id: e
-        for e in ConsentEvent.objects.filter(brand=brand, external_id__in=[x for x in external_ids if x])
-    }
+    seen: dict[str, ConsentEvent | NewEvent] = {e.external_id: e for e in _stored_events(brand, external_ids)}
     opt_ins = _batch_opt_ins(items, source_type, brand)
     notices: dict[tuple[int, str], Notice | None] = {}
     purposes: dict[Any, Purpose] = {}
@@ -400,15 +424,18 @@ def _record_batch(
     return results
 
 
+@cache
+def _event_attnames() -> tuple[str, ...]:
+    return tuple(field.attname for field in ConsentEvent._meta.concrete_fields)
+
+
 def _as_event(new: NewEvent) -> ConsentEvent:
-    """The stored event as a model instance (for results and ``consent_changed``)."""
-    event = ConsentEvent(
-        pk=new.pk, member_id=new.member_id, brand_id=new.brand_id, purpose_id=new.purpose_id, channel=new.channel,
-        action=new.action, occurred_at=new.occurred_at, recorded_at=new.recorded_at, source_type=new.source_type,
-        source_ref=new.source_ref, store_id=new.store_id, notice_id=new.notice_id, by_guardian=new.by_guardian,
-        external_id=new.external_id, evidence=json.loads(new.evidence), seq=new.seq, prev_hash=new.prev_hash,
-        hash=new.hash,
-    )  # fmt: skip
-    event._state.adding = False
-    event._state.db = connection.alias
-    return event
+    """The stored event as a model instance (for results and ``consent_changed``), made
+    as the ORM makes a fetched row (``from_db``: positional, every field), which costs a
+    fraction of keyword arguments: a batch makes up to a thousand."""
+    values = {"id": new.pk, "evidence": json.loads(new.evidence)}
+    return ConsentEvent.from_db(
+        connection.alias,
+        None,
+        [values[name] if name in values else getattr(new, name) for name in _event_attnames()],
+    )
