@@ -190,7 +190,10 @@ class PreferenceForm(PlainForm):
         choices=_choices(Channel),
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text=_("Tick none for no limit on channels: the brand may then use every channel you consented to."),
+        help_text=_(
+            "Tick none for no limit on channels: the brand may then use every channel you consented to. Only "
+            "channels you consented to are listed; to add one, give your consent for it on the Consents page."
+        ),
     )
     max_per_week = forms.IntegerField(
         label=_("Messages per week at most"),
@@ -219,9 +222,14 @@ class PreferenceForm(PlainForm):
     )
     language = forms.ChoiceField(label=_("Language of messages"), required=False)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, offered: set[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["language"].choices = [("", _("As on this page")), *settings.LANGUAGES]
+        if offered is not None:
+            # The channels the person consented to, and any chosen before (so a choice
+            # made while a consent stood can still be seen and removed).
+            chosen = set(self.initial.get("channels") or [])
+            self.fields["channels"].choices = [c for c in _choices(Channel) if c[0] in offered | chosen]
         # Quiet hours are read on TIME_ZONE's clock, the one these pages show.
         now = timezone.localtime(timezone.now(), timezone.get_default_timezone())
         self.fields["quiet_end"].help_text = _(

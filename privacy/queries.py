@@ -215,6 +215,22 @@ def preferences(member: Member) -> dict[int, Preference]:
     return {p.brand_id: p for p in Preference.objects.filter(member_id=member.pk)}
 
 
+def consented_channels(member: Member) -> dict[int, set[str]]:
+    """Brand id → the channels the person may be contacted on for some purpose now (a
+    standing grant or confirmation, or a pending e-mail confirmation): what the
+    preferences page offers. One query."""
+    rows = (
+        ConsentState.objects.filter(people_q(member), action__in=[Action.GRANTED, Action.CONFIRMED, Action.REQUESTED])
+        .exclude(channel="")
+        .values_list("brand_id", "channel")
+        .distinct()
+    )
+    found: dict[int, set[str]] = {}
+    for brand_id, channel in rows:
+        found.setdefault(brand_id, set()).add(channel)
+    return found
+
+
 def requests_of_brand(brand: Brand | int) -> QuerySet[DataSubjectRequest]:
     """The data requests a brand must answer: those of people who are members of one of its
     stores. A person with memberships in two brands appears in both brands' queues, since

@@ -174,8 +174,12 @@ def preferences(request: HttpRequest) -> HttpResponse:
     member = member_for_request(request)
     brands = queries.brands_holding_data(member, queries.memberships(member))
     current = queries.preferences(member)
+    offered = queries.consented_channels(member)
     forms_by_brand = {
-        b.pk: PreferenceForm(prefix=f"b{b.pk}", initial=PreferenceForm.initial_from(current.get(b.pk))) for b in brands
+        b.pk: PreferenceForm(
+            prefix=f"b{b.pk}", initial=PreferenceForm.initial_from(current.get(b.pk)), offered=offered.get(b.pk, set())
+        )
+        for b in brands
     }
     status = 200
     if request.method == "POST":
@@ -186,7 +190,10 @@ def preferences(request: HttpRequest) -> HttpResponse:
         brand = next((b for b in brands if b.pk == brand_id), None)
         if brand is None:
             raise Http404
-        form = PreferenceForm(request.POST, prefix=f"b{brand.pk}")
+        form = PreferenceForm(
+            request.POST, prefix=f"b{brand.pk}", initial=PreferenceForm.initial_from(current.get(brand.pk)),
+            offered=offered.get(brand.pk, set()),
+        )  # fmt: skip
         forms_by_brand[brand.pk] = form
         if form.is_valid():
             try:

@@ -191,3 +191,15 @@ def test_history_pages_through_older_choices(signed_in, shopper, brand, purposes
     older = re.search(r'href="\?before=(\d+)"', page).group(1)
     rest = signed_in.get(f"/privacy/history/?before={older}").content.decode()
     assert rest.count("/receipt/") == 11  # 61 events in all
+
+
+def test_preferences_offer_only_the_channels_consented_to_with_a_path_to_consent(signed_in, shopper, brand):
+    # The shopper consented to SMS marketing only: e-mail, WeChat and the rest are not offered.
+    page = signed_in.get("/privacy/preferences/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    prefix = f"b{brand.pk}"
+    offered = set(re.findall(rf'name="{prefix}-channels" value="(\w+)"', page))
+    assert offered == {"sms"}
+    assert 'href="/privacy/consents/"' in page and "Only channels you consented to are listed" in page
+    # A channel not consented to cannot be chosen by posting it either.
+    refused = signed_in.post("/privacy/preferences/", {"brand": brand.pk, f"{prefix}-channels": ["email"]})
+    assert refused.status_code == 400 and not shopper.preferences.exists()
