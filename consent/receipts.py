@@ -124,7 +124,12 @@ PROPAGATION: list[Callable[[ConsentEvent], list[Any]]] = []
 
 
 def render_receipt_html(
-    event: ConsentEvent, *, withdraw_url: str | None = None, json_url: str | None = None, passed_on: bool = False
+    event: ConsentEvent,
+    *,
+    withdraw_url: str | None = None,
+    json_url: str | None = None,
+    passed_on: bool = False,
+    back_url: str | None = None,
 ) -> str:
     """The receipt as a standalone HTML document (a mail body, or an admin page), in the
     active language; ``passed_on``: with where the choice went (pages, not mails)."""
@@ -141,6 +146,7 @@ def render_receipt_html(
         "withdraw_url": withdraw_url,
         "json_url": json_url,
         "passed_on": [row for source in PROPAGATION for row in source(event)] if passed_on else [],
+        "back_url": back_url,
     }
     return render_to_string("consent/receipt.html", context)
 

@@ -239,7 +239,8 @@ def receipt(request: HttpRequest, event_id: int, fmt: str = "html") -> HttpRespo
         response["Content-Disposition"] = f'attachment; filename="{receipts.receipt_filename(event)}"'
         return response
     json_url = reverse("privacy:receipt_json", args=[event.pk])
-    return HttpResponse(receipts.render_receipt_html(event, json_url=json_url, passed_on=True))
+    back_url = reverse("privacy:history")
+    return HttpResponse(receipts.render_receipt_html(event, json_url=json_url, passed_on=True, back_url=back_url))
 
 
 @never_cache

@@ -100,6 +100,9 @@ def test_what_the_person_saves_is_what_the_decision_obeys(signed_in, shopper, br
 
     save(topics="护肤")  # no channel ticked: no limit on channels
     assert can_contact(shopper, brand, marketing, "sms").allowed
+    # The page offers only channels the person consented to (or asked to): e-mail too now.
+    services.record_consent(member=shopper, brand=brand, purpose=marketing, channel="email", action="granted",
+                            source_type="privacy_center")  # fmt: skip
     save(channels=["email"])
     assert can_contact(shopper, brand, marketing, "sms").reason == "preference_channel"
     save(channels=["sms"], max_per_week="0")

@@ -193,6 +193,7 @@ def test_notice_page_shows_the_text_and_its_hash(client, granted, django_assert_
     page = response.content.decode()
     assert granted.notice.title in page
     assert granted.notice.sha256 in page
+    assert 'href="/privacy/"' in page  # a way back to the privacy center
 
 
 def test_html_receipt_is_readable(granted):

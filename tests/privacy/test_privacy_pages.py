@@ -150,6 +150,7 @@ def test_history_shows_timeline_usage_and_receipts(signed_in, shopper, django_as
     with django_assert_max_num_queries(8):
         receipt = signed_in.get(f"/privacy/history/{event.pk}/receipt/")
     assert receipt.status_code == 200 and event.hash in receipt.content.decode()
+    assert 'href="/privacy/history/"' in receipt.content.decode()  # a way back, not a dead end
     download = signed_in.get(f"/privacy/history/{event.pk}/receipt.json")
     assert download["Content-Disposition"].startswith("attachment")
     assert download.json()["evidence"]["eventHash"] == event.hash
