@@ -7,19 +7,25 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
+from cdp import audit
 from cdp.admin import AuditedAdminMixin
 from cdp.admin_scope import scoped
+from cdp.csvutil import csv_response
 from members.admin import BRAND_CHECKLIST
 from members.models import Brand
 
-from .. import services
+from .. import reconsent, services
 from ..models import (
     Channel,
     Notice,
@@ -119,7 +125,8 @@ class NoticeAdmin(admin.ModelAdmin):
     search_fields = ["title"]
     actions = ["publish_new_version"]
     ADD_FIELDS = ["brand", "kind", "purpose", "locale", "title", "body", "url"]
-    PUBLISHED = ["version", "sha256", "published_at", "published_by"]
+    PUBLISHED = ["version", "sha256", "published_at", "published_by", "reconsent"]
+    readonly_fields = ["reconsent"]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # published means frozen: a change is a new version
@@ -145,6 +152,53 @@ class NoticeAdmin(admin.ModelAdmin):
         for field in Notice._meta.concrete_fields:
             setattr(obj, field.attname, getattr(notice, field.attname))
         obj._state.adding, obj._state.db = False, notice._state.db
+
+    @admin.display(description=_("re-consent"))
+    def reconsent(self, obj: Notice) -> str:
+        if obj.pk is None:
+            return "—"
+        url = reverse("admin:consent_notice_reconsent", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Who consented under an earlier version"))
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/reconsent/", wrap(self.reconsent_view), name="consent_notice_reconsent"),
+            path("<int:pk>/reconsent.csv", wrap(self.reconsent_csv), name="consent_notice_reconsent_csv"),
+            *super().get_urls(),
+        ]
+
+    def _notice_for_reconsent(self, request: HttpRequest, pk: int) -> Notice:
+        if not request.user.has_perm("consent.view_consentstate"):
+            raise PermissionDenied
+        return get_object_or_404(self.get_queryset(request), pk=pk)
+
+    def reconsent_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Per version of the notice: the people whose standing consent rests on it and
+        their share (the re-consent rate); those on versions before this one to ask again."""
+        notice = self._notice_for_reconsent(request, pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Re-consent: %(notice)s") % {"notice": notice.title},
+            "opts": self.model._meta,
+            "original": notice,
+            "versions": reconsent.by_version(notice),
+            "older": reconsent.standing_before(notice).values("member_id").distinct().count(),
+        }
+        return TemplateResponse(request, "admin/consent/notice/reconsent.html", context)
+
+    def reconsent_csv(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The consents to ask again, one row each: member, purpose, channel, the version
+        they rest on and since when. Ids only, no contact points."""
+        notice = self._notice_for_reconsent(request, pk)
+        rows = (
+            reconsent.standing_before(notice)
+            .order_by("member_id", "purpose__code", "channel")
+            .values_list("member_id", "purpose__code", "channel", "event__notice__version", "occurred_at")
+        )
+        audit.record("notice.reconsent_exported", notice, changes={"rows": rows.count()})
+        header = ["member_id", "purpose", "channel", "notice_version", "consented_at"]
+        return csv_response(f"reconsent-{notice.brand.code}-{notice.pk}.csv", header, rows.iterator())
 
     @admin.display(description=_("purpose"), ordering="purpose__code")
     def purpose_code(self, obj: Notice) -> str:
