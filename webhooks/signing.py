@@ -17,18 +17,14 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets
 import time
+
+from cdp.standard_webhooks import SECRET_PREFIX, new_secret
+
+__all__ = ["SECRET_PREFIX", "new_secret"]  # also used from here by the webhooks app
 
 SIGNATURE_HEADER = "X-CDP-Signature"  # deprecated: Standard Webhooks' headers replace it
 TOLERANCE_SECONDS = 300
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix every secret carries, not a secret
-
-
-def new_secret() -> str:
-    """A signing secret in the Standard Webhooks form: ``whsec_`` and 32 random bytes in
-    base64."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def signing_key(secret: str) -> bytes:

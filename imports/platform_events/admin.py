@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from cdp import audit
 from cdp.admin import ReadOnlyAdminMixin
 
-from .connections import new_generic_secret
+from .connections import connect_platform
 from .models import PlatformConnection, PlatformEvent
 
 
@@ -36,7 +36,10 @@ class PlatformConnectionForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         adapter = data.get("adapter")
-        if not data.get("new_secret") and self.instance.pk is None and adapter != PlatformConnection.Adapter.GENERIC:
+        # A new connection, or one moved to another platform's adapter, needs that
+        # platform's secret; only the generic adapter makes its own.
+        keeps_secret = self.instance.pk is not None and self.instance.adapter == adapter
+        if not data.get("new_secret") and not keeps_secret and adapter != PlatformConnection.Adapter.GENERIC:
             self.add_error("new_secret", _("Give the secret the platform shows for the brand's app."))
         return data
 
@@ -54,23 +57,25 @@ class PlatformConnectionAdmin(admin.ModelAdmin):
     def push_url(self, obj: PlatformConnection) -> str:
         return f"/api/v1/platform-events/{obj.store.code}/" if obj.pk else "—"
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # One connection per store: another store is another connection.
+        return [*self.readonly_fields, "store"] if obj is not None else list(self.readonly_fields)
+
     def save_model(self, request: HttpRequest, obj: PlatformConnection, form: Any, change: bool) -> None:
-        secret = form.cleaned_data.get("new_secret")
-        shown = ""
-        if secret:
-            obj.secret = secret
-        elif not change:
-            obj.secret = shown = new_generic_secret()
-        if not change:
-            obj.created_by = request.user.get_username()
-        super().save_model(request, obj, form, change)
+        """Through ``connect_platform``, as the command does (audited as the staff member)."""
         with audit.acting_as(audit.user_actor(request.user, audit.client_ip(request))):
-            audit.record(
-                "platform.connected", obj, changes={"adapter": obj.adapter, "secret_changed": bool(secret or shown)}
-            )
-        if shown:
+            done = connect_platform(
+                store=obj.store, adapter=obj.adapter, secret=form.cleaned_data.get("new_secret") or "",
+                app_id=obj.app_id, purpose=obj.agreement_purpose, notice=obj.agreement_notice, is_active=obj.is_active,
+            )  # fmt: skip
+        # The admin goes on with ``obj`` (log entry, redirect): make it the saved row.
+        for field in PlatformConnection._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(done.connection, field.attname))
+        obj._state.adding, obj._state.db = False, done.connection._state.db
+        if done.secret_made:
             messages.warning(
-                request, _("Signing secret, shown only now: give it to the platform: %(secret)s") % {"secret": shown}
+                request,
+                _("Signing secret, shown only now: give it to the platform: %(secret)s") % {"secret": done.secret},
             )
 
 

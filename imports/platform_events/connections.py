@@ -3,13 +3,12 @@ connection (one per store), audited; the secret is shown to whoever connects, ne
 
 from __future__ import annotations
 
-import base64
-import secrets
 from dataclasses import dataclass
 
 from django.db import transaction
 
 from cdp import audit
+from cdp.standard_webhooks import new_secret
 from consent.models import Notice, Purpose
 from members.models import Store
 
@@ -27,10 +26,7 @@ class Connected:
     connection: PlatformConnection
     created: bool
     secret: str  # as stored: the platform's secret, or the ``whsec_`` one made here
-
-
-def new_generic_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    secret_made: bool  # made here: to be shown once to whoever connects
 
 
 def agreement_for(store: Store, locale: str = "zh-hans") -> Notice | None:
@@ -50,6 +46,7 @@ def connect_platform(
     app_id: str = "",
     purpose: Purpose | None = None,
     notice: Notice | None = None,
+    is_active: bool = True,
 ) -> Connected:
     """Connect ``store``'s platform. The adapter defaults to the store's platform's; the
     generic adapter makes its own ``whsec_`` secret when none is given; the purpose
@@ -58,10 +55,14 @@ def connect_platform(
     adapter = adapter or DEFAULT_ADAPTER.get(store.platform, PlatformConnection.Adapter.GENERIC)
     if adapter not in PlatformConnection.Adapter.values:
         raise ConnectionError_(f"unknown adapter {adapter!r}; one of {', '.join(PlatformConnection.Adapter.values)}")
-    if not secret:
+    existing = PlatformConnection.objects.filter(store=store).first()
+    if not secret and existing is not None and existing.adapter == adapter:
+        secret = existing.secret  # reconnecting keeps the secret the platform has
+    made = not secret
+    if made:
         if adapter != PlatformConnection.Adapter.GENERIC:
             raise ConnectionError_("give the secret the platform shows for the brand's app (app secret or token)")
-        secret = new_generic_secret()
+        secret = new_secret()
     if purpose is None:
         purpose, _made = Purpose.objects.get_or_create(
             brand_id=store.brand_id, code=MEMBERSHIP_PURPOSE,
@@ -73,12 +74,20 @@ def connect_platform(
     connection, created = PlatformConnection.objects.update_or_create(
         store=store,
         defaults={"adapter": adapter, "secret": secret, "app_id": app_id, "agreement_purpose": purpose,
-                  "agreement_notice": notice, "is_active": True, "created_by": audit.current_actor().label},
+                  "agreement_notice": notice, "is_active": is_active,
+                  **({} if existing else {"created_by": audit.current_actor().label})},
     )  # fmt: skip
     connection.full_clean()
     audit.record(
         "platform.connected",
         connection,
-        changes={"adapter": adapter, "app_id": app_id, "purpose": purpose.code, "notice_version": notice.version},
+        changes={
+            "adapter": adapter,
+            "app_id": app_id,
+            "purpose": purpose.code,
+            "notice_version": notice.version,
+            "secret_changed": existing is None or existing.secret != secret,
+            "active": is_active,
+        },
     )
-    return Connected(connection, created, secret)
+    return Connected(connection, created, secret, made)

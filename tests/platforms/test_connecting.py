@@ -92,3 +92,25 @@ def test_the_admin_refuses_a_notice_of_another_purpose(client, superuser, tmall,
     assert response.status_code == 200
     assert "agreement_notice" in response.context["adminform"].form.errors
     assert not PlatformConnection.objects.exists()
+
+
+def test_changing_a_connection_in_the_admin_keeps_its_secret_unless_the_platform_changes(
+    client, superuser, tmall, membership_purpose, agreement
+):
+    call_command("connect_platform", "--store", "lotus-tmall", "--secret", SECRET, "--app-id", "app-1",
+                 stdout=io.StringIO())  # fmt: skip
+    connection = PlatformConnection.objects.get()
+    client.force_login(superuser)
+    url = reverse("admin:imports_platformconnection_change", args=[connection.pk])
+    fields = {"adapter": "tmall", "app_id": "app-2", "agreement_purpose": membership_purpose.pk,
+              "agreement_notice": agreement.pk}  # fmt: skip
+
+    kept = client.post(url, fields)  # no new secret, no "is_active": switched off
+    moved = client.post(url, {**fields, "adapter": "douyin"})  # another platform needs its own secret
+
+    connection.refresh_from_db()
+    assert kept.status_code == 302 and moved.status_code == 200
+    assert "new_secret" in moved.context["adminform"].form.errors
+    assert (connection.secret, connection.app_id, connection.is_active) == (SECRET, "app-2", False)
+    changes = AuditLog.objects.filter(action="platform.connected").order_by("pk").last().changes
+    assert changes["secret_changed"] is False and changes["active"] is False

@@ -42,6 +42,6 @@ class Command(BaseCommand):
             f"{connection.agreement_purpose.code!r} with {connection.agreement_notice.title!r} "
             f"v{connection.agreement_notice.version}."
         )
-        if connection.adapter == PlatformConnection.Adapter.GENERIC and not options["secret"]:
+        if done.secret_made:
             self.stdout.write("Signing secret (shown once, give it to the platform):")
             self.stdout.write(done.secret)
