@@ -209,20 +209,30 @@ def record_offline_request(
     if kind == DataSubjectRequest.Kind.DELETION:
         return request_deletion(member=member, account=None, offline=offline)
     if kind == DataSubjectRequest.Kind.WITHDRAW_ALL:
-        evidence = {"received_via": via, "recorded_by": staff_label, "details": details.strip()[:MAX_DETAILS]}
+        evidence = {"received_via": via, "recorded_by": staff_label, "details": _details(details, required=False)}
         return withdraw_all(member=member, account=None, evidence=evidence, offline=offline)
-    if kind not in (DataSubjectRequest.Kind.ACCESS, DataSubjectRequest.Kind.CORRECTION):
+    if kind == DataSubjectRequest.Kind.CORRECTION:
+        return request_correction(member=member, account=None, details=details, offline=offline)
+    if kind != DataSubjectRequest.Kind.ACCESS:
         raise RequestError(gettext("Unknown kind of request."))
-    text = (details or "").strip()
-    if kind == DataSubjectRequest.Kind.CORRECTION and not text:
-        raise RequestError(gettext("Please say what is wrong and what it should be."))
-    if len(text) > MAX_DETAILS:
-        raise RequestError(gettext("Please keep the description under 4,000 characters."))
+    # A copy asked for by letter is sent by the officer: it waits in the queue.
     with transaction.atomic():
-        request = _new_request(member=canonical_member(member), kind=kind, details=text, **offline.fields())
+        request = _new_request(
+            member=canonical_member(member), kind=kind, details=_details(details, required=False), **offline.fields()
+        )
         audit.record("privacy.offline_request", request.member,
                      changes={"request": request.pk, "kind": kind, "via": via})  # fmt: skip
     return request
+
+
+def _details(details: str, *, required: bool) -> str:
+    """What the person wrote, trimmed; a correction must say what is wrong."""
+    text = (details or "").strip()
+    if required and not text:
+        raise RequestError(gettext("Please say what is wrong and what it should be."))
+    if len(text) > MAX_DETAILS:
+        raise RequestError(gettext("Please keep the description under 4,000 characters."))
+    return text
 
 
 def _new_request(
@@ -258,16 +268,15 @@ def record_access_request(*, member: Member, account: PrivacyAccount | None) -> 
 
 
 @transaction.atomic
-def request_correction(*, member: Member, account: PrivacyAccount | None, details: str) -> DataSubjectRequest:
-    text = (details or "").strip()
-    if not text:
-        raise RequestError(gettext("Please say what is wrong and what it should be."))
-    if len(text) > MAX_DETAILS:
-        raise RequestError(gettext("Please keep the description under 4,000 characters."))
+def request_correction(
+    *, member: Member, account: PrivacyAccount | None, details: str, offline: Offline | None = None
+) -> DataSubjectRequest:
     request = _new_request(
-        member=canonical_member(member), account=account, kind=DataSubjectRequest.Kind.CORRECTION, details=text
-    )
-    audit.record("privacy.correction_request", request.member, changes={"request": request.pk})
+        member=canonical_member(member), account=account, kind=DataSubjectRequest.Kind.CORRECTION,
+        details=_details(details, required=True), **(offline.fields() if offline else {}),
+    )  # fmt: skip
+    audit.record("privacy.correction_request", request.member,
+                 changes={"request": request.pk, **({"via": offline.via} if offline else {})})  # fmt: skip
     return request
 
 
