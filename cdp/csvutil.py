@@ -68,17 +68,20 @@ def neutralise(value: Any) -> str:
     return text
 
 
-def csv_lines(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
-    """The file as text chunks: BOM and header first, then rows in chunks."""
+def csv_lines(header: Sequence[Any], rows: Iterable[Sequence[Any]], *, for_machines: bool = False) -> Iterator[str]:
+    """The file as text chunks: BOM and header first, then rows in chunks. ``for_machines``:
+    no BOM and cells as they are, for a file another system reads (an SMS gateway rejects
+    ``'+86…``), never a spreadsheet; its cells must be values we made or normalised."""
+    cell = _text if for_machines else neutralise
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([neutralise(cell) for cell in header])
-    yield BOM + buffer.getvalue()
+    writer.writerow([cell(value) for value in header])
+    yield buffer.getvalue() if for_machines else BOM + buffer.getvalue()
     buffer.seek(0)
     buffer.truncate()
     pending = 0
     for row in rows:
-        writer.writerow([neutralise(cell) for cell in row])
+        writer.writerow([cell(value) for value in row])
         pending += 1
         if pending >= CHUNK_ROWS:
             yield buffer.getvalue()
@@ -89,11 +92,13 @@ def csv_lines(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> Iterator[
         yield buffer.getvalue()
 
 
-def csv_response(filename: str, header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> StreamingHttpResponse:
+def csv_response(
+    filename: str, header: Sequence[Any], rows: Iterable[Sequence[Any]], *, for_machines: bool = False
+) -> StreamingHttpResponse:
     """A streamed CSV download. ``rows`` is consumed lazily while the response is sent, so
     pass a generator over ``QuerySet.iterator()`` for big exports."""
     response = StreamingHttpResponse(
-        (chunk.encode("utf-8") for chunk in csv_lines(header, rows)),
+        (chunk.encode("utf-8") for chunk in csv_lines(header, rows, for_machines=for_machines)),
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)

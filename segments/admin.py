@@ -390,7 +390,7 @@ class SegmentExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         what = _("gateway file")
         filename = f"{segment.brand.code}-{segment.slug}-{what}-{export.pk}.csv"
         rows = files.gateway_rows(export, segment, phone_format=phones)
-        return files.plain_csv_response(filename, files.gateway_header(segment.channel), rows)
+        return csv_response(filename, files.gateway_header(segment.channel), rows, for_machines=True)
 
 
 def export_links(export: SegmentExport) -> str:

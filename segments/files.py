@@ -16,13 +16,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
-from typing import Any
-
-from django.http import StreamingHttpResponse
-from django.utils.http import content_disposition_header
 
 from consent.models import Channel
 from consent.optin import unsubscribe_url_for
@@ -64,24 +58,3 @@ def gateway_rows(export: SegmentExport, segment: Segment, *, phone_format: str =
             yield [contact, link, f"<{link}>", "List-Unsubscribe=One-Click"]
         else:
             yield [str(pk), contact]
-
-
-def plain_csv_response(filename: str, header: list[str], rows: Iterator[list[Any]]) -> StreamingHttpResponse:
-    """A CSV for machines: UTF-8 without a byte-order mark, values as they are."""
-
-    def lines() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow(row)
-            if buffer.tell() > 64 * 1024:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = content_disposition_header(True, filename)
-    response["Cache-Control"] = "private, no-store"
-    return response
