@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import bench.__main__ as runner
 
 
@@ -26,8 +28,7 @@ def test_the_runner_collects_each_benchmarks_result_line(tmp_path, monkeypatch):
 
 
 def test_only_refuses_an_unknown_name(capsys):
-    try:
+    with pytest.raises(SystemExit) as refused:
         runner.main(["--only", "nope"])
-    except SystemExit as exc:
-        assert exc.code == 2
+    assert refused.value.code == 2
     assert "unknown benchmark" in capsys.readouterr().err
