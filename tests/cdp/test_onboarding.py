@@ -113,3 +113,11 @@ def test_a_bad_store_line_is_shown_on_the_form(client, superuser):
     assert response.status_code == 400
     assert "stores" in response.context["form"].errors
     assert not Brand.objects.filter(code="jade").exists()
+
+
+def test_the_onboarding_roles_are_the_role_groups_insights_defines():
+    # consent sits below insights and cannot import its names: the two lists must agree.
+    from consent.onboarding import ROLES
+    from insights import roles
+
+    assert set(ROLES) == set(roles.ROLES)
