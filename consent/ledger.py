@@ -16,7 +16,15 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
 
-from .models import ChainHead, Checkpoint, CheckpointHead, ConsentEvent, ConsentState, canonical_json
+from .models import (
+    ChainHead,
+    Checkpoint,
+    CheckpointHead,
+    ConsentEvent,
+    ConsentState,
+    ExternalEventId,
+    canonical_json,
+)
 
 GENESIS = "0" * 64
 FORMAT = "cdp-consent-v1"  # bump when the content below changes
@@ -212,7 +220,8 @@ def append(event: ConsentEvent) -> bool:
     caller's transaction (or as one autocommitted statement). Returns whether the state
     changed.
 
-    This is the hot path of every consent write. The head row is the per-member writer
+    This is the hot path of every consent write. An external id is stored with the event
+    (``ExternalEventId``); seen before, the write fails with an ``IntegrityError``. The head row is the per-member writer
     lock: writers of one member queue on it, so seq and prev_hash never fork, while
     different members never wait for each other. The state moves only when the event is
     not older than it (``ON CONFLICT … DO UPDATE … WHERE``), so late old events never
@@ -244,6 +253,10 @@ WITH head AS (
          %(external_id)s::text, head.seq, head.prev_hash, head.hash
   FROM head
   RETURNING id, seq, prev_hash, hash
+), xid AS (
+  INSERT INTO {xids} (event_id, brand_id, external_id, recorded_at)
+  SELECT ev.id, %(brand)s::bigint, %(external_id)s::text, %(recorded_at)s::timestamptz
+  FROM ev WHERE %(external_id)s::text IS NOT NULL
 ), st AS (
   INSERT INTO {states} AS s (member_id, brand_id, purpose_id, channel, action, occurred_at, event_id, by_guardian)
   SELECT %(member)s::bigint, %(brand)s::bigint, %(purpose)s::bigint, %(channel)s::text, %(action)s::text,
@@ -261,8 +274,9 @@ SELECT ev.id, ev.seq, ev.prev_hash, ev.hash, (SELECT COUNT(*) FROM st) FROM ev
 
 def _append_postgres(event: ConsentEvent) -> bool:
     sql = _POSTGRES_APPEND.format(
-        heads=ChainHead._meta.db_table, events=ConsentEvent._meta.db_table, states=ConsentState._meta.db_table
-    )
+        heads=ChainHead._meta.db_table, events=ConsentEvent._meta.db_table, states=ConsentState._meta.db_table,
+        xids=ExternalEventId._meta.db_table,
+    )  # fmt: skip
     params = {
         "member": event.member_id, "brand": event.brand_id, "purpose": event.purpose_id, "channel": event.channel,
         "action": event.action, "occurred_at": event.occurred_at, "recorded_at": event.recorded_at,
@@ -308,6 +322,12 @@ def _append_portable(event: ConsentEvent) -> bool:
         event.pk = cursor.fetchone()[0]
         event._state.adding = False
         event._state.db = connection.alias
+        if event.external_id is not None:
+            cursor.execute(
+                f"""INSERT INTO {ExternalEventId._meta.db_table} (event_id, brand_id, external_id, recorded_at)
+                    VALUES (%s, %s, %s, %s)""",  # noqa: S608
+                [event.pk, event.brand_id, event.external_id, ops.adapt_datetimefield_value(event.recorded_at)],
+            )
         cursor.execute(
             f"""INSERT INTO {heads} (member_id, seq, prev_hash, hash) VALUES (%s, %s, %s, %s)
                 ON CONFLICT (member_id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash,
@@ -328,3 +348,60 @@ def _append_portable(event: ConsentEvent) -> bool:
             ],
         )  # fmt: skip
         return cursor.fetchone() is not None
+
+
+# --- External ids ------------------------------------------------------------------------
+
+
+def stored_external_ids(brand_id: int, external_ids: list[str]) -> set[str]:
+    """Which of ``external_ids`` the brand's ledger holds already."""
+    wanted = sorted({x for x in external_ids if x})
+    if not wanted:
+        return set()
+    if connection.vendor == "postgresql":
+        # A join on the ids: the planner probes the unique index per id, whatever its statistics.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""SELECT x.external_id FROM {ExternalEventId._meta.db_table} x
+                    JOIN unnest(%s::text[]) AS w(id) ON x.external_id = w.id WHERE x.brand_id = %s""",  # noqa: S608
+                [wanted, brand_id],
+            )
+            return {row[0] for row in cursor.fetchall()}
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        found.update(
+            ExternalEventId.objects.filter(brand_id=brand_id, external_id__in=wanted[start : start + 500]).values_list(
+                "external_id", flat=True
+            )
+        )
+    return found
+
+
+def stored_events(brand_id: int, external_ids: list[str | None]) -> dict[str, ConsentEvent]:
+    """The brand's events stored under any of ``external_ids``, by external id: through
+    ``ExternalEventId``, then the event by (id, recorded_at), which reads one partition.
+
+    On PostgreSQL one probe of each unique index per id, forced by the LATERAL subqueries
+    (their LIMIT 1, true of a unique key, keeps the planner from flattening them): with
+    ``external_id IN (…)`` and statistics older than the ledger's growth, the planner
+    once read every event of the brand through another index instead (measured 38–52 ms
+    a batch of 100 on 62,000 events, growing with the ledger, against 0.3 ms)."""
+    wanted = sorted({x for x in external_ids if x})
+    if not wanted:
+        return {}
+    if connection.vendor == "postgresql":
+        events = ConsentEvent.objects.raw(
+            f"""SELECT e.* FROM unnest(%s::text[]) AS w(external_id)
+                CROSS JOIN LATERAL (
+                  SELECT x.event_id, x.recorded_at FROM {ExternalEventId._meta.db_table} x
+                  WHERE x.brand_id = %s AND x.external_id = w.external_id LIMIT 1
+                ) x
+                CROSS JOIN LATERAL (
+                  SELECT * FROM {ConsentEvent._meta.db_table} e
+                  WHERE e.id = x.event_id AND e.recorded_at = x.recorded_at LIMIT 1
+                ) e""",  # noqa: S608 - table names only
+            [wanted, brand_id],
+        )
+        return {event.external_id: event for event in events}
+    keys = ExternalEventId.objects.filter(brand_id=brand_id, external_id__in=wanted).values("event_id")
+    return {event.external_id: event for event in ConsentEvent.objects.filter(pk__in=keys).order_by()}

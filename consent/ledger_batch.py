@@ -28,7 +28,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from . import ledger
-from .models import ChainHead, ConsentEvent, ConsentState
+from .models import ChainHead, ConsentEvent, ConsentState, ExternalEventId
 
 EVENT_COLUMNS = (
     "id", "member_id", "brand_id", "purpose_id", "channel", "action", "occurred_at", "recorded_at", "source_type",
@@ -266,6 +266,7 @@ def _may_skip(*_server_and_role: str) -> bool:
 
 
 HEAD_COLUMNS = ("member_id", "seq", "prev_hash", "hash")
+XID_COLUMNS = ("event_id", "brand_id", "external_id", "recorded_at")
 STATE_COLUMNS = ("member_id", "brand_id", "purpose_id", "channel", "action", "occurred_at", "event_id", "by_guardian")
 
 
@@ -302,12 +303,19 @@ def _append_many_postgres(events: Sequence[NewEvent], fresh: frozenset[int]) -> 
     with connection.cursor() as cursor:
         # The head rows are the per-member writer lock of ``ledger.append``: taking them in
         # id order serialises us with single appends and never deadlocks with another batch.
+        # A member without a head yet gets one (seq 0, the genesis hash: what "no head"
+        # means), so there is a row to lock and two batches cannot both start a chain at
+        # seq 1 (the ledger's unique (member, seq) is per partition only); the head upsert
+        # below replaces it. The no-op DO UPDATE locks an existing head and returns its
+        # latest committed values in the same statement (a SELECT … FOR UPDATE would not
+        # see a head another batch inserted while it waited).
         members_text = id_list(member_ids)
         cursor.execute(
-            f"""SELECT h.member_id, h.seq, h.hash FROM {heads_table} h
-                JOIN unnest(string_to_array(%s, ',')::bigint[]) AS m(id)
-                ON h.member_id = m.id ORDER BY h.member_id FOR UPDATE OF h""",  # noqa: S608
-            [members_text],
+            f"""INSERT INTO {heads_table} AS h (member_id, seq, prev_hash, hash)
+                SELECT m.id, 0, '', %s FROM unnest(string_to_array(%s, ',')::bigint[]) AS m(id) ORDER BY m.id
+                ON CONFLICT (member_id) DO UPDATE SET seq = h.seq
+                RETURNING h.member_id, h.seq, h.hash""",  # noqa: S608
+            [ledger.GENESIS, members_text],
         )
         heads = {member_id: (seq, hash_) for member_id, seq, hash_ in cursor.fetchall()}
         ids = reserve_ids(cursor, events_table, len(events))
@@ -357,6 +365,11 @@ def _append_many_postgres(events: Sequence[NewEvent], fresh: frozenset[int]) -> 
                 f"{esc(e.external_id)}\t{e.seq}\t{e.prev_hash}\t{e.hash}"
             )
         copy_lines(raw, events_table, EVENT_COLUMNS, lines)
+        # Their external ids: a unique violation here is the IntegrityError callers retry.
+        copy_lines(
+            raw, ExternalEventId._meta.db_table, XID_COLUMNS,
+            (f"{e.pk}\t{e.brand_id}\t{esc(e.external_id)}\t{recorded[e.recorded_at]}" for e in events if e.external_id),
+        )  # fmt: skip
         # Chain heads and states: COPY for fresh members (nothing to meet), an upsert
         # through a temp table for the others.
         _insert_or_upsert(
@@ -411,9 +424,12 @@ def _rows(columns: Sequence[str], param: str) -> str:
 @cache
 def _json_write_sql() -> str:
     events, heads, states = ConsentEvent._meta.db_table, ChainHead._meta.db_table, ConsentState._meta.db_table
+    xids = ExternalEventId._meta.db_table
     return f"""
         WITH ev AS (
           INSERT INTO {events} ({", ".join(EVENT_COLUMNS)}) {_rows(EVENT_COLUMNS, "events")}
+        ), xi AS (
+          INSERT INTO {xids} ({", ".join(XID_COLUMNS)}) {_rows(XID_COLUMNS, "xids")}
         ), hd AS (
           INSERT INTO {heads} ({", ".join(HEAD_COLUMNS)}) {_rows(HEAD_COLUMNS, "heads")}
           ON CONFLICT (member_id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash,
@@ -455,8 +471,10 @@ def _write_json(
         (e.member_id, e.brand_id, e.purpose_id, e.channel, e.action, e.occurred_at.isoformat(), e.pk, e.by_guardian)
         for e in changed
     ]
+    xid_rows = [(e.pk, e.brand_id, e.external_id, recorded[e.recorded_at]) for e in events if e.external_id]
     params = {
         "events": json.dumps(event_rows, ensure_ascii=False, separators=(",", ":")),
+        "xids": json.dumps(xid_rows, ensure_ascii=False, separators=(",", ":")),
         "heads": json.dumps(head_rows, separators=(",", ":")),
         "states": json.dumps(state_rows, ensure_ascii=False, separators=(",", ":")),
     }

@@ -15,7 +15,7 @@ from cdp import audit
 from cdp.enqueue import enqueue
 from members.queries import canonical_member
 
-from . import ledger, mail, receipts, verification
+from . import ledger, ledger_partitions, mail, receipts, verification
 from .models import Action, Channel, ConsentState
 from .services import email_requests
 
@@ -96,3 +96,17 @@ def verify_ledger() -> bool:
     with audit.acting_as(audit.Actor(type="system", label="celery")):
         result, _seconds = verification.record_verification()
     return result.all_ok
+
+
+@shared_task(name="consent.tasks.create_ledger_partitions")
+def create_ledger_partitions() -> dict[str, int]:
+    """Beat, daily: the ledger's monthly partitions ``LEDGER_PARTITIONS_AHEAD`` months ahead
+    (PostgreSQL; nothing elsewhere). Running twice creates nothing twice; a month whose
+    partition the busy ledger kept from attaching is tried again the next day."""
+    report = ledger_partitions.create_partitions()
+    return {
+        "created": len(report.created),
+        "busy": len(report.busy),
+        "blocked": len(report.blocked),
+        "default_rows": report.default_rows,
+    }

@@ -1,7 +1,8 @@
 """Verifying the consent ledger: every hash, every link, every checkpoint.
 
-On PostgreSQL the database recomputes the hashes in one scan; elsewhere Python streams
-the ledger in keyset-paginated batches. Both apply the same rules and give the same
+On PostgreSQL the database recomputes the hashes partition by partition (a scan of one
+month at a time, then the links between months); elsewhere Python streams the ledger in
+keyset-paginated batches. Both apply the same rules and give the same
 messages, and the suite runs both (SQLite in ``make test``, PostgreSQL in ``.ci/run``).
 
 A recorded verification (``record_verification``: the command and the nightly task)
@@ -18,6 +19,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
+from . import ledger_partitions
 from .ledger import (
     FORMAT,
     GENESIS,
@@ -91,7 +93,7 @@ def verify_ledger(*, batch: int = 20000) -> VerificationResult:
 
     Finds changed fields (hash mismatch), deleted or inserted middle events (broken link
     or sequence gap), and deleted tail events (chain shorter than the checkpoint fixed).
-    On PostgreSQL the database recomputes the hashes in one scan (``_verify_postgres``);
+    On PostgreSQL the database recomputes the hashes a partition at a time (``_verify_postgres``);
     elsewhere Python streams the ledger. Both follow the same rules and messages, and
     the suite runs on both.
     """
@@ -185,32 +187,78 @@ def _content_sql(e: str) -> str:
     return sep.join(parts)
 
 
+# Per partition: each event's hash, and its link to the event before it where that one is
+# in the same partition; what is left to link across partitions is kept as "runs" (the
+# first and last event of each stretch of consecutive seqs of a member) in a temporary
+# table. The database sorts one partition at a time, so memory stays bounded whatever the
+# ledger's size. A member's next event usually lands in the same or a later month, but
+# not always: two writers racing at midnight of the 1st can store seq n+1 in the old
+# month and seq n in the new one; the runs are stitched by seq, not by month.
+_PARTITION_SCAN = """
+    WITH checked AS (
+      SELECT e.member_id, e.seq, e.prev_hash, e.hash,
+             LAG(e.seq) OVER w AS lag_seq, LAG(e.hash) OVER w AS lag_hash,
+             e.hash = encode(sha256(convert_to(e.prev_hash || {content}, 'UTF8')), 'hex') AS hash_ok
+      FROM ONLY {partition} e
+      WINDOW w AS (PARTITION BY e.member_id ORDER BY e.seq)
+    ), runs AS (
+      SELECT member_id, seq, prev_hash, hash,
+             COUNT(*) FILTER (WHERE lag_seq IS DISTINCT FROM seq - 1)
+               OVER (PARTITION BY member_id ORDER BY seq) AS run,
+             NOT hash_ok OR (lag_seq = seq - 1 AND prev_hash <> lag_hash) AS bad
+      FROM checked
+    ), kept AS (
+      INSERT INTO _ledger_runs (member_id, first_seq, first_prev, last_seq, last_hash)
+      SELECT member_id, MIN(seq), (ARRAY_AGG(prev_hash ORDER BY seq))[1], MAX(seq),
+             (ARRAY_AGG(hash ORDER BY seq DESC))[1]
+      FROM runs GROUP BY member_id, run
+    )
+    SELECT COUNT(*), MIN(ARRAY[member_id, seq]) FILTER (WHERE bad) FROM runs
+"""
+
+# Runs of one member in seq order: the first starts the chain (seq 1, the genesis hash),
+# each other one continues the run before it (the next seq, linked to its last hash).
+_STITCH = """
+    SELECT COUNT(*) FILTER (WHERE lag_last IS NULL),
+           MIN(ARRAY[member_id, first_seq]) FILTER (WHERE CASE
+             WHEN lag_last IS NULL THEN first_seq <> 1 OR first_prev <> %(genesis)s
+             ELSE first_seq <> lag_last + 1 OR first_prev <> lag_hash END)
+    FROM (
+      SELECT member_id, first_seq, first_prev, LAG(last_seq) OVER w AS lag_last, LAG(last_hash) OVER w AS lag_hash
+      FROM _ledger_runs WINDOW w AS (PARTITION BY member_id ORDER BY first_seq, last_seq)
+    ) stitched
+"""
+
+
 def _verify_postgres() -> VerificationResult:
-    events = ConsentEvent._meta.db_table
-    scan = f"""
-        SELECT COUNT(*) AS events,
-               COUNT(*) FILTER (WHERE first_in_chain) AS chains,
-               MIN(ARRAY[member_id, seq]) FILTER (WHERE problem IS NOT NULL) AS first_bad
-        FROM (
-          SELECT e.member_id, e.seq, LAG(e.seq) OVER w IS NULL AS first_in_chain,
-                 CASE
-                   WHEN e.seq <> COALESCE(LAG(e.seq) OVER w, 0) + 1 THEN 'gap'
-                   WHEN e.prev_hash <> COALESCE(LAG(e.hash) OVER w, %(genesis)s) THEN 'link'
-                   WHEN e.hash <> encode(sha256(convert_to(e.prev_hash || {_content_sql("e")}, 'UTF8')), 'hex')
-                     THEN 'hash'
-                 END AS problem
-          FROM {events} e
-          WINDOW w AS (PARTITION BY e.member_id ORDER BY e.seq)
-        ) checked
-    """  # noqa: S608 - table name and fixed SQL only
+    """Streams the ledger partition by partition (``ledger_partitions.partitions``: each
+    month, then DEFAULT; the table itself if it is not partitioned)."""
     checkpoint = Checkpoint.objects.order_by("-pk").first()
     checkpoint_id = checkpoint.pk if checkpoint else None
+    count, firsts_bad = 0, []
     with connection.cursor() as cursor:
-        cursor.execute(scan, {"genesis": GENESIS, "format": FORMAT})
-        count, chains, first_bad = cursor.fetchone()
-    if first_bad is not None:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS _ledger_runs "
+            "(member_id bigint, first_seq integer, first_prev text, last_seq integer, last_hash text)"
+        )
+        cursor.execute("TRUNCATE _ledger_runs")
+        try:
+            for partition in ledger_partitions.partitions():
+                sql = _PARTITION_SCAN.format(content=_content_sql("e"), partition=partition)
+                cursor.execute(sql, {"format": FORMAT})
+                events, first_bad = cursor.fetchone()
+                count += events
+                if first_bad is not None:
+                    firsts_bad.append(tuple(first_bad))
+            cursor.execute(_STITCH, {"genesis": GENESIS})
+            chains, first_bad = cursor.fetchone()
+            if first_bad is not None:
+                firsts_bad.append(tuple(first_bad))
+        finally:
+            cursor.execute("DROP TABLE IF EXISTS _ledger_runs")
+    if firsts_bad:
         # Name the problem exactly as the streaming check would, from the chain's start.
-        member_id, seq = first_bad
+        member_id, seq = min(firsts_bad)
         return _describe_chain_problem(member_id, seq, count, chains, checkpoint_id)
     if checkpoint is None:
         return VerificationResult(True, count, chains, None)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.db import connection, transaction
+from django.db import transaction
 
-from consent.models import ConsentEvent
+from consent import ledger
 from consent.services import ConsentError, record_consent
 from members.identities import RecordError
 from members.services import resolve_store_record
@@ -19,24 +19,7 @@ from .rows import ParsedRow
 
 
 def existing_external_ids(ctx: ImportContext, ids: list[str]) -> set[str]:
-    if not ids:
-        return set()
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""SELECT e.external_id FROM {ConsentEvent._meta.db_table} e
-                    JOIN unnest(%s::text[]) AS x(id) ON e.external_id = x.id WHERE e.brand_id = %s""",  # noqa: S608
-                [ids, ctx.store.brand_id],
-            )
-            return {row[0] for row in cursor.fetchall()}
-    found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        found.update(
-            ConsentEvent.objects.filter(brand_id=ctx.store.brand_id, external_id__in=ids[start : start + 500])
-            .values_list("external_id", flat=True)
-            .iterator()
-        )
-    return found
+    return ledger.stored_external_ids(ctx.store.brand_id, ids)
 
 
 def process_rows(

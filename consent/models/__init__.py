@@ -9,6 +9,7 @@ from .ledger import (
     CheckpointHead,
     ConsentEvent,
     ConsentState,
+    ExternalEventId,
     LedgerVerification,
     canonical_json,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "ConsentEvent",
     "ConsentState",
     "DataUsage",
+    "ExternalEventId",
     "LedgerVerification",
     "Notice",
     "Preference",

@@ -11,7 +11,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -106,13 +105,14 @@ class ConsentEvent(models.Model):
         # Ids grow with recorded_at, so "-id" orders by recording time without an index
         # of its own on a table where every index is paid for on each append.
         ordering = ["-id"]
+        # On PostgreSQL the table is partitioned by month of ``recorded_at``
+        # (``consent.ledger_partitions``, migration 0005): there a unique index must hold the
+        # partition key, so "unique per member and seq" is a unique index on each partition
+        # (the writers' chain-head lock keeps it unique across them, verification checks
+        # it), and the primary key is (id, recorded_at). Uniqueness of an external id lives
+        # in ``ExternalEventId``. Models that point at events: ``db_constraint=False``.
         constraints = [
             models.UniqueConstraint(fields=["member", "seq"], name="consent_event_chain_unique"),
-            models.UniqueConstraint(
-                fields=["brand", "external_id"],
-                condition=Q(external_id__isnull=False),
-                name="consent_event_external_id_unique",
-            ),
         ]
         indexes = [
             models.Index(fields=["brand", "purpose", "channel", "occurred_at"]),
@@ -136,6 +136,27 @@ class ConsentEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError(_("Consent events are evidence: they are never deleted."))
+
+
+class ExternalEventId(models.Model):
+    """The idempotency key of the ledger: one row per (brand, external id), written in the
+    same statement as its event. A unique index on the partitioned ledger would have to
+    hold the partition key, so it could not say "seen before" across months; this table's
+    can. Rows are never changed or removed (the ledger's triggers guard it too)."""
+
+    event = models.OneToOneField(
+        ConsentEvent, on_delete=models.DO_NOTHING, primary_key=True, related_name="+", db_constraint=False
+    )
+    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
+    external_id = models.CharField(max_length=200)
+    # The event's partition key: a look-up by external id reads one partition.
+    recorded_at = models.DateTimeField()
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("external event id")
+        constraints = [models.UniqueConstraint(fields=["brand", "external_id"], name="consent_external_id_unique")]
 
 
 class ChainHead(models.Model):

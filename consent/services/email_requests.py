@@ -15,6 +15,7 @@ from django.utils import timezone
 from cdp.enqueue import enqueue_on_commit
 from members.models import Member
 
+from .. import ledger
 from ..models import Action, Channel, ConsentEvent, ConsentState, DataUsage
 from ..validation import OPT_IN_MAIL_INTERVAL, RELAYED_SOURCES, EmailOptIns, EmailState, OptIn
 
@@ -124,7 +125,7 @@ def judge_relayed_request(event: ConsentEvent, member: Member) -> OptIn:
     the same grant at once take turns, and the second finds the first's request."""
     Member.objects.select_for_update().filter(pk=member.pk).first()
     if event.external_id:
-        existing = ConsentEvent.objects.filter(brand_id=event.brand_id, external_id=event.external_id).first()
+        existing = ledger.stored_events(event.brand_id, [event.external_id]).get(event.external_id)
         if existing is not None:
             return OptIn(record=False, standing=existing)
     opt_in = email_opt_ins(event.brand_id, [member.pk], now=timezone.now()).request(
