@@ -66,8 +66,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# One worker for every queue of cdp/queues.py (CELERY_TASK_QUEUES); WORKER_QUEUES=imports,segments
+# makes one for some (docs/operations.md, "Queues and workers").
 worker: install
-	$(BIN)/celery -A cdp worker -l info --concurrency $${WORKER_CONCURRENCY:-4}
+	$(BIN)/celery -A cdp worker -l info --concurrency $${WORKER_CONCURRENCY:-4} $${WORKER_QUEUES:+-Q $$WORKER_QUEUES}
 
 beat: install
 	$(BIN)/celery -A cdp beat -l info

@@ -34,6 +34,7 @@ from cdp.enqueue import enqueue_on_commit
 from cdp.heartbeat import Heartbeat, fail_stalled, last_seen_text, stale_before
 from members.models import Store
 
+from . import chunks
 from .models import ImportJob
 from .readers import FileInfo, FileProblem, sha256_of
 from .report import ImportResult
@@ -231,8 +232,11 @@ def claim(job_id: int) -> ImportJob | None:
     return ImportJob.objects.select_related("store__brand").get(pk=job_id)
 
 
-def run_job(job_id: int) -> ImportResult | None:
-    """Run a waiting job (the Celery task and the admin's small uploads call this)."""
+def run_job(job_id: int, *, split: bool = False) -> ImportResult | None:
+    """Run a waiting job (the Celery task and the admin's small uploads call this).
+    ``split`` (the task): a file of more than ``IMPORT_SPLIT_ROWS`` rows runs as chunk
+    tasks that any number of workers share (``imports.chunks``); None then, the chunks
+    finish the job."""
     job = claim(job_id)
     if job is None:
         logger.info("import job %s is not waiting (already running or finished)", job_id)
@@ -243,6 +247,8 @@ def run_job(job_id: int) -> ImportResult | None:
         )
     with audit.acting_as(audit.Actor(type="system", label=f"import job {job.pk} ({job.created_by})")):
         try:
+            if split and chunks.split(job):
+                return None
             return _run(job, Path(job.file.path), encoding=job.encoding or None)
         except FileProblem:
             return None

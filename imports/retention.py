@@ -28,6 +28,7 @@ from django.utils import timezone
 from cdp import audit
 from cdp.enqueue import enqueue_on_commit
 
+from . import chunks
 from .models import ImportJob
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def delete_job_files(job_ids: list[int], *, reason: str) -> int:
         names = [job.file.name, job.errors_file.name]
         for name in names:
             _delete_stored(name)
+        chunks.delete_files(job.pk)  # a split file's member ids and rejected rows (imports.chunks)
         # Only if the job did not start meanwhile (a confirm racing the deletion).
         updated = (
             ImportJob.objects.filter(pk=job.pk).exclude(status=ImportJob.Status.RUNNING).update(file="", errors_file="")

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -50,6 +51,7 @@ class Scan:
     header: Header
     rows: int
     last_row: dict[str, int]
+    repeated: set[str] = field(default_factory=set)  # member ids on more than one row
 
 
 def _blank(cells: list[str]) -> bool:
@@ -91,6 +93,7 @@ def scan(info: FileInfo) -> Scan:
         raise FileProblem(f"the header names these columns twice: {', '.join(header.duplicates)}")
     member_index = header.columns["member_id"]
     last_row: dict[str, int] = {}
+    repeated: set[str] = set()
     count = 0
     width = 0
     for number, cells in _numbered_from(rows):
@@ -99,12 +102,22 @@ def scan(info: FileInfo) -> Scan:
         if member_index < len(cells):
             member_id = unquote(cells[member_index].strip())
             if member_id:
+                if member_id in last_row:
+                    repeated.add(member_id)
                 last_row[member_id] = number
     if count == 0:
         raise FileProblem("the file has a header but no rows")
     if info.kind == "csv" and width < len(header.names) and not _ends_with_newline(info):
         raise FileProblem("the file is truncated: its last line ends early")
-    return Scan(header=header, rows=count, last_row=last_row)
+    return Scan(header=header, rows=count, last_row=last_row, repeated=repeated)
+
+
+def header_of(info: FileInfo) -> Header:
+    """The header of a file ``scan`` found readable (chunk tasks read it again)."""
+    first = _header_row(read_rows(info))
+    if first is None:
+        raise FileProblem("the file is empty")
+    return map_header(first)
 
 
 def _numbered_from(rows: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
@@ -124,24 +137,45 @@ def _chunks(
     done = 0
     for number, cells in _numbered(info):
         done += 1
-        try:
-            member_id = validator.member_id_of(cells)
-            last = found.last_row.get(member_id)
-            if last is not None and last != number:
-                raise RowProblem(
-                    validator.name_of["member_id"],
-                    reason(gettext_noop("member id %(member_id)s appears again in row %(row)s; the later row wins"),
-                           member_id=repr(member_id), row=last),
-                    member_id,
-                )  # fmt: skip
-            chunk.append(validator.parse(number, cells))
-        except RowProblem as exc:
-            refused.append((number, exc.listed()))
+        _check(validator, found, number, cells, chunk, refused)
         if len(chunk) + len(refused) >= size:
             yield chunk, refused, done
             chunk, refused = [], []
     if chunk or refused:
         yield chunk, refused, done
+
+
+def chunk_of(
+    info: FileInfo, found: Scan, validator: RowValidator, *, first: int, size: int
+) -> tuple[list[ParsedRow], list[Refusal], int]:
+    """One chunk of the second pass as ``_chunks`` yields it: the ``size`` data rows after
+    the first ``first`` (those are read, not validated). A chunk task's rows."""
+    chunk: list[ParsedRow] = []
+    refused: list[Refusal] = []
+    done = first
+    for number, cells in itertools.islice(_numbered(info), first, first + size):
+        done += 1
+        _check(validator, found, number, cells, chunk, refused)
+    return chunk, refused, done
+
+
+def _check(
+    validator: RowValidator, found: Scan, number: int, cells: list[str], chunk: list[ParsedRow], refused: list[Refusal]
+) -> None:
+    """A data row validated into ``chunk``, or refused with its problems into ``refused``."""
+    try:
+        member_id = validator.member_id_of(cells)
+        last = found.last_row.get(member_id)
+        if last is not None and last != number:
+            raise RowProblem(
+                validator.name_of["member_id"],
+                reason(gettext_noop("member id %(member_id)s appears again in row %(row)s; the later row wins"),
+                       member_id=repr(member_id), row=last),
+                member_id,
+            )  # fmt: skip
+        chunk.append(validator.parse(number, cells))
+    except RowProblem as exc:
+        refused.append((number, exc.listed()))
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from django.db import DatabaseError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from cdp import broker, health, outbox
+from cdp import broker, health, outbox, queues
 from cdp.celery import app
 from cdp.enqueue import enqueue, enqueue_on_commit
 from cdp.models import AuditLog, OutboxMessage
@@ -107,18 +107,20 @@ def grant(api, external_id="e1", action="granted"):
 
 
 def memory_queue() -> list:
-    """Take every message from the in-memory broker's queue (a worker would)."""
+    """Take every message from the in-memory broker's queues (a worker would: every queue
+    of cdp.queues)."""
     messages = []
     with app.connection_for_read(MEMORY) as connection:
-        queue = connection.SimpleQueue("celery")
-        while True:
-            try:
-                message = queue.get(timeout=0.05)
-            except queue.Empty:
-                break
-            message.ack()
-            messages.append(message)
-        queue.close()
+        for name in queues.QUEUES:
+            queue = connection.SimpleQueue(name)
+            while True:
+                try:
+                    message = queue.get(timeout=0.05)
+                except queue.Empty:
+                    break
+                message.ack()
+                messages.append(message)
+            queue.close()
     return messages
 
 

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 
-from cdp import broker, outbox
+from cdp import broker, outbox, queues
 from cdp.models import OutboxMessage
 from tests.api.conftest import add_purpose, client_for, make_key, member_of
 from tests.api.receiver import Receiver
@@ -44,7 +44,7 @@ def empty_queue(real_celery):
 
     def purge() -> None:
         with real_celery.connection_for_write() as conn:
-            conn.default_channel.client.delete("celery")
+            conn.default_channel.client.delete(*queues.QUEUES)
 
     purge()
     yield real_celery
@@ -120,7 +120,7 @@ def test_two_relays_at_once_send_every_row_exactly_once(empty_queue):
     assert sum(r.sent for r in results) == len(rows) and not any(r.failed for r in results)
     assert sum(1 for r in results if r.sent) > 1  # they really shared the work
     with empty_queue.connection_for_read() as conn:
-        queued = conn.default_channel.client.lrange("celery", 0, -1)
+        queued = conn.default_channel.client.lrange(queues.TASK_QUEUES["members.tasks.refresh_member_metrics"], 0, -1)
     ids = Counter(json.loads(message)["headers"]["id"] for message in queued)
     assert ids == Counter({f"outbox-{row.pk}": 1 for row in rows})
     assert not outbox.waiting().exists()
