@@ -17,10 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.options import InlineModelAdmin
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+
+from .db_router import ReplicaChangelistMixin
 
 ALL_BRANDS_PERMISSION = "members.all_brands"
 
@@ -247,7 +250,13 @@ _CLASSES: dict[type, type] = {}
 
 def _scoped_class(cls: type) -> type:
     if cls not in _CLASSES:
-        _CLASSES[cls] = type(f"BrandScoped{cls.__name__}", (BrandScopedAdminMixin, cls), {"__module__": cls.__module__})
+        # Lists of registered models read a replica when there is one (cdp.db_router).
+        bases = (
+            (BrandScopedAdminMixin, cls)
+            if issubclass(cls, InlineModelAdmin)
+            else (BrandScopedAdminMixin, ReplicaChangelistMixin, cls)
+        )
+        _CLASSES[cls] = type(f"BrandScoped{cls.__name__}", bases, {"__module__": cls.__module__})
     return _CLASSES[cls]
 
 

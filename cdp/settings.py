@@ -15,6 +15,9 @@ from django.utils.translation import gettext_lazy as _
 
 from .beat import beat_schedule
 from .env import env_bool, env_int, env_list, env_str, load_dotenv
+from .queues import DEFAULT as DEFAULT_QUEUE
+from .queues import declared as declared_queues
+from .queues import routes as task_routes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env")
@@ -121,6 +124,38 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Read replicas (docs/operations.md "Read replicas"): PostgreSQL streaming standbys,
+# comma-separated, as aliases "replica", "replica_2", …. Only reads that opt in go there
+# (cdp.db_router.replica_reads: dashboards, reports, admin lists, segment matching); every
+# write and every other read, above all each contact decision, stays on the primary.
+# In tests each one mirrors the test database (under its own name on its own server).
+DATABASE_REPLICAS: list[str] = []
+for _number, _url in enumerate(env_list("DATABASE_REPLICA_URLS"), start=1):
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL (streaming replicas)")
+    _alias = "replica" if _number == 1 else f"replica_{_number}"
+    DATABASES[_alias] = dj_database_url.parse(
+        _url,
+        conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
+        conn_health_checks=DATABASES["default"]["CONN_HEALTH_CHECKS"],
+    )
+    if DATABASES[_alias]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"DATABASE_REPLICA_URLS: {_alias} is not a postgres:// URL")
+    # A standby holds the primary's databases under their names: a URL without one means
+    # the primary's (so processes pointed at another database, like the test suite's
+    # Celery workers, read that one on the replica too).
+    DATABASES[_alias]["NAME"] = DATABASES[_alias]["NAME"] or DATABASES["default"]["NAME"]
+    # A replica that is down costs a read this long once per REPLICA_RETRY_SECONDS, then
+    # the primary answers instead.
+    DATABASES[_alias].setdefault("OPTIONS", {})["connect_timeout"] = env_int("REPLICA_CONNECT_TIMEOUT", 2)
+    DATABASES[_alias]["TEST"] = {"MIRROR": "default"}
+    DATABASE_REPLICAS.append(_alias)
+DATABASE_ROUTERS = ["cdp.db_router.PrimaryReplicaRouter"]
+REPLICA_RETRY_SECONDS = env_int("REPLICA_RETRY_SECONDS", 30)
+# A segment build matches on a replica only once the replica has replayed everything the
+# primary had written when the build started (so every withdrawal before it); it waits for
+# that at most this many seconds, then matches on the primary (0: builds stay on the primary).
+BUILD_REPLICA_MAX_WAIT = env_int("BUILD_REPLICA_MAX_WAIT", 5)
 # The consent ledger's hot statement is prepared on the server; PgBouncer in transaction
 # pooling mode before 1.21 cannot keep prepared statements: set 0 there.
 DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", default=True)
@@ -165,6 +200,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Each task on its queue (cdp/queues.py): bulk work (imports, segment builds, nightly
+# reports) never sits in front of a withdrawal's webhook or the outbox relay. A worker
+# without -Q consumes all of them (`make worker`); docs/operations.md, "Queues and workers",
+# has the production split.
+CELERY_TASK_QUEUES = declared_queues()
+CELERY_TASK_DEFAULT_QUEUE = DEFAULT_QUEUE
+CELERY_TASK_ROUTES = task_routes()
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 60 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 55 * 60)
 CELERY_RESULT_EXPIRES = 60 * 60 * 24
@@ -460,6 +502,13 @@ SEGMENT_WORK_MEM = env_str("SEGMENT_WORK_MEM", "64MB")
 IMPORT_ASYNC_THRESHOLD_BYTES = env_int("IMPORT_ASYNC_THRESHOLD_BYTES", 5 * 1024 * 1024)
 IMPORT_MAX_LINE_BYTES = env_int("IMPORT_MAX_LINE_BYTES", 1024 * 1024)
 IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 20000)
+# A Celery job's file of more rows than this runs as chunk tasks of IMPORT_CHUNK_ROWS rows
+# that any number of workers share; at most IMPORT_CHUNKS_AHEAD of one file are queued at
+# a time (imports.chunks, docs/operations.md "Queues and workers").
+IMPORT_SPLIT_ROWS = env_int("IMPORT_SPLIT_ROWS", 100_000)
+IMPORT_CHUNKS_AHEAD = env_int("IMPORT_CHUNKS_AHEAD", 2)
+if IMPORT_CHUNKS_AHEAD < 1:
+    raise ImproperlyConfigured(f"IMPORT_CHUNKS_AHEAD={IMPORT_CHUNKS_AHEAD} must be 1 or more")
 # Order files on PostgreSQL: chunks written at once, each by a thread with its own
 # connection while the file is read (bench/README.md, "Order import").
 IMPORT_ORDER_WRITERS = env_int("IMPORT_ORDER_WRITERS", 2)

@@ -22,11 +22,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.utils import timezone
 
+from cdp.db_router import read_connection
 from consent.models import NO_CHANNEL, Action, ConsentEvent, Purpose
 from members.metrics import counted_orders
 from members.models import Brand, LifecycleStage, Member, Store, StoreMembership
@@ -93,7 +93,7 @@ def platform_overlap(brand: Brand) -> dict[int, int]:
         GROUP BY 1
     """  # noqa: S608 - table names only; values are parameters
     counts = {1: 0, 2: 0, 3: 0}
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:  # a replica inside replica_reads
         cursor.execute(sql, [brand.pk, Member.Status.ACTIVE.value])
         for bucket, count in cursor.fetchall():
             counts[int(bucket)] = count

@@ -7,11 +7,11 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
-from django.db import connection
 from django.db.models import BooleanField, Count, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from cdp.db_router import read_connection, replica_reads
 from consent.models import NO_CHANNEL, Channel, DataUsage, Purpose
 from consent.queries import CAP_WINDOW as CAP_WINDOW  # the weekly limit's window, defined with the rule
 from consent.queries import consent_q, contactable_q, preference_q, reachable_q
@@ -62,10 +62,11 @@ FUNNEL_COUNTS_SQL = (
 
 def dry_run_counts(segment: Segment, rules: dict[str, Any] | None = None) -> dict[str, int]:
     """The funnel a build would have now, counted in one query and written nowhere (the
-    editor's live count). Raises ``RuleError`` for invalid rules."""
+    editor's live count), on a read replica when there is one: an estimate that lets nobody
+    out. Raises ``RuleError`` for invalid rules."""
     flagged = flagged_members(segment, segment.rules if rules is None else rules, timezone.now())
     sql, params = flagged.query.sql_with_params()
-    with connection.cursor() as cursor:
+    with replica_reads(), read_connection().cursor() as cursor:
         cursor.execute(f"SELECT {FUNNEL_COUNTS_SQL} FROM ({sql}) AS f", params)  # noqa: S608 - compiled SQL
         row = cursor.fetchone()
     return dict(zip(("matched", "consented", "under_cap", "reachable"), row, strict=True))

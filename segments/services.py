@@ -36,6 +36,7 @@ from members.models import Brand
 from . import signals
 from .models import Segment, SegmentBuild, SegmentMember
 from .queries import FUNNEL_COUNTS_SQL, flagged_members
+from .replica import match_on_replica
 from .rules import RuleError, validate
 
 log = logging.getLogger(__name__)
@@ -216,11 +217,15 @@ def tune_for_set_queries() -> None:
 def _count_and_write(flagged: QuerySet[Any], build_id: int, limit: int | None) -> tuple[tuple[int, ...], int]:
     """Count the funnel over the flagged rows and write the final members, evaluating the
     rules once: on PostgreSQL one statement (a materialized CTE feeding both the INSERT and
-    the counts), elsewhere two."""
-    sql, params = flagged.query.sql_with_params()
-    table = connection.ops.quote_name(SegmentMember._meta.db_table)
+    the counts), elsewhere two; or on a caught-up read replica (``segments.replica``)."""
     cap = f" LIMIT {int(limit)}" if limit else ""
     final = f"WHERE f.c AND f.u AND f.r ORDER BY f.member_ref{cap}"
+    # On a read replica that has replayed past this moment, when there is one (segments.replica).
+    on_replica = match_on_replica(flagged, build_id, final)
+    if on_replica is not None:
+        return on_replica
+    sql, params = flagged.query.sql_with_params()
+    table = connection.ops.quote_name(SegmentMember._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(

@@ -48,6 +48,32 @@ def _ledger_triggers_on_postgres(request: pytest.FixtureRequest, django_db_block
             cursor.execute("SET session_replication_role = replica")
 
 
+@pytest.fixture(autouse=True)
+def _replica_only_when_asked(request: pytest.FixtureRequest):
+    """With DATABASE_REPLICA_URLS set (CI), reads that opt in to a replica (cdp.db_router)
+    read it only in tests that ask for it (``django_db(databases=[..., "replica"])``,
+    tests/cdp/test_read_replicas.py); elsewhere they read the primary, as Django's test
+    case allows that connection only, and a real replica lags a little behind. So do the
+    celery workers such a test starts (tests/workers.py passes the environment on)."""
+    from cdp import db_router
+
+    marker = request.node.get_closest_marker("django_db")
+    asked = marker.kwargs.get("databases") if marker else None
+    if not settings.DATABASE_REPLICAS or asked == "__all__" or set(asked or ()) & set(settings.DATABASE_REPLICAS):
+        yield
+    else:
+        from django.test import override_settings
+
+        urls = os.environ.pop("DATABASE_REPLICA_URLS", None)
+        try:
+            with override_settings(DATABASE_REPLICAS=[]):
+                yield
+        finally:
+            if urls is not None:
+                os.environ["DATABASE_REPLICA_URLS"] = urls
+    db_router._down_until.clear()
+
+
 @pytest.fixture
 def brand(db):
     return BrandFactory(code="lotus", name="莲花美妆")
