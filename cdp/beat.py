@@ -34,6 +34,11 @@ def beat_schedule(*, outbox_relay_interval: int) -> dict[str, dict[str, Any]]:
             "task": "consent.tasks.verify_ledger",
             "schedule": crontab(hour=2, minute=30),
         },
+        # The ledger's monthly partitions, LEDGER_PARTITIONS_AHEAD months ahead (PostgreSQL).
+        "consent-ledger-partitions-daily": {
+            "task": "consent.tasks.create_ledger_partitions",
+            "schedule": crontab(hour=1, minute=45),
+        },
         "webhooks-retry-due": {"task": "webhooks.tasks.retry_due", "schedule": 60},
         # Confirmation mails held back by the one-a-day limit per person and brand.
         "consent-held-opt-in-mails": {"task": "consent.tasks.send_held_opt_in_mails", "schedule": 60 * 60},
@@ -48,6 +53,12 @@ def beat_schedule(*, outbox_relay_interval: int) -> dict[str, dict[str, Any]]:
         # Imports and segment builds whose worker died: failed with a reason, retried from the admin.
         "imports-mark-stalled": {
             "task": "imports.tasks.mark_stalled_jobs",
+            "schedule": 60,
+            "options": {"expire_seconds": 60},
+        },
+        # Platform pushes answered but not applied (their worker died): applied now.
+        "platform-events-apply-stalled": {
+            "task": "imports.tasks.apply_stalled_platform_events",
             "schedule": 60,
             "options": {"expire_seconds": 60},
         },

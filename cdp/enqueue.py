@@ -34,3 +34,37 @@ def enqueue_on_commit(task: str, *args: Any, countdown: float | None = None, **k
     from . import outbox
 
     outbox.add(task, args, kwargs, countdown=countdown, on_commit=True)
+
+
+def wake_on_commit(task: str, *args: Any) -> None:
+    """Nudge a worker once the caller's transaction commits, for work whose durable record
+    is a row the caller wrote in that transaction (an inbox: a platform event stored
+    ``pending``). That row is the outbox row of the work: it commits or rolls back with
+    the change, and a beat task finds what waits (DESIGN.md ⚑ "Side effects go through
+    the outbox": sent after commit, retried until done). So the nudge itself needs no
+    outbox row of its own, and costs a request one broker round trip instead of an
+    outbox row and its two updates. A nudge lost with the broker delays the work until
+    beat; it never raises. In-process (tasks eager) it runs the task, as the outbox does."""
+    import uuid
+
+    from django.db import transaction
+    from django.utils.module_loading import import_string
+
+    from . import broker
+
+    target = import_string(task)  # a misspelt name fails here, in the caller's transaction
+
+    def nudge() -> None:
+        if broker.is_eager():
+            target.delay(*args)
+            return
+        if not broker.breaker.allows():
+            return
+        try:
+            broker.send(target, list(args), {}, task_id=f"wake-{uuid.uuid4()}", eta=None)
+        except broker.SEND_ERRORS as error:
+            broker.breaker.failed(error)
+        else:
+            broker.breaker.answered()
+
+    transaction.on_commit(nudge)

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from cdp import audit
 from cdp.admin import ReadOnlyAdminMixin
 
+from . import service
 from .connections import connect_platform
 from .models import PlatformConnection, PlatformEvent
 
@@ -81,8 +82,19 @@ class PlatformConnectionAdmin(admin.ModelAdmin):
 
 @admin.register(PlatformEvent)
 class PlatformEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["received_at", "connection", "kind", "outcome", "detail", "member", "event_id"]
-    list_filter = ["kind", "outcome", "connection__store__brand"]
+    list_display = ["received_at", "connection", "kind", "outcome", "detail", "member", "applied_at", "event_id"]
+    list_filter = ["outcome", "kind", "connection__store__brand"]
     list_select_related = ["connection__store", "member"]
     search_fields = ["event_id"]
     date_hierarchy = "received_at"
+    exclude = ["values"]  # phone numbers and names, until applied
+    actions = ["apply_again"]
+
+    def has_apply_again_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("imports.change_platformconnection")
+
+    @admin.action(description=_("Apply the selected failed events again"), permissions=["apply_again"])
+    def apply_again(self, request: HttpRequest, queryset: Any) -> None:
+        with audit.acting_as(audit.user_actor(request.user, audit.client_ip(request))):
+            count = service.retry_failed(list(queryset))
+        messages.success(request, _("%(count)d failed event(s) put back in line to be applied.") % {"count": count})

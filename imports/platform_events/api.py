@@ -28,7 +28,9 @@ class PushResult(serializers.Serializer):
     event_id = serializers.CharField(help_text="The platform's id of the event (WeChat: derived, see the docs).")
     kind = serializers.ChoiceField(choices=["joined", "updated", "ended"])
     outcome = serializers.ChoiceField(
-        choices=["applied", "ignored"], help_text="`ignored`: e.g. the end of a membership nobody knew."
+        choices=["pending", "applied", "ignored", "failed"],
+        help_text="`pending`: stored, applied by a worker right after the answer. A push sent again answers what "
+        "its events became: `applied`, `ignored` (e.g. the end of a membership nobody knew) or `failed`.",
     )
     detail = serializers.CharField()
     duplicate = serializers.BooleanField(help_text="Pushed before: answered as the first time, nothing applied.")
@@ -55,8 +57,9 @@ class PlatformEventsView(APIView):
         summary="A store's platform pushes membership events (join, update, unbind)",
         description="Signed by the platform with the store's shared secret, per the adapter of the store's "
         "connection: Tmall/Taobao, Douyin shop, WeChat member cards, or Standard Webhooks for any other platform "
-        "(docs/platforms.md). Idempotent on the platform's event id. Joining records the membership agreement "
-        "(never marketing consent); unbinding ends the membership and withdraws the consents that rested on it.",
+        "(docs/platforms.md). Idempotent on the platform's event id. The events are stored and answered at once, "
+        "then applied in the order they arrived: joining records the membership agreement (never marketing "
+        "consent); unbinding ends the membership and withdraws the consents that rested on it.",
         request=OpenApiTypes.OBJECT,
         responses={
             200: PushOutput,
@@ -88,12 +91,12 @@ class PlatformEventsView(APIView):
         )
         try:
             reading = adapters.read(connection, push)
-            applied = service.apply_push(connection, reading.events)
+            received = service.receive_push(connection, reading.events)
         except adapters.SignatureError as exc:
             return problem(401, str(exc), title="The push is not signed with this store's secret.")
         except adapters.PayloadError as exc:
             return problem(400, f"{exc.field}: {exc.message}", errors=[{"field": exc.field, "message": exc.message}])
-        body = {"results": [result.as_dict() for result in applied], "skipped": reading.skipped}
+        body = {"results": [result.as_dict() for result in received], "skipped": reading.skipped}
         return Response(PushOutput(body).data)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -75,8 +77,12 @@ DEFAULT_ADAPTER = {
 class PlatformEvent(models.Model):
     """One event a platform pushed, kept so that the same event pushed again (platforms
     retry until they see a 2xx) is answered without being applied twice, and as the
-    source (``platform-event:<id>``) of the consent events it recorded. The payload itself
-    is not kept: it holds phone numbers, and the ledger keeps what is evidence."""
+    source (``platform-event:<id>``) of the consent events it recorded.
+
+    The push is answered once its events are stored (``pending``); a worker applies them
+    after, in the order they arrived (``imports.platform_events.service``). The event's
+    values (``StoreRecord`` values: phone numbers, names) wait here until it is applied,
+    and are emptied then: the profile and the ledger keep what is needed."""
 
     class Kind(models.TextChoices):
         JOINED = "joined", _("joined")
@@ -84,8 +90,10 @@ class PlatformEvent(models.Model):
         ENDED = "ended", _("unbound")
 
     class Outcome(models.TextChoices):
+        PENDING = "pending", _("waiting to be applied")
         APPLIED = "applied", _("applied")
         IGNORED = "ignored", _("ignored")
+        FAILED = "failed", _("failed")
 
     connection = models.ForeignKey(
         PlatformConnection, verbose_name=_("connection"), on_delete=models.PROTECT, related_name="events"
@@ -99,6 +107,8 @@ class PlatformEvent(models.Model):
     )
     occurred_at = models.DateTimeField(_("happened"))
     received_at = models.DateTimeField(_("received"), default=timezone.now)
+    applied_at = models.DateTimeField(_("applied"), null=True, blank=True)
+    values = models.JSONField(_("values to apply"), default=dict, blank=True, encoder=DjangoJSONEncoder)
 
     class Meta:
         verbose_name = _("platform event")
@@ -107,7 +117,11 @@ class PlatformEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["connection", "event_id"], name="platform_event_connection_id_unique")
         ]
-        indexes = [models.Index(fields=["member"], name="platform_event_member")]
+        indexes = [
+            models.Index(fields=["member"], name="platform_event_member"),
+            # What the workers apply next, per connection, in arrival order.
+            models.Index(fields=["connection", "id"], condition=Q(outcome="pending"), name="platform_event_pending"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.connection.store.code} {self.event_id}"

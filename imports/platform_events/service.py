@@ -1,15 +1,29 @@
-"""Applying a platform's membership event (入会, update, 解绑): ``apply_event``, one
-transaction per event, idempotent on the platform's event id."""
+"""A platform's membership events (入会, update, 解绑): ``receive_push`` stores a push's
+events and answers at once; ``apply_waiting`` applies them after, on a worker, one
+transaction per event, in the order they arrived.
+
+Why two steps: a platform waits for the answer, retries when it is slow, and pushes in
+bursts (a live-stream sale joins thousands of shoppers a minute). Storing the event is
+one insert; applying it (identity resolution, the membership, the ledger, webhooks) is
+a dozen statements that should never decide whether the platform sees a timely 2xx.
+Everything that can refuse a push (signature, payload, the values a profile takes, a
+join older than every version of the agreement) is checked before the answer, so a
+push answered 200 is one that will apply; what still fails at apply time is marked
+``failed`` with its reason and can be applied again from the admin.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from cdp import audit
+from cdp.enqueue import enqueue_on_commit, wake_on_commit
 from consent.models import Action, ConsentState, Notice, SourceType
 from consent.services import ConsentError, record_consent
 from members.identities import RecordError, StoreRecord
@@ -19,18 +33,23 @@ from members.services import resolve_store_record
 from .adapters import MembershipEvent, PayloadError
 from .models import PlatformConnection, PlatformEvent
 
+logger = logging.getLogger(__name__)
+
 Kind = PlatformEvent.Kind
 Outcome = PlatformEvent.Outcome
 STANDING = (Action.GRANTED, Action.CONFIRMED, Action.REQUESTED)
+APPLY_TASK = "imports.tasks.apply_platform_events"
+# Events one task applies before it hands the rest to a fresh task (other connections'
+# tasks get their turn on a busy worker).
+APPLY_BATCH = 500
 
 
 @dataclass(frozen=True)
-class Applied:
+class Received:
     event_id: str
     kind: str
     outcome: str
     detail: str
-    member_id: int | None
     duplicate: bool
 
     def as_dict(self) -> dict[str, object]:
@@ -42,46 +61,118 @@ def actor(connection: PlatformConnection) -> audit.Actor:
     return audit.Actor(type="system", label=f"{connection.adapter} push to store {connection.store.code}"[:150])
 
 
-def apply_push(connection: PlatformConnection, events: list[MembershipEvent]) -> list[Applied]:
-    """Apply the events of one push, all or none: an unreadable event leaves the push's
-    earlier events unapplied too, so the platform's retry finds nothing half done. A push
-    of one event (every adapter's but Douyin's) is its own transaction: no savepoint."""
-    if len(events) == 1:
-        return [apply_event(connection, events[0])]
+def receive_push(connection: PlatformConnection, events: list[MembershipEvent]) -> list[Received]:
+    """Store the events of one push for a worker to apply, all or none, and start the
+    worker once they commit. An event that could not apply (a value the profile does not
+    take, a join older than every version of the agreement) refuses the whole push with
+    ``PayloadError`` before anything is stored. The same event id again (platforms retry
+    until they see a 2xx) answers what the first one became, and is stored once."""
+    for event in events:
+        check(connection, event)
     with transaction.atomic():
-        return [apply_event(connection, event) for event in events]
+        received = [_store(connection, event) for event in events]
+        if not all(result.duplicate for result in received):
+            # The pending rows are the work's durable record; beat applies what a lost
+            # nudge leaves waiting (``apply_stalled``).
+            wake_on_commit(APPLY_TASK, connection.pk)
+    return received
 
 
-def apply_event(connection: PlatformConnection, event: MembershipEvent) -> Applied:
-    """Apply one membership event; the same event id again answers what the first did.
+def check(connection: PlatformConnection, event: MembershipEvent) -> None:
+    """What applying the event would refuse, found without writing (``PayloadError``)."""
+    if event.kind == Kind.ENDED:
+        return
+    _record(connection, event)
+    if event.kind == Kind.JOINED:
+        agreement_shown(connection, event.occurred_at)
 
-    Joining creates or updates the membership (identity resolution) and records the
-    membership agreement as granted, with the notice the store showed; it never implies
-    marketing consent. Updating changes the membership's values. Unbinding ends the
-    membership and withdraws, through the ledger, the consents that rested on it: the
-    agreement, and every standing grant the store recorded for the person.
-    """
+
+def _store(connection: PlatformConnection, event: MembershipEvent) -> Received:
     try:
+        # A savepoint: a concurrent push of the same event waits on the unique index
+        # until the first commits, then fails here and answers what the first became.
         with transaction.atomic():
-            # Claimed first: a concurrent push of the same event waits on the unique index
-            # until this one commits, then finds it.
-            row = PlatformEvent.objects.create(
-                connection=connection, event_id=event.event_id, kind=event.kind, outcome=Outcome.APPLIED,
-                occurred_at=event.occurred_at,
+            PlatformEvent.objects.create(
+                connection=connection, event_id=event.event_id, kind=event.kind, outcome=Outcome.PENDING,
+                occurred_at=event.occurred_at, values=event.values,
             )  # fmt: skip
-            with audit.acting_as(actor(connection)):
-                if event.kind == Kind.ENDED:
-                    outcome, detail, member_id = _end(connection, event, row)
-                else:
-                    outcome, detail, member_id = _join_or_update(connection, event, row)
-            row.outcome, row.detail, row.member_id = outcome, detail[:300], member_id
-            row.save(update_fields=["outcome", "detail", "member"])
     except IntegrityError:
         seen = PlatformEvent.objects.filter(connection=connection, event_id=event.event_id).first()
         if seen is None:
             raise
-        return Applied(seen.event_id, seen.kind, seen.outcome, seen.detail, seen.member_id, duplicate=True)
-    return Applied(row.event_id, row.kind, row.outcome, row.detail, row.member_id, duplicate=False)
+        return Received(seen.event_id, seen.kind, seen.outcome, seen.detail, duplicate=True)
+    return Received(event.event_id, event.kind, Outcome.PENDING, "", duplicate=False)
+
+
+def apply_waiting(connection_id: int, *, limit: int = APPLY_BATCH) -> int:
+    """Apply the connection's waiting events in the order they arrived, each in its own
+    transaction under the connection's row lock: a second worker waits for the first, so
+    one person's join, update and unbind are never applied out of order. Applies at most
+    ``limit`` events and queues a task for the rest. Returns how many it applied."""
+    done = 0
+    while done < limit:
+        with transaction.atomic():
+            connection = (
+                PlatformConnection.objects.select_for_update(of=("self",))
+                .select_related("store__brand", "agreement_purpose", "agreement_notice")
+                .filter(pk=connection_id)
+                .first()
+            )
+            row = connection and connection.events.filter(outcome=Outcome.PENDING).order_by("id").first()
+            if row is None:
+                return done
+            _apply(connection, row)
+        done += 1
+    enqueue_on_commit(APPLY_TASK, connection_id)
+    return done
+
+
+def apply_stalled(older_than: dt.timedelta = dt.timedelta(minutes=1)) -> int:
+    """Beat's safety net: apply what waits longer than ``older_than`` (a worker died
+    between taking the task and finishing it). Returns how many events it applied."""
+    cutoff = timezone.now() - older_than
+    waiting = (
+        PlatformEvent.objects.filter(outcome=Outcome.PENDING, received_at__lt=cutoff)
+        .values_list("connection_id", flat=True)
+        .distinct()
+    )
+    return sum(apply_waiting(connection_id) for connection_id in list(waiting))
+
+
+def retry_failed(events: list[PlatformEvent]) -> int:
+    """Put failed events back in line (after the cause was mended, e.g. the agreement
+    version the store showed was published). Returns how many were put back."""
+    with transaction.atomic():
+        failed = list(PlatformEvent.objects.filter(pk__in=[e.pk for e in events], outcome=Outcome.FAILED))
+        PlatformEvent.objects.filter(pk__in=[e.pk for e in failed]).update(
+            outcome=Outcome.PENDING, detail="", applied_at=None
+        )
+        for row in failed:
+            audit.record("platform.event_retried", row, changes={"failed_with": row.detail})
+        for connection_id in sorted({row.connection_id for row in failed}):
+            enqueue_on_commit(APPLY_TASK, connection_id)
+    return len(failed)
+
+
+def _apply(connection: PlatformConnection, row: PlatformEvent) -> None:
+    event = MembershipEvent(event_id=row.event_id, kind=row.kind, occurred_at=row.occurred_at, values=row.values)
+    try:
+        with transaction.atomic(), audit.acting_as(actor(connection)):
+            if row.kind == Kind.ENDED:
+                outcome, detail, member_id = _end(connection, event, row)
+            else:
+                outcome, detail, member_id = _join_or_update(connection, event, row)
+    except (OperationalError, InterfaceError):
+        raise  # the database went away: the event stays waiting and the task is retried
+    except PayloadError as exc:
+        outcome, detail, member_id = Outcome.FAILED, f"{exc.field}: {exc.message}", None
+    except Exception as exc:  # one bad event (a constraint, a bug) must not hold up the store's others
+        logger.exception("platform event %s of connection %s could not be applied", row.pk, connection.pk)
+        outcome, detail, member_id = Outcome.FAILED, f"could not be applied ({type(exc).__name__}); see the logs", None
+    row.outcome, row.detail, row.member_id, row.applied_at = outcome, detail[:300], member_id, timezone.now()
+    if outcome != Outcome.FAILED:
+        row.values = {}  # phone numbers and names: the profile holds them now
+    row.save(update_fields=["outcome", "detail", "member", "applied_at", "values"])
 
 
 def _record(connection: PlatformConnection, event: MembershipEvent) -> StoreRecord:

@@ -12,6 +12,7 @@ import json
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.test import TestCase
 from django.utils import timezone
 from standardwebhooks import Webhook
 
@@ -85,41 +86,49 @@ def generic_connection(brand, membership_purpose, agreement):
     return connect(store, "generic", membership_purpose, agreement, secret=GENERIC_SECRET, app_id="")
 
 
+def _post(client, url, body, *, apply, **extra):
+    """The push, and (``apply``) what the worker does once it commits: apply its events."""
+    if not apply:
+        return client.post(url, body, content_type="application/json", **extra)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(url, body, content_type="application/json", **extra)
+
+
 def china_time(moment: dt.datetime) -> str:
     return moment.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def tmall_push(client, topic, content, *, msg_id="m-1", secret=SECRET, signed_at=None, app_key="app-1"):
+def tmall_push(client, topic, content, *, msg_id="m-1", secret=SECRET, signed_at=None, app_key="app-1", apply=True):
     body = json.dumps({"msg_id": msg_id, "topic": topic, "content": content}, ensure_ascii=False).encode()
     query = {"app_key": app_key, "timestamp": china_time(signed_at or timezone.now()), "sign_method": "hmac-sha256"}
     text = "".join(f"{k}{query[k]}" for k in sorted(query)).encode() + body
     query["sign"] = hmac.new(secret.encode(), text, hashlib.sha256).hexdigest().upper()
     qs = "&".join(f"{k}={v}" for k, v in query.items()).replace(" ", "%20")
-    return client.post(f"/api/v1/platform-events/lotus-tmall/?{qs}", body, content_type="application/json")
+    return _post(client, f"/api/v1/platform-events/lotus-tmall/?{qs}", body, apply=apply)
 
 
-def douyin_push(client, messages, *, secret=SECRET, app_id="app-1"):
+def douyin_push(client, messages, *, secret=SECRET, app_id="app-1", apply=True):
     body = json.dumps(
         [{"tag": tag, "msg_id": msg_id, "data": json.dumps(data)} for tag, msg_id, data in messages]
     ).encode()
     sign = hmac.new(secret.encode(), app_id.encode() + body + secret.encode(), hashlib.sha256).hexdigest()
-    return client.post(
-        "/api/v1/platform-events/lotus-douyin/", body, content_type="application/json",
+    return _post(
+        client, "/api/v1/platform-events/lotus-douyin/", body, apply=apply,
         headers={"app-id": app_id, "event-sign": sign, "sign-method": "hmac-sha256"},
     )  # fmt: skip
 
 
-def wechat_push(client, message, *, token=SECRET, timestamp=None, nonce="n0nce"):
+def wechat_push(client, message, *, token=SECRET, timestamp=None, nonce="n0nce", apply=True):
     body = json.dumps(message, ensure_ascii=False).encode()
     timestamp = str(timestamp or int(timezone.now().timestamp()))
     signature = hashlib.sha1("".join(sorted([token, timestamp, nonce, body.decode()])).encode()).hexdigest()
     url = f"/api/v1/platform-events/lotus-wechat/?timestamp={timestamp}&nonce={nonce}&msg_signature={signature}"
-    return client.post(url, body, content_type="application/json")
+    return _post(client, url, body, apply=apply)
 
 
-def generic_push(client, message, *, msg_id="msg_1", secret=GENERIC_SECRET):
+def generic_push(client, message, *, msg_id="msg_1", secret=GENERIC_SECRET, apply=True):
     body = json.dumps(message)
     now = timezone.now()
     signature = Webhook(secret).sign(msg_id, now, body)
     headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
-    return client.post("/api/v1/platform-events/lotus-xhs/", body, content_type="application/json", headers=headers)
+    return _post(client, "/api/v1/platform-events/lotus-xhs/", body, apply=apply, headers=headers)
