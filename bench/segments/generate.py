@@ -33,6 +33,37 @@ def h(expr: str, seed: int, modulo: int) -> str:
     return f"(abs(hashint8extended(({expr})::bigint, {seed})) %% {modulo})"
 
 
+def seed_reference_rows(cur) -> None:
+    """The two brands, their stores (``STORES``), two purposes each (1 bench/marketing,
+    2 bench/personalization, 3 other/marketing, 4 other/personalization) and a notice per
+    purpose: what the segments and scale generators load their members against."""
+    cur.execute(
+        "INSERT INTO members_brand (id, code, name, color, created_at, address, jurisdiction, legal_name,"
+        " privacy_email) VALUES (1, 'bench', 'Bench 品牌', '#1f6feb', now(), '', 'CN', '', ''),"
+        " (2, 'other', 'Other 品牌', '#1f6feb', now(), '', 'CN', '', '')"
+    )
+    for i, (code, brand, platform) in enumerate(STORES, start=1):
+        cur.execute(
+            "INSERT INTO members_store (id, code, name, platform, city, is_active, created_at, brand_id)"
+            " VALUES (%s, %s, %s, %s, '', true, now(), %s)",
+            [i, code, code, platform, brand],
+        )
+    cur.execute(
+        "INSERT INTO consent_purpose (id, code, name, description, channels, separate_consent, is_marketing,"
+        " is_active, created_at, brand_id) VALUES"
+        " (1, 'marketing', '营销', '', '[\"sms\", \"email\", \"wechat\"]', false, true, true, now(), 1),"
+        " (2, 'personalization', '个性化', '', '[]', false, false, true, now(), 1),"
+        " (3, 'marketing', '营销', '', '[\"sms\", \"email\", \"wechat\"]', false, true, true, now(), 2),"
+        " (4, 'personalization', '个性化', '', '[]', false, false, true, now(), 2)"
+    )
+    cur.execute(
+        "INSERT INTO consent_notice (id, kind, locale, version, title, body, sha256, url, published_at,"
+        " published_by, brand_id, purpose_id) SELECT p.id, 'purpose_notice', 'zh-hans', 1, 'notice', 'text',"
+        " encode(sha256(convert_to(E'notice\\n\\ntext', 'UTF8')), 'hex'), '', now(), 'bench', p.brand_id, p.id"
+        " FROM consent_purpose p"
+    )
+
+
 def _primary_store(member: str) -> str:
     # 10 % of members belong to brand 2 only (stores 11-12), the others to one of brand 1's.
     return f"(CASE WHEN {h(member, 11, 10)} = 0 THEN 11 + {h(member, 12, 2)} ELSE 1 + {h(member, 13, 10)} END)"
@@ -131,33 +162,7 @@ def generate(n: int) -> float:
         cur.execute("SET maintenance_work_mem = '512MB'")
         cur.execute("SET work_mem = '256MB'")
         indexes = _drop_secondary_indexes(cur, ["members_member", "members_order", "consent_consentevent"])
-        _sql(
-            cur,
-            "INSERT INTO members_brand (id, code, name, color, created_at, address, jurisdiction, legal_name,"
-            " privacy_email) VALUES (1, 'bench', 'Bench 品牌', '#1f6feb', now(), '', 'CN', '', ''),"
-            " (2, 'other', 'Other 品牌', '#1f6feb', now(), '', 'CN', '', '')",
-        )
-        for i, (code, brand, platform) in enumerate(STORES, start=1):
-            cur.execute(
-                "INSERT INTO members_store (id, code, name, platform, city, is_active, created_at, brand_id)"
-                " VALUES (%s, %s, %s, %s, '', true, now(), %s)",
-                [i, code, code, platform, brand],
-            )
-        # Purposes: 1 bench/marketing, 2 bench/personalization, 3 other/marketing, 4 other/personalization.
-        cur.execute(
-            "INSERT INTO consent_purpose (id, code, name, description, channels, separate_consent, is_marketing,"
-            " is_active, created_at, brand_id) VALUES"
-            " (1, 'marketing', '营销', '', '[\"sms\", \"email\", \"wechat\"]', false, true, true, now(), 1),"
-            " (2, 'personalization', '个性化', '', '[]', false, false, true, now(), 1),"
-            " (3, 'marketing', '营销', '', '[\"sms\", \"email\", \"wechat\"]', false, true, true, now(), 2),"
-            " (4, 'personalization', '个性化', '', '[]', false, false, true, now(), 2)"
-        )
-        cur.execute(
-            "INSERT INTO consent_notice (id, kind, locale, version, title, body, sha256, url, published_at,"
-            " published_by, brand_id, purpose_id) SELECT p.id, 'purpose_notice', 'zh-hans', 1, 'notice', 'text',"
-            " encode(sha256(convert_to(E'notice\\n\\ntext', 'UTF8')), 'hex'), '', now(), 'bench', p.brand_id, p.id"
-            " FROM consent_purpose p"
-        )
+        seed_reference_rows(cur)
         _sql(
             cur,
             f"""
