@@ -3,6 +3,11 @@ DATABASE_URL names, recreated from scratch when asked."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import tempfile
 from urllib.parse import urlparse, urlunparse
 
 
@@ -22,3 +27,49 @@ def recreate_database(admin_url: str, db_name: str) -> None:
     ) as conn:  # fmt: skip
         conn.execute(f"DROP DATABASE IF EXISTS {db_name}")
         conn.execute(f"CREATE DATABASE {db_name}")
+
+
+def wrk_script(path: str, key: str, choices: list[str]) -> str:
+    """A wrk Lua script: GET ``path`` (a format string with one ``%s``) with a random one of
+    ``choices`` each request, authorised with the API key ``key``."""
+    values = ",".join(json.dumps(c) for c in choices)
+    return f"""
+local choices = {{{values}}}
+wrk.headers["Authorization"] = "Bearer {key}"
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", string.format("{path}", choices[math.random(#choices)]))
+end
+"""
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(url: str, script: str | None, duration: int, connections: int) -> dict[str, float]:
+    """Run wrk (2 threads, ``connections`` connections) for ``duration`` seconds: requests/s,
+    median and p99 latency in ms, and how many answers were not 2xx/3xx."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
+    name = None
+    if script is not None:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+            f.write(script)
+        name = f.name
+        command += ["-s", name]
+    try:
+        out = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
+    finally:
+        if name:
+            os.unlink(name)
+
+    def latency(pct: str) -> float:
+        value, unit = re.search(rf"{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * _UNITS[unit]
+
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "non_2xx": int(bad.group(1)) if bad else 0,
+    }

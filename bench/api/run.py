@@ -31,13 +31,11 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -45,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_url, recreate_database  # noqa: E402 - after the path
+from bench.common import bench_url, recreate_database, run_wrk, wrk_script  # noqa: E402 - after the path
 
 DB_NAME = "cdp_bench_api"
 SCOPES = ["members:read", "consent:read", "consent:write"]
@@ -104,41 +102,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _lua(path: str, key: str, choices: list[str]) -> str:
-    values = ",".join(json.dumps(c) for c in choices)
-    return f"""
-local choices = {{{values}}}
-wrk.headers["Authorization"] = "Bearer {key}"
-math.randomseed(os.time())
-request = function()
-  return wrk.format("GET", string.format("{path}", choices[math.random(#choices)]))
-end
-"""
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-
-def _wrk(url: str, script: str | None, duration: int, connections: int) -> tuple[float, float, int]:
-    """(requests/s, p99 ms, non-2xx responses)."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
-    name = None
-    if script is not None:
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-            f.write(script)
-        name = f.name
-        command += ["-s", name]
-    try:
-        out = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
-    finally:
-        if name:
-            os.unlink(name)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, float(value) * _UNITS[unit], int(bad.group(1)) if bad else 0
 
 
 def _get(base: str, path: str, key: str) -> dict:
@@ -251,17 +214,18 @@ def main() -> int:
         members = [str(pk) for pk in random.sample(ids, min(2000, len(ids)))]
         scripts = {
             "healthz": None,
-            "check": _lua("/api/v1/consent/check?purpose=marketing&channel=sms&phone=%s", key, phones),
-            "member": _lua("/api/v1/members/%s/", key, members),
-            "row": _lua("/api/bench/row/%s/", key, members),
+            "check": wrk_script("/api/v1/consent/check?purpose=marketing&channel=sms&phone=%s", key, phones),
+            "member": wrk_script("/api/v1/members/%s/", key, members),
+            "row": wrk_script("/api/bench/row/%s/", key, members),
         }
         urls = {name: base + ("/healthz" if name == "healthz" else "/") for name in names}
         for name in names:  # warm every worker's connections and caches
-            _wrk(urls[name], scripts[name], 2, args.connections)
+            run_wrk(urls[name], scripts[name], 2, args.connections)
         for run in range(args.runs):
             loads.append(_load())
             for name in names:
-                results[name].append(_wrk(urls[name], scripts[name], args.duration, args.connections))
+                figures = run_wrk(urls[name], scripts[name], args.duration, args.connections)
+                results[name].append((figures["rps"], figures["p99_ms"], figures["non_2xx"]))
                 rps, p99, bad = results[name][-1]
                 print(f"run {run + 1} {name:8s} {rps:8.0f} req/s  p99 {p99:6.1f} ms  non-2xx {bad}")
                 if bad:

@@ -39,13 +39,11 @@ import datetime as dt
 import json
 import os
 import random
-import re
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -53,7 +51,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_url, recreate_database  # noqa: E402 - after the path
+from bench.common import bench_url, recreate_database, run_wrk, wrk_script  # noqa: E402 - after the path
 from bench.scale import generate  # noqa: E402
 
 DB_NAME = "cdp_bench_scale"
@@ -168,48 +166,6 @@ def extras(n: int) -> dict:
 # --- 2. consent check ------------------------------------------------------------------------
 
 
-def _lua(path: str, key: str, choices: list[str]) -> str:
-    values = ",".join(json.dumps(c) for c in choices)
-    return f"""
-local choices = {{{values}}}
-wrk.headers["Authorization"] = "Bearer {key}"
-math.randomseed(os.time())
-request = function()
-  return wrk.format("GET", string.format("{path}", choices[math.random(#choices)]))
-end
-"""
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-
-def _wrk(url: str, script: str | None, duration: int, connections: int) -> dict:
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
-    name = None
-    if script is not None:
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-            f.write(script)
-        name = f.name
-        command += ["-s", name]
-    try:
-        out = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
-    finally:
-        if name:
-            os.unlink(name)
-
-    def latency(pct: str) -> float:
-        value, unit = re.search(rf"{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
-        return float(value) * _UNITS[unit]
-
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50_ms": latency("50"),
-        "p99_ms": latency("99"),
-        "non_2xx": int(bad.group(1)) if bad else 0,
-    }
-
-
 def _phones(count: int, n: int) -> list[str]:
     from members.models import Identity
 
@@ -267,15 +223,15 @@ def consent_check(url: str, key: str, n: int, runs: int, duration: int, connecti
             decision = can_contact(None, purpose.brand_id, purpose, "sms", identity=("phone", phone))
             assert (body["allowed"], body["reason"]) == (decision.allowed, str(decision.reason)), (phone, body)
         quoted = [f"%2B{p[1:]}" for p in phones]
-        scripts = {"healthz": None, "check": _lua("/api/v1/consent/check?purpose=marketing&channel=sms&phone=%s",
+        scripts = {"healthz": None, "check": wrk_script("/api/v1/consent/check?purpose=marketing&channel=sms&phone=%s",
                                                    key, quoted)}  # fmt: skip
         urls = {"healthz": f"{base}/healthz", "check": f"{base}/"}
         for name in scripts:
-            _wrk(urls[name], scripts[name], 2, connections)
+            run_wrk(urls[name], scripts[name], 2, connections)
         for run in range(runs):
             loads.append(_load())
             for name in scripts:
-                results[name].append(_wrk(urls[name], scripts[name], duration, connections))
+                results[name].append(run_wrk(urls[name], scripts[name], duration, connections))
                 r = results[name][-1]
                 print(f"run {run + 1} {name:8s} {r['rps']:8.0f} req/s  median {r['p50_ms']:6.2f} ms  "
                       f"p99 {r['p99_ms']:6.2f} ms  non-2xx {r['non_2xx']}  load {loads[-1]}")  # fmt: skip
