@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
+import sys
 import tempfile
+from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 
@@ -73,3 +76,32 @@ def run_wrk(url: str, script: str | None, duration: int, connections: int) -> di
         "p99_ms": latency("99"),
         "non_2xx": int(bad.group(1)) if bad else 0,
     }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_average() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def start_api_server(url: str, redis_url: str, root: Path) -> tuple[subprocess.Popen, str]:
+    """gunicorn (2 sync workers) on the REST API with production settings and no throttle
+    (``bench.api.settings``), on a free port; returns the process and its base URL. The
+    caller waits for it to answer and terminates it."""
+    port = free_port()
+    env = {
+        **os.environ, "DJANGO_SETTINGS_MODULE": "bench.api.settings", "DATABASE_URL": url, "REDIS_URL": redis_url,
+        "DEBUG": "0", "SECRET_KEY": "bench-only-not-secret", "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0",
+        "API_THROTTLE_RATE": "1000000000/min", "LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    env.pop("CDP_TESTING", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "cdp.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+         "--log-level", "warning", "--env", "DJANGO_SETTINGS_MODULE=bench.api.settings"],
+        cwd=root, env=env,
+    )  # fmt: skip
+    return server, f"http://127.0.0.1:{port}"

@@ -32,9 +32,7 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
@@ -43,7 +41,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_url, recreate_database, run_wrk, wrk_script  # noqa: E402 - after the path
+from bench.common import (  # noqa: E402 - after the path
+    bench_url,
+    load_average,
+    recreate_database,
+    run_wrk,
+    start_api_server,
+    wrk_script,
+)
 
 DB_NAME = "cdp_bench_api"
 SCOPES = ["members:read", "consent:read", "consent:write"]
@@ -98,12 +103,6 @@ def _prepare(count: int, reuse: bool) -> tuple[str, dict[str, int]]:
     return raw, dict(Member.objects.values_list("phone", "pk"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(base: str, path: str, key: str) -> dict:
     request = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {key}"})
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - localhost
@@ -145,10 +144,6 @@ def _batch(base: str, key: str, ids: list[int], run: int) -> float:
     return elapsed
 
 
-def _load() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=20000)
@@ -184,19 +179,7 @@ def main() -> int:
     ids = sorted(by_phone.values())
     print(f"{len(ids)} members ready in {time.perf_counter() - started:.1f} s")
 
-    port = _free_port()
-    env = {
-        **os.environ, "DJANGO_SETTINGS_MODULE": "bench.api.settings", "DATABASE_URL": url, "REDIS_URL": redis_url,
-        "DEBUG": "0", "SECRET_KEY": "bench-only-not-secret", "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0",
-        "API_THROTTLE_RATE": "1000000000/min", "LOG_LEVEL": "WARNING",
-    }  # fmt: skip
-    env.pop("CDP_TESTING", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "cdp.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning", "--env", "DJANGO_SETTINGS_MODULE=bench.api.settings"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_api_server(url, redis_url, ROOT)
     names = ("healthz", "check", "member", "row")
     results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in names}
     ratios: dict[str, list[float]] = {"check": [], "member": [], "row": []}
@@ -222,7 +205,7 @@ def main() -> int:
         for name in names:  # warm every worker's connections and caches
             run_wrk(urls[name], scripts[name], 2, args.connections)
         for run in range(args.runs):
-            loads.append(_load())
+            loads.append(load_average())
             for name in names:
                 figures = run_wrk(urls[name], scripts[name], args.duration, args.connections)
                 results[name].append((figures["rps"], figures["p99_ms"], figures["non_2xx"]))

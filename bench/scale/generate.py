@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable
 
 # The segments benchmark's brands, stores, purposes and notices.
-from bench.segments.generate import seed_reference_rows
+from bench.segments.generate import place_of_member, seed_reference_rows
 
 META = "bench_scale_meta"
 BIG_TABLES = [
@@ -107,17 +107,7 @@ def members_sql(n: int) -> tuple[list[str], str]:
             (ARRAY['prospect', 'new', 'active', 'active', 'loyal', 'at_risk', 'at_risk', 'lapsed'])[1 + {h("i", 8, 8)}],
             now() - make_interval(days => {h("i", 9, 1500)}::int), now()
         FROM generate_series(1, {n}) AS i
-        CROSS JOIN LATERAL (
-            SELECT CASE WHEN {h("i", 5, 100)} < 8 THEN '上海' WHEN {h("i", 5, 100)} < 15 THEN '杭州'
-                        ELSE (ARRAY['北京', '广州', '深圳', '成都', '南京', '武汉', '苏州', '西安', '重庆', ''])
-                             [1 + {h("i", 10, 10)}] END AS city
-        ) AS pick
-        CROSS JOIN LATERAL (
-            SELECT pick.city AS city,
-                   CASE pick.city WHEN '上海' THEN '上海' WHEN '杭州' THEN '浙江' WHEN '苏州' THEN '江苏'
-                        WHEN '南京' THEN '江苏' WHEN '广州' THEN '广东' WHEN '深圳' THEN '广东'
-                        ELSE pick.city END AS province
-        ) AS c"""
+        {place_of_member(h)}"""
     return columns, select
 
 

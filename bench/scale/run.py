@@ -40,9 +40,7 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
@@ -51,7 +49,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_url, recreate_database, run_wrk, wrk_script  # noqa: E402 - after the path
+from bench.common import (  # noqa: E402 - after the path
+    bench_url,
+    load_average,
+    recreate_database,
+    run_wrk,
+    start_api_server,
+    wrk_script,
+)
 from bench.scale import generate  # noqa: E402
 
 DB_NAME = "cdp_bench_scale"
@@ -60,19 +65,9 @@ HEAVY_EVENTS = 500
 HEAVY_ORDERS = 2000
 
 
-def _load() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
 def _ms(values: list[float]) -> tuple[float, float]:
     values = sorted(values)
     return statistics.median(values) * 1000, values[max(0, int(len(values) * 0.99) - 1)] * 1000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- 1. sizes ------------------------------------------------------------------------------
@@ -189,20 +184,7 @@ def consent_check(url: str, key: str, n: int, runs: int, duration: int, connecti
     print(f"\nconsent check, can_contact in process (1,000 phones, one at a time): "
           f"median {direct_p50:.2f} ms, p99 {direct_p99:.2f} ms")  # fmt: skip
 
-    port = _free_port()
-    env = {
-        **os.environ, "DJANGO_SETTINGS_MODULE": "bench.api.settings", "DATABASE_URL": url,
-        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"), "DEBUG": "0",
-        "SECRET_KEY": "bench-only-not-secret", "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0",
-        "API_THROTTLE_RATE": "1000000000/min", "LOG_LEVEL": "WARNING",
-    }  # fmt: skip
-    env.pop("CDP_TESTING", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "cdp.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning", "--env", "DJANGO_SETTINGS_MODULE=bench.api.settings"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_api_server(url, os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"), ROOT)
     results: dict[str, list[dict]] = {"healthz": [], "check": []}
     loads = []
     try:
@@ -229,7 +211,7 @@ def consent_check(url: str, key: str, n: int, runs: int, duration: int, connecti
         for name in scripts:
             run_wrk(urls[name], scripts[name], 2, connections)
         for run in range(runs):
-            loads.append(_load())
+            loads.append(load_average())
             for name in scripts:
                 results[name].append(run_wrk(urls[name], scripts[name], duration, connections))
                 r = results[name][-1]
@@ -289,22 +271,17 @@ def privacy_pages(accounts: dict, runs: int) -> dict:
 
 
 def segment_build(runs: int, explain: bool) -> dict:
-    from bench.segments.measure import explain_build, run_product
+    from bench.segments.measure import drop_bench_segments, explain_build, run_product
     from cdp import audit
     from consent.models import Purpose
     from members.models import Brand
     from segments.demo import EXAMPLE_RULES
-    from segments.models import Segment, SegmentBuild, SegmentExport, SegmentMember
+    from segments.models import Segment
 
     brand = Brand.objects.get(code="bench")
     purpose = Purpose.objects.get(brand=brand, code="marketing")
     with audit.acting_as(audit.Actor(type="system", label="bench")):
-        old = Segment.objects.filter(brand=brand, slug__startswith="bench-scale")
-        SegmentExport.objects.filter(build__segment__in=old).delete()
-        SegmentMember.objects.filter(build__segment__in=old).delete()
-        old.update(current_build=None)
-        SegmentBuild.objects.filter(segment__in=old).delete()
-        old.delete()
+        drop_bench_segments(brand, "bench-scale")
         segment = Segment.objects.create(
             brand=brand, purpose=purpose, channel="sms", slug="bench-scale-example", name="Example",
             rules=EXAMPLE_RULES,
@@ -314,7 +291,7 @@ def segment_build(runs: int, explain: bool) -> dict:
             seconds, build = run_product(segment)
             times.append(seconds)
             funnel = build.funnel()
-            print(f"segment build run {run + 1}: {seconds:.2f} s, funnel {funnel}; load {_load()}", flush=True)
+            print(f"segment build run {run + 1}: {seconds:.2f} s, funnel {funnel}; load {load_average()}", flush=True)
         if explain:
             print("\n--- EXPLAIN (ANALYZE, BUFFERS): the build's statements ---")
             print(explain_build(segment, build.started_at))
@@ -408,7 +385,7 @@ def main() -> int:
     url = bench_url(admin_url, DB_NAME)
     os.environ["BENCH_REDIS_URL"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")
     print(f"machine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1024**3:.0f}"
-          f" GiB; load {_load()}; database {DB_NAME}", flush=True)  # fmt: skip
+          f" GiB; load {load_average()}; database {DB_NAME}", flush=True)  # fmt: skip
     previous = None
     if args.keep:
         try:
@@ -438,11 +415,11 @@ def main() -> int:
               flush=True)  # fmt: skip
         previous = generate.load(url, args.members, log=lambda line: print(line, flush=True))
         previous["members"] = args.members
-        print(f"loaded in {previous['timings']['total']:.0f} s; load {_load()}", flush=True)
+        print(f"loaded in {previous['timings']['total']:.0f} s; load {load_average()}", flush=True)
     else:
         print(f"reusing the load of {previous['members']:,} members (took {previous['timings']['total']:.0f} s)")
     result: dict = {"members": args.members, "load_s": {k: round(v, 1) for k, v in previous["timings"].items()},
-                    "rows": previous["counts"], "sizes": sizes(), "load_average": [_load()]}  # fmt: skip
+                    "rows": previous["counts"], "sizes": sizes(), "load_average": [load_average()]}  # fmt: skip
     if args.load_only:
         print("BENCH_RESULT " + json.dumps({"name": "scale", "figures": result}, ensure_ascii=False))
         return 0
@@ -457,7 +434,7 @@ def main() -> int:
         result["segment_build"] = segment_build(args.runs, args.explain)
     if "dashboard" not in skip:
         result["dashboard"] = dashboard(args.runs)
-    result["load_average"].append(_load())
+    result["load_average"].append(load_average())
     print("BENCH_RESULT " + json.dumps({"name": "scale", "figures": result}, ensure_ascii=False))
     return 0
 

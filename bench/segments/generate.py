@@ -33,6 +33,23 @@ def h(expr: str, seed: int, modulo: int) -> str:
     return f"(abs(hashint8extended(({expr})::bigint, {seed})) %% {modulo})"
 
 
+def place_of_member(h) -> str:
+    """``CROSS JOIN LATERAL`` clauses giving ``c.city`` and ``c.province`` of member ``i``
+    (Shanghai 8 %, Hangzhou 7 %, the rest spread), with the caller's hash expression ``h``
+    (the two generators escape ``%`` differently)."""
+    return f"""CROSS JOIN LATERAL (
+            SELECT CASE WHEN {h("i", 5, 100)} < 8 THEN '上海' WHEN {h("i", 5, 100)} < 15 THEN '杭州'
+                        ELSE (ARRAY['北京', '广州', '深圳', '成都', '南京', '武汉', '苏州', '西安', '重庆', ''])
+                             [1 + {h("i", 10, 10)}] END AS city
+        ) AS pick
+        CROSS JOIN LATERAL (
+            SELECT pick.city AS city,
+                   CASE pick.city WHEN '上海' THEN '上海' WHEN '杭州' THEN '浙江' WHEN '苏州' THEN '江苏'
+                        WHEN '南京' THEN '江苏' WHEN '广州' THEN '广东' WHEN '深圳' THEN '广东'
+                        ELSE pick.city END AS province
+        ) AS c"""
+
+
 def seed_reference_rows(cur) -> None:
     """The two brands, their stores (``STORES``), two purposes each (1 bench/marketing,
     2 bench/personalization, 3 other/marketing, 4 other/personalization) and a notice per
@@ -184,17 +201,7 @@ def generate(n: int) -> float:
                     [1 + {h("i", 8, 8)}],
                 now() - make_interval(days => {h("i", 9, 1500)}::int), now()
             FROM generate_series(1, %s) AS i
-            CROSS JOIN LATERAL (
-                SELECT CASE WHEN {h("i", 5, 100)} < 8 THEN '上海' WHEN {h("i", 5, 100)} < 15 THEN '杭州'
-                            ELSE (ARRAY['北京', '广州', '深圳', '成都', '南京', '武汉', '苏州', '西安', '重庆', ''])
-                                 [1 + {h("i", 10, 10)}] END AS city
-            ) AS pick
-            CROSS JOIN LATERAL (
-                SELECT pick.city AS city,
-                       CASE pick.city WHEN '上海' THEN '上海' WHEN '杭州' THEN '浙江' WHEN '苏州' THEN '江苏'
-                            WHEN '南京' THEN '江苏' WHEN '广州' THEN '广东' WHEN '深圳' THEN '广东'
-                            ELSE pick.city END AS province
-            ) AS c
+            {place_of_member(h)}
             """,
             [n],
             label=f"members ({n:,})",

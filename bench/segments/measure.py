@@ -80,3 +80,16 @@ def explain_build(segment, now) -> str:
         ]
         transaction.set_rollback(True)
     return "\n".join(out)
+
+
+def drop_bench_segments(brand, slug_prefix: str) -> None:
+    """Remove the segments an earlier (interrupted or ``--keep``) run left, with their
+    builds, members and exports, so this run's slugs are free."""
+    from segments.models import Segment, SegmentBuild, SegmentExport, SegmentMember
+
+    old = Segment.objects.filter(brand=brand, slug__startswith=slug_prefix)
+    SegmentExport.objects.filter(build__segment__in=old).delete()
+    SegmentMember.objects.filter(build__segment__in=old).delete()
+    old.update(current_build=None)
+    SegmentBuild.objects.filter(segment__in=old).delete()
+    old.delete()

@@ -77,7 +77,7 @@ from bench.segments.generate import (  # noqa: E402 - after the path
     lay_contact_history,
 )
 from bench.segments.hand import SCRATCH, explain_hand, run_hand  # noqa: E402
-from bench.segments.measure import explain_build, run_export, run_product  # noqa: E402
+from bench.segments.measure import drop_bench_segments, explain_build, run_export, run_product  # noqa: E402
 
 EXPORT_SIZE = 100_000
 TARGET_BUILD_S = 10.0
@@ -160,13 +160,7 @@ def main() -> None:
     brand = Brand.objects.get(code="bench")
     purpose = Purpose.objects.get(brand=brand, code="marketing")
     with audit.acting_as(audit.Actor(type="system", label="bench")):
-        # Leftovers of an interrupted or --keep run.
-        old = Segment.objects.filter(brand=brand, slug__startswith="bench-")
-        SegmentExport.objects.filter(build__segment__in=old).delete()
-        SegmentMember.objects.filter(build__segment__in=old).delete()
-        old.update(current_build=None)
-        SegmentBuild.objects.filter(segment__in=old).delete()
-        old.delete()
+        drop_bench_segments(brand, "bench-")
         example = Segment.objects.create(
             brand=brand, purpose=purpose, channel="sms", slug="bench-example", name="Example", rules=EXAMPLE_RULES
         )
