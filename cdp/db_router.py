@@ -12,7 +12,10 @@ past the build's start (``replica_at``). Three more rules keep lag out of the wa
   own writes, and a service that locks rows reads them where it locks them);
 - every write goes to the primary, also the save of an object read from a replica;
 - a replica that cannot be reached is left alone for ``REPLICA_RETRY_SECONDS`` (with a
-  warning in the log) and the primary answers instead: a replica down never fails a page.
+  warning in the log) and the primary answers instead: a replica down never fails a page;
+- a signed-in person who has just changed something reads their own writes
+  (``ReadYourWritesMiddleware``): after a POST, their pages take a replica only once it
+  has replayed past that POST, so a saved object is in the list the admin is sent back to.
 
 Without ``DATABASE_REPLICA_URLS`` every function here is a no-op and everything reads the
 primary, as before.
@@ -44,6 +47,8 @@ _reading_from: contextvars.ContextVar[str | None] = contextvars.ContextVar("cdp_
 # alias → time.monotonic() before which it is not tried again.
 _down_until: dict[str, float] = {}
 _turn = itertools.count()
+# The primary's WAL position this context's reads must see (the person's last write).
+_fresh_from: contextvars.ContextVar[str | None] = contextvars.ContextVar("cdp_fresh_from", default=None)
 
 
 def replicas() -> list[str]:
@@ -70,14 +75,23 @@ def _reachable(alias: str) -> bool:
 
 
 def pick_replica() -> str | None:
-    """A reachable replica (taking turns between several), or None."""
+    """A reachable replica (taking turns between several) that has replayed this context's
+    own last write, if any; or None."""
     aliases = replicas()
     if not aliases:
         return None
     start = next(_turn) % len(aliases)
+    fresh_from = _fresh_from.get()
     for alias in aliases[start:] + aliases[:start]:
-        if _reachable(alias):
+        if not _reachable(alias):
+            continue
+        if fresh_from is None:
             return alias
+        try:
+            if replayed(alias, fresh_from):
+                return alias
+        except DatabaseError as exc:
+            mark_down(alias, exc)
     return None
 
 
@@ -167,6 +181,41 @@ class ReplicaChangelistMixin:
         if request.method not in ("GET", "HEAD"):
             return view(request, extra_context)
         return reads_from_replica(view)(request, extra_context)
+
+
+class ReadYourWritesMiddleware:
+    """After a signed-in person's POST (or other unsafe request), remember in their session
+    where the primary's WAL stood; until a replica has replayed past it, their reads that
+    opt into a replica read the primary instead. Without replicas it does nothing."""
+
+    SESSION_KEY = "cdp_wrote_lsn"
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        session = getattr(request, "session", None)
+        if not replicas() or session is None:
+            return self.get_response(request)
+        token = _fresh_from.set(session.get(self.SESSION_KEY))
+        try:
+            response = self.get_response(request)
+        finally:
+            _fresh_from.reset(token)
+        user = getattr(request, "user", None)
+        if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE") and user is not None and user.is_authenticated:
+            session[self.SESSION_KEY] = primary_lsn()
+        elif self.SESSION_KEY in session and _caught_up(session[self.SESSION_KEY]):
+            del session[self.SESSION_KEY]
+        return response
+
+
+def _caught_up(lsn: str) -> bool:
+    """Whether every replica has replayed up to ``lsn`` (then no read needs holding back)."""
+    try:
+        return all(replayed(alias, lsn) for alias in replicas() if _reachable(alias))
+    except DatabaseError:
+        return False
 
 
 def read_alias() -> str:

@@ -140,6 +140,50 @@ def test_an_error_of_the_primary_is_not_blamed_on_the_replica(standby):
         assert alias == "standby"  # still in use
 
 
+def test_after_a_persons_write_their_replica_reads_wait_until_the_replica_has_replayed_it(standby, monkeypatch, rf):
+    from django.contrib.auth.models import AnonymousUser, User
+    from django.contrib.sessions.backends.signed_cookies import SessionStore
+
+    replica_at_lsn = {"standby": "0/10"}
+    monkeypatch.setattr(db_router, "primary_lsn", lambda: "0/20")
+    monkeypatch.setattr(db_router, "replayed", lambda alias, lsn: replica_at_lsn[alias] >= lsn)
+    seen = []
+
+    def view(request):
+        with replica_reads() as alias:
+            seen.append(alias)
+        return "page"
+
+    middleware = db_router.ReadYourWritesMiddleware(view)
+    session = SessionStore()
+
+    def request(method: str, user=None):
+        made = getattr(rf, method)("/admin/segments/segment/")
+        made.session, made.user = session, user or User(pk=1, username="officer")
+        return middleware(made)
+
+    request("get")
+    assert seen == ["standby"]  # nothing written yet
+    request("post")
+    assert session[db_router.ReadYourWritesMiddleware.SESSION_KEY] == "0/20"
+    request("get")
+    assert seen[-1] is None  # the replica is behind that write: the primary answers
+    replica_at_lsn["standby"] = "0/20"
+    request("get")  # caught up: the replica again, and the mark is gone
+    assert seen[-1] == "standby"
+    assert db_router.ReadYourWritesMiddleware.SESSION_KEY not in session
+    request("post", AnonymousUser())
+    assert db_router.ReadYourWritesMiddleware.SESSION_KEY not in session  # only a signed-in person's
+
+
+def test_read_your_writes_does_nothing_without_replicas(settings, rf):
+    settings.DATABASE_REPLICAS = []
+    made = rf.post("/")
+    made.session = {}
+    assert db_router.ReadYourWritesMiddleware(lambda request: "page")(made) == "page"
+    assert made.session == {}
+
+
 def _settings_with(code: str, **env: str) -> subprocess.CompletedProcess:
     """Import the real settings in a fresh process with ``env`` and run ``code`` on them (``s``)."""
     clean = {k: v for k, v in os.environ.items() if k not in {"CDP_TESTING", "DJANGO_SETTINGS_MODULE"} and

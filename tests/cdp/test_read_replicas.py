@@ -233,6 +233,23 @@ def test_admin_lists_and_the_editor_count_read_the_replica(client, superuser, br
     assert dry_run_counts(segment)["consented"] == 2
 
 
+def test_after_an_admin_post_the_list_waits_for_the_replica_to_replay_it(client, superuser, brand, marketing):
+    client.force_login(superuser)
+    changelist = reverse("admin:segments_segment_changelist")
+    caught_up()
+    with replay_paused():
+        late = make_segment(brand, marketing, SHANGHAI, slug="lotus-after-post")
+        assert late.name not in client.get(changelist).content.decode()  # the replica's list
+        # Any change through the admin (here an action run on nothing) marks the session.
+        response = client.post(changelist, {"action": "delete_selected", "index": 0}, follow=True)
+        assert response.status_code == 200
+        assert late.name in response.content.decode()  # the page it lands on reads the primary
+        assert late.name in client.get(changelist).content.decode()
+    caught_up()
+    client.get(changelist)  # the replica has replayed the write: the mark is dropped
+    assert "cdp_wrote_lsn" not in client.session
+
+
 def test_dashboard_figures_are_counted_on_the_replica(brand, tmall, alice):
     from insights.services import refresh_figures
 
