@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from django.db import connection, transaction
 from django.db.models import CharField, F, QuerySet, Value
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
+from django.utils.text import slugify
 from django.utils.translation import gettext
 
 from cdp import audit
@@ -38,6 +40,7 @@ from .models import Segment, SegmentBuild, SegmentMember
 from .queries import FUNNEL_COUNTS_SQL, flagged_members
 from .replica import match_on_replica
 from .rules import RuleError, validate
+from .rules.fields import OLDER_NOTICE
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,56 @@ def segment_problems(*, brand: Brand | None, purpose: Purpose | None, channel: s
         validate(rules)
     except RuleError as exc:
         problems["rules"] = exc.messages
+    else:
+        unknown = _unknown_purpose_codes(brand, rules)
+        if unknown:
+            problems["rules"] = [
+                gettext("%(field)s: %(codes)s are not purposes of %(brand)s.")
+                % {"field": OLDER_NOTICE, "codes": ", ".join(unknown), "brand": brand}
+            ]
     return problems
+
+
+def _leaves(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for key in ("all", "any"):
+        if key in node:
+            for child in node[key]:
+                yield from _leaves(child)
+            return
+    if "not" in node:
+        yield from _leaves(node["not"])
+        return
+    yield node
+
+
+def _unknown_purpose_codes(brand: Brand | None, rules: dict[str, Any]) -> list[str]:
+    """Purpose codes in ``older_notice`` rules that are not the brand's (valid rules): a
+    typing error that would otherwise quietly match nobody."""
+    codes = {code for leaf in _leaves(rules) if leaf["field"] == OLDER_NOTICE for code in leaf["value"]}
+    if not codes or brand is None:
+        return []
+    known = set(Purpose.objects.filter(brand=brand, code__in=codes).values_list("code", flat=True))
+    return sorted(codes - known)
+
+
+def suggest_slug(*, brand: Brand | None, name: str, exclude_pk: int | None = None) -> str:
+    """A slug for ``name`` that is free in ``brand``: Chinese written in pinyin
+    (``上海短信`` → ``shang-hai-duan-xin``; the admin's own JavaScript only knows Latin,
+    Greek and Cyrillic letters), a number added when the brand already has it."""
+    from pypinyin import lazy_pinyin
+
+    max_length = Segment._meta.get_field("slug").max_length - 4  # room for "-999"
+    base = slugify(" ".join(lazy_pinyin(name)))[:max_length].strip("-") or "segment"
+    if brand is None:
+        return base
+    taken = set(
+        Segment.objects.filter(brand=brand, slug__startswith=base).exclude(pk=exclude_pk).values_list("slug", flat=True)
+    )
+    slug, number = base, 1
+    while slug in taken:
+        number += 1
+        slug = f"{base}-{number}"
+    return slug
 
 
 @transaction.atomic

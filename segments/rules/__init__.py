@@ -20,6 +20,9 @@ Semantics, the same in SQL and in the test oracle:
   ``Context.now``: one clock per build, its start.
 - Preference fields (topics, promotion_types, preferred_channels) read the member's
   preferences for this brand; list operators are ``in`` (any of), ``all`` and ``not_in``.
+- ``older_notice`` (re-consent, issue 25 item 9) takes purpose codes: a standing consent
+  to one of them rests on an older version of the purpose's notice than its newest
+  (``consent.reconsent.standing_on_older_version``, the brand's own notices and consents).
 
 The package: ``fields`` is the catalogue (fields, operators, limits, ``RuleError``),
 ``validation`` checks rules against it, ``compiler`` turns valid rules into the query

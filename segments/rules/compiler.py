@@ -19,10 +19,11 @@ from django.db import connection
 from django.db.models import BooleanField, Exists, Expression, F, OuterRef, Q
 
 from consent.models import Preference
+from consent.reconsent import standing_on_older_version
 from members.models import Member, Order, StoreMembership
 
 from .context import EVERYONE, NOBODY, Context, start_of
-from .fields import RuleError, parse_date, parse_number
+from .fields import OLDER_NOTICE, RuleError, parse_date, parse_number
 from .orders import (
     LOOKUP,
     ORDER_FIELDS,
@@ -186,7 +187,24 @@ def _leaf_q(node: dict[str, Any], ctx: Context) -> Q:
             JSONArrayHas(column, value, every=op == "all"), member=OuterRef("pk"), brand_id=ctx.brand_id
         )
         return ~Q(Exists(prefs)) if op == "not_in" else Q(Exists(prefs))
+    if name == OLDER_NOTICE:
+        return _older_notice_q(ctx, op, value)
     raise RuleError([("", f"unknown field {name!r}")])  # validate() runs first; kept for safety
+
+
+def _older_notice_q(ctx: Context, op: str, codes: list[str]) -> Q:
+    """A standing consent to one of the purposes (``in``; to none of them for ``not_in``;
+    to each of them for ``all``) rests on an older version of that purpose's notice."""
+
+    def older(purpose_codes: list[str]) -> Q:
+        return Q(Exists(standing_on_older_version(ctx.brand_id, purpose_codes).filter(member=OuterRef("pk"))))
+
+    if op == "all":
+        q = EVERYONE
+        for code in dict.fromkeys(codes):
+            q &= older([code])
+        return q
+    return ~older(codes) if op == "not_in" else older(codes)
 
 
 def _node_q(node: dict[str, Any], ctx: Context) -> Q:

@@ -60,6 +60,8 @@ class Field:
     # The range of a number field's values (what the column and the question allow).
     low: int | None = None
     high: int | None = None
+    # What the builder calls it (translated); the rules JSON always uses ``name``.
+    label: str | Promise = ""
 
     @property
     def group_label(self) -> str | Promise:
@@ -72,6 +74,10 @@ class Field:
         ]
 
 
+# Re-consent (issue 25 item 9): consent given under an older version of a purpose's notice.
+OLDER_NOTICE = "older_notice"
+
+
 def _values(choices: Iterable[Any]) -> tuple[str, ...]:
     return tuple(str(value) for value, _label in choices)
 
@@ -79,19 +85,59 @@ def _values(choices: Iterable[Any]) -> tuple[str, ...]:
 FIELDS: dict[str, Field] = {
     f.name: f
     for f in [
-        Field("city", "text", "profile", _("City, as written in store records (上海, 杭州).")),
-        Field("province", "text", "profile", _("Province (浙江, 广东).")),
-        Field("gender", "choice", "profile", _("M or F."), choices=_values(Gender.choices)),
-        Field("age", "number", "profile", _("Age in whole years today, from the birth date."), low=0, high=150),
-        Field("birth_month", "number", "profile", _("Month of birth, 1-12 (birthday campaigns)."), low=0, high=13),
-        Field("locale", "text", "profile", _("Language code (zh-hans, zh-hant, en, ru).")),
-        Field("lifecycle_stage", "choice", "profile", _("Lifecycle stage."), choices=_values(LifecycleStage.choices)),
-        Field("member_since", "date", "profile", _("When the person first became known to the platform.")),
-        Field("store", "text", "membership", _("Code of one of the brand's stores the person is a member of.")),
+        Field("city", "text", "profile", _("City, as written in store records (上海, 杭州)."), label=_("City")),
+        Field("province", "text", "profile", _("Province (浙江, 广东)."), label=_("Province")),
+        Field("gender", "choice", "profile", _("M or F."), choices=_values(Gender.choices), label=_("Gender")),
         Field(
-            "platform", "choice", "membership", _("Platform of a store membership."), choices=_values(Platform.choices)
+            "age",
+            "number",
+            "profile",
+            _("Age in whole years today, from the birth date."),
+            low=0,
+            high=150,
+            label=_("Age"),
         ),
-        Field("tier", "text", "membership", _("Membership tier at one of the brand's stores.")),
+        Field(
+            "birth_month",
+            "number",
+            "profile",
+            _("Month of birth, 1-12 (birthday campaigns)."),
+            low=0,
+            high=13,
+            label=_("Birth month"),
+        ),
+        Field("locale", "text", "profile", _("Language code (zh-hans, zh-hant, en, ru)."), label=_("Language")),
+        Field(
+            "lifecycle_stage",
+            "choice",
+            "profile",
+            _("Lifecycle stage."),
+            choices=_values(LifecycleStage.choices),
+            label=_("Lifecycle stage"),
+        ),
+        Field(
+            "member_since",
+            "date",
+            "profile",
+            _("When the person first became known to the platform."),
+            label=_("Known since"),
+        ),
+        Field(
+            "store",
+            "text",
+            "membership",
+            _("Code of one of the brand's stores the person is a member of."),
+            label=_("Store"),
+        ),
+        Field(
+            "platform",
+            "choice",
+            "membership",
+            _("Platform of a store membership."),
+            choices=_values(Platform.choices),
+            label=_("Platform"),
+        ),
+        Field("tier", "text", "membership", _("Membership tier at one of the brand's stores."), label=_("Tier")),
         Field(
             "points",
             "number",
@@ -99,10 +145,24 @@ FIELDS: dict[str, Field] = {
             _("Points of a membership at one of the brand's stores."),
             low=-_INT4 - 1,
             high=_INT4,
+            label=_("Points"),
         ),
-        Field("joined", "date", "membership", _("When the person joined one of the brand's stores.")),
         Field(
-            "orders", "number", "orders", _("Number of orders at the brand's stores."), window=True, low=0, high=_INT4
+            "joined",
+            "date",
+            "membership",
+            _("When the person joined one of the brand's stores."),
+            label=_("Joined a store"),
+        ),
+        Field(
+            "orders",
+            "number",
+            "orders",
+            _("Number of orders at the brand's stores."),
+            window=True,
+            low=0,
+            high=_INT4,
+            label=_("Orders"),
         ),
         Field(
             "total_spent",
@@ -112,6 +172,7 @@ FIELDS: dict[str, Field] = {
             window=True,
             low=-(10**12),
             high=10**12,
+            label=_("Total spent"),
         ),
         Field(
             "last_order_days",
@@ -120,17 +181,45 @@ FIELDS: dict[str, Field] = {
             _("Days since the last order at the brand's stores."),
             low=0,
             high=MAX_DAYS_AGO,
+            label=_("Days since the last order"),
         ),
-        Field("category", "tags", "orders", _("Category of an order at the brand's stores."), window=True),
-        Field("topics", "tags", "preferences", _("Topics the person asked to hear about.")),
+        Field(
+            "category",
+            "tags",
+            "orders",
+            _("Category of an order at the brand's stores."),
+            window=True,
+            label=_("Category bought"),
+        ),
+        Field(
+            "topics", "tags", "preferences", _("Topics the person asked to hear about."), label=_("Topics of interest")
+        ),
         Field(
             "promotion_types",
             "tags",
             "preferences",
             _("Promotion types the person likes."),
             choices=_values(Preference.PromotionType.choices),
+            label=_("Promotion types liked"),
         ),
-        Field("preferred_channels", "tags", "preferences", _("Preferred channels."), choices=_values(Channel.choices)),
+        Field(
+            "preferred_channels",
+            "tags",
+            "preferences",
+            _("Preferred channels."),
+            choices=_values(Channel.choices),
+            label=_("Preferred channels"),
+        ),
+        Field(
+            OLDER_NOTICE,
+            "tags",
+            "consent",
+            _(
+                "Codes of the brand's purposes: the person's standing consent to one of them rests on an older "
+                "version of the purpose's notice than its newest (ask them again after a notice changed)."
+            ),
+            label=_("Consented under an older notice"),
+        ),
     ]
 }
 LEAF_KEYS = {"field", "op", "value", "within_days"}
@@ -140,6 +229,39 @@ GROUPS = {
     "membership": _("membership"),
     "orders": _("orders"),
     "preferences": _("preferences"),
+    "consent": _("consent"),
+}
+
+# How the builder reads each operator, per kind of field (the JSON keeps the symbols).
+OP_LABELS: dict[str, dict[str, str | Promise]] = {
+    "text": {
+        "=": _("is"),
+        "!=": _("is not"),
+        "in": _("is one of"),
+        "not_in": _("is none of"),
+        "is_set": _("is known"),
+        "is_not_set": _("is unknown"),
+    },
+    "choice": {"=": _("is"), "!=": _("is not"), "in": _("is one of"), "not_in": _("is none of")},
+    "number": {
+        "=": _("equals"),
+        "!=": _("does not equal"),
+        ">": _("more than"),
+        ">=": _("at least"),
+        "<": _("less than"),
+        "<=": _("at most"),
+        "between": _("between"),
+    },
+    "date": {
+        "=": _("on"),
+        ">": _("after"),
+        ">=": _("on or after"),
+        "<": _("before"),
+        "<=": _("on or before"),
+        "between": _("between"),
+        "within_last_days": _("in the last … days"),
+    },
+    "tags": {"in": _("any of"), "all": _("all of"), "not_in": _("none of")},
 }
 
 

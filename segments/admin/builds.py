@@ -1,6 +1,7 @@
-"""Marketer admin for segments: list with the last funnel, an editor that validates rules and
-counts live, "build now", build history, retrying a failed build, and exports. Every write
-goes through a service."""
+"""Builds, exports and their files in the admin: build history with the funnel, retrying
+a failed build, letting a build's members out (send or review) and the files of an export
+(the sheet for people, the gateway file for the sending system). Every write goes through a
+service; every download is audited."""
 
 from __future__ import annotations
 
@@ -11,24 +12,20 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 
 from cdp import audit
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
-from cdp.admin_scope import scoped
 from cdp.csvutil import csv_response
-from consent.models import Purpose
 from members.masking import audit_pii_view
 
-from . import exports, files, services
-from .models import FUNNEL, ContactLog, ContactPolicy, Segment, SegmentBuild, SegmentExport
-from .queries import EXPORT_HEADER, dry_run_counts, export_rows, exported_members
-from .rules import FIELDS
+from .. import exports, files, services
+from ..models import FUNNEL, ContactLog, ContactPolicy, SegmentBuild, SegmentExport
+from ..queries import EXPORT_HEADER, export_rows, exported_members
 
 FUNNEL_LABELS = {
     "matched": _("matched by rules"),
@@ -47,170 +44,24 @@ def funnel_html(build: SegmentBuild | None) -> str:
     )
 
 
-class SegmentForm(forms.ModelForm):
-    rules = forms.JSONField(
-        label=_("Rules"),
-        widget=forms.Textarea(attrs={"rows": 14, "cols": 90, "class": "vLargeTextField", "spellcheck": "false"}),
-        help_text=_(
-            'JSON: {"all": [...]}, {"any": [...]}, {"not": {...}}, leaves {"field", "op", "value", "within_days"}.'
-        ),
+def audit_download(export: SegmentExport, what: str) -> None:
+    """Every download of an export's file: an audit row, and the PII view of who was in it."""
+    audit.record("segment.export_downloaded", export, changes={"rows": export.exported, "file": what})
+    audit_pii_view(
+        "segments_segmentexport_csv",
+        member_ids=exported_members(export).values_list("pk", flat=True),
+        export=export.pk,
     )
 
-    class Meta:
-        model = Segment
-        fields = ["brand", "name", "slug", "description", "purpose", "channel", "rules", "limit", "schedule"]
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        if "rules" in self.errors:
-            return data
-        problems = services.segment_problems(
-            brand=data.get("brand"),
-            purpose=data.get("purpose"),
-            channel=data.get("channel", ""),
-            rules=data.get("rules"),
-        )
-        for field, messages_ in problems.items():
-            for message in messages_:
-                self.add_error(field if field in self.fields else None, message)
-        return data
-
-
-@admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin):
-    form = SegmentForm
-    list_display = ["name", "slug", "brand", "purpose", "channel", "schedule", "last_status", "funnel", "built_at"]
-    list_filter = ["brand", "channel", "schedule"]
-    search_fields = ["name", "slug", "description"]
-    list_select_related = ["brand", "purpose__brand", "current_build"]
-    prepopulated_fields = {"slug": ("name",)}
-    actions = ["build_selected"]
-    change_form_template = "admin/segments/segment/change_form.html"
-    readonly_fields = ["created_by", "created_at", "updated_at"]
-
-    @admin.display(description=_("last build"))
-    def last_status(self, obj: Segment) -> str:
-        return obj.current_build.get_status_display() if obj.current_build else _("never built")
-
-    @admin.display(description=_("funnel"))
-    def funnel(self, obj: Segment) -> str:
-        return funnel_html(obj.current_build)
-
-    @admin.display(description=_("built"))
-    def built_at(self, obj: Segment) -> Any:
-        return obj.current_build.finished_at if obj.current_build else None
-
-    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
-        return {"rules": {"all": []}, **super().get_changeform_initial_data(request)}
-
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "purpose":
-            kwargs["queryset"] = Purpose.objects.filter(is_active=True).select_related("brand")
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    def save_model(self, request: HttpRequest, obj: Segment, form: Any, change: bool) -> None:
-        if not obj.slug:
-            obj.slug = slugify(obj.name)[:80]
-        services.save_segment(obj)  # the admin's user is the current actor
-
-    def get_urls(self) -> list[Any]:
-        view = self.admin_site.admin_view
-        return [
-            path("count/", view(self.count_view), name="segments_segment_count"),
-            path("<int:pk>/build/", view(self.build_view), name="segments_segment_build"),
-            *super().get_urls(),
-        ]
-
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
-        segment = self.get_object(request, object_id)
-        extra = {**(extra_context or {}), **self._editor_context(request)}
-        if segment is not None:
-            builds = list(SegmentBuild.objects.filter(segment=segment).order_by("-requested_at", "-id")[:20])
-            extra.update(
-                builds=builds,
-                current=segment.current_build,
-                current_funnel=funnel_html(segment.current_build),
-                can_build=request.user.has_perm("segments.build_segment"),
-            )
-        return super().change_view(request, object_id, form_url, extra)
-
-    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> Any:
-        return super().add_view(request, form_url, {**(extra_context or {}), **self._editor_context(request)})
-
-    def _editor_context(self, request: HttpRequest) -> dict[str, Any]:
-        return {
-            "rule_fields": list(FIELDS.values()),
-            "rule_fields_data": [
-                {
-                    "name": f.name,
-                    "kind": f.kind,
-                    "ops": list(f.ops),
-                    "window": f.window,
-                    "choices": list(f.choices),
-                    "help": f.help,
-                }
-                for f in FIELDS.values()
-            ],  # fmt: skip
-            "count_url": reverse("admin:segments_segment_count"),
-            "funnel_labels": FUNNEL_LABELS,
-        }
-
-    def count_view(self, request: HttpRequest) -> HttpResponse:
-        """The editor's live count: the funnel for the rules in the form, written nowhere."""
-        if request.method != "POST":
-            return JsonResponse({"errors": ["POST the form to count."]}, status=405)
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        try:
-            purposes = scoped(Purpose.objects.select_related("brand"), request.user)
-            purpose = purposes.get(pk=int(request.POST.get("purpose", "")))
-            rules = json.loads(request.POST.get("rules", ""))
-        except (ValueError, Purpose.DoesNotExist):
-            return JsonResponse(
-                {"errors": [str(_("Choose a purpose and write the rules as JSON to count."))]}, status=400
-            )
-        segment = Segment(brand=purpose.brand, purpose=purpose, channel=request.POST.get("channel", ""), rules=rules)
-        problems = services.segment_problems(brand=purpose.brand, purpose=purpose, channel=segment.channel, rules=rules)
-        if problems:
-            return JsonResponse({"errors": [m for found in problems.values() for m in found]}, status=400)
-        counts = dry_run_counts(segment)  # segment_problems validated the rules
-        return JsonResponse({"counts": counts, "labels": {k: str(v) for k, v in FUNNEL_LABELS.items()}})
-
-    def build_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        if request.method != "POST":
-            return HttpResponseRedirect(reverse("admin:segments_segment_change", args=[pk]))
-        if not request.user.has_perm("segments.build_segment"):
-            raise PermissionDenied
-        segment = get_object_or_404(self.get_queryset(request), pk=pk)
-        self._request_builds(request, [segment])
-        return HttpResponseRedirect(reverse("admin:segments_segment_change", args=[pk]))
-
-    @admin.action(description=_("Build the selected segments now"), permissions=["build"])
-    def build_selected(self, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
-        self._request_builds(request, list(queryset))
-
-    def has_build_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("segments.build_segment")
-
-    def _request_builds(self, request: HttpRequest, segments: list[Segment]) -> None:
-        for segment in segments:
-            try:
-                build, created = services.request_build(segment)
-            except services.BuildError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-                continue
-            build.refresh_from_db()
-            if not created:
-                text = _("%(segment)s: build #%(build)s is already %(status)s.")
-                level = messages.WARNING
-            elif build.status == SegmentBuild.Status.SUCCEEDED:  # in-process tasks (demo)
-                text = _("%(segment)s: build #%(build)s finished.")
-                level = messages.SUCCESS
-            else:
-                text = _("%(segment)s: build #%(build)s is %(status)s; this page shows it when it is done.")
-                level = messages.INFO
-            params = {"segment": segment, "build": build.pk, "status": build.get_status_display().lower()}
-            self.message_user(request, text % params, level)
+def gateway_response(export: SegmentExport, phones: str) -> HttpResponse:
+    """The gateway file of a campaign send (``segments.files``), streamed; ``phones`` is
+    ``e164`` or ``national`` (11-digit Chinese mobile numbers)."""
+    segment = export.build.segment
+    what = _("gateway file")  # outside the f-string, where makemessages finds it
+    filename = f"{segment.brand.code}-{segment.slug}-{what}-{export.pk}.csv"
+    rows = files.gateway_rows(export, segment, phone_format=phones)
+    return csv_response(filename, files.gateway_header(segment.channel), rows, for_machines=True)
 
 
 class ExportForm(forms.Form):
@@ -359,12 +210,7 @@ class SegmentExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         export = self.get_queryset(request).select_related("build__segment__brand").filter(pk=pk).first()
         if export is None:
             raise Http404
-        audit.record("segment.export_downloaded", export, changes={"rows": export.exported, "file": what})
-        audit_pii_view(
-            "segments_segmentexport_csv",
-            member_ids=exported_members(export).values_list("pk", flat=True),
-            export=export.pk,
-        )
+        audit_download(export, what)
         return export
 
     def csv_view(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -386,11 +232,7 @@ class SegmentExportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         phones = request.GET.get("phones", "e164")
         if phones not in files.PHONE_FORMATS:
             return HttpResponse(_("phones must be e164 or national."), status=400, content_type="text/plain")
-        segment = export.build.segment
-        what = _("gateway file")
-        filename = f"{segment.brand.code}-{segment.slug}-{what}-{export.pk}.csv"
-        rows = files.gateway_rows(export, segment, phone_format=phones)
-        return csv_response(filename, files.gateway_header(segment.channel), rows, for_machines=True)
+        return gateway_response(export, phones)
 
 
 def export_links(export: SegmentExport) -> str:
