@@ -18,7 +18,7 @@ from members.models import Brand, Store
 
 from . import queries, services
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class Figures:
     lifecycle: queries.LifecycleHistory
     requests: dict[str, int]
     as_of: dt.datetime  # when the stored figures and daily counts were computed
+    reconsent: list[queries.NoticeReconsent] = field(default_factory=list)
     computed_at: dt.datetime = field(default_factory=timezone.now)
     seconds: float = 0.0
 
@@ -82,6 +83,11 @@ def compute(brand: Brand, since: dt.datetime, until: dt.datetime) -> Figures:
         lifecycle=queries.lifecycle_history(brand, since, until),
         requests=queries.data_requests(brand, since, until),
         as_of=stored.computed_at,
+        # Figures stored before the re-consent rates were have none until the next refresh.
+        reconsent=[
+            queries.NoticeReconsent(**{**n, "versions": [queries.VersionRate(**v) for v in n["versions"]]})
+            for n in data.get("reconsent", [])
+        ],
     )
     figures.seconds = time.perf_counter() - started
     return figures

@@ -27,7 +27,8 @@ from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.utils import timezone
 
 from cdp.db_router import read_connection
-from consent.models import NO_CHANNEL, Action, ConsentEvent, Purpose
+from consent.models import NO_CHANNEL, Action, ConsentEvent, ConsentState, Notice, Purpose
+from consent.reconsent import STANDING
 from members.metrics import counted_orders
 from members.models import Brand, LifecycleStage, Member, Store, StoreMembership
 from privacy.models import DataSubjectRequest
@@ -335,6 +336,84 @@ def data_requests(brand: Brand, since: dt.datetime, until: dt.datetime, *, now: 
     )
 
 
+# --- 7. Re-consent after a notice changed ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionRate:
+    version: int
+    people: int  # whose standing consent rests on this version
+    share: float  # of the people standing on any version of the notice (0 to 1)
+
+
+@dataclass(frozen=True)
+class NoticeReconsent:
+    """One notice (a brand's kind × purpose, every language) whose newest version replaced
+    an older one: those who stand on older versions are to be asked again. ``notice_id``
+    is a row of the newest version, for the admin's "who consented under an earlier
+    version" page."""
+
+    notice_id: int
+    kind: str
+    purpose_name: str  # "" for a privacy policy or member agreement
+    people: int  # standing on some version (one person on two versions counts once)
+    versions: list[VersionRate]  # oldest first
+
+    @property
+    def newest(self) -> VersionRate:
+        return self.versions[-1]
+
+
+def reconsent_rates(brand: Brand) -> list[NoticeReconsent]:
+    """Per notice of the brand with a second version or later, per version: the people
+    whose standing consent (granted or confirmed) rests on it and their share, as
+    ``consent.reconsent.by_version`` counts one notice, for every notice at once: three
+    grouped queries (the notices, the people per version, the people per notice) whatever
+    the number of notices and members."""
+    notices = list(
+        Notice.objects.filter(brand=brand)
+        .values_list("pk", "kind", "purpose_id", "purpose__name", "version")
+        .order_by("kind", "purpose__code", "version", "pk")
+    )
+    chains: dict[tuple[str, int | None], dict[str, Any]] = {}
+    for pk, kind, purpose_id, purpose_name, version in notices:
+        chain = chains.setdefault((kind, purpose_id), {"name": purpose_name or "", "versions": {}})
+        chain["versions"].setdefault(version, pk)  # the first row of each version
+    chains = {key: chain for key, chain in chains.items() if max(chain["versions"]) >= 2}
+    if not chains:
+        return []
+    standing = ConsentState.objects.filter(brand=brand, action__in=STANDING, event__notice__brand=brand).order_by()
+    per_version = {
+        (row["event__notice__kind"], row["event__notice__purpose_id"], row["event__notice__version"]): row["people"]
+        for row in standing.values(
+            "event__notice__kind", "event__notice__purpose_id", "event__notice__version"
+        ).annotate(people=Count("member_id", distinct=True))
+    }
+    per_chain = {
+        (row["event__notice__kind"], row["event__notice__purpose_id"]): row["people"]
+        for row in standing.values("event__notice__kind", "event__notice__purpose_id").annotate(
+            people=Count("member_id", distinct=True)
+        )
+    }
+    found = []
+    for (kind, purpose_id), chain in chains.items():
+        total = per_chain.get((kind, purpose_id), 0)
+        versions = sorted(chain["versions"])
+        found.append(
+            NoticeReconsent(
+                notice_id=chain["versions"][versions[-1]],
+                kind=kind,
+                purpose_name=chain["name"],
+                people=total,
+                versions=[
+                    VersionRate(v, n := per_version.get((kind, purpose_id, v), 0), n / total if total else 0.0)
+                    for v in versions
+                ],
+            )
+        )
+    return found
+
+
 def stored_figures(brand: Brand) -> BrandFigures | None:
     return BrandFigures.objects.filter(brand=brand).first()
 
@@ -355,3 +434,4 @@ def timed_parts(brand: Brand, since: dt.datetime, until: dt.datetime) -> Iterato
     yield "refresh: lifecycle_now", lambda: lifecycle_now(brand)
     yield "refresh: store_days", lambda: store_days(brand, until)
     yield "refresh: consent_days", lambda: consent_days(brand, until)
+    yield "refresh: reconsent_rates", lambda: reconsent_rates(brand)

@@ -148,6 +148,7 @@ def refresh_figures(*, brand: Brand, now: dt.datetime | None = None) -> BrandFig
             "overlap": {str(k): n for k, n in queries.platform_overlap(brand).items()},
             "contactable": [dataclasses.astuple(c) for c in queries.contactable(brand)],
             "lifecycle": queries.lifecycle_now(brand),
+            "reconsent": [dataclasses.asdict(n) for n in queries.reconsent_rates(brand)],
         }
         days = queries.store_days(brand, now)
         ledger = queries.consent_days(brand, now)

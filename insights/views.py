@@ -1,14 +1,17 @@
-"""The admin index with the dashboard above the app list, each chart's CSV, and the
-refresh button. Every view runs inside ``admin.site.admin_view`` (signed-in staff)."""
+"""The admin index (the app list, with a short summary of the dashboard), the dashboard's
+own page, each chart's CSV, and the refresh button. Every view runs inside
+``admin.site.admin_view`` (signed-in staff)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -21,6 +24,7 @@ from . import charts, figures, services
 from .forms import DashboardForm, dashboard_form
 
 PERMISSION = "insights.view_dashboard"
+DASHBOARD_PARAMS = ("brand", "period", "start", "end")
 
 
 def can_view(request: HttpRequest) -> bool:
@@ -44,32 +48,51 @@ def _figures(form: DashboardForm) -> figures.Figures:
 
 
 def index(request: HttpRequest) -> HttpResponse:
-    """``/admin/``: the stock index, with the dashboard on top for people allowed to see it,
-    headed by a warning when the last ledger verification found a problem. A bad brand or
-    period shows the form's errors (400) instead of the figures."""
+    """``/admin/``: the stock index (the app list), with the navigation, and for people
+    allowed to see the dashboard a short summary linking to it, headed by a warning when
+    the last ledger verification found a problem."""
     if not can_view(request):
         return admin.site.index(request)
+    if any(key in request.GET for key in DASHBOARD_PARAMS):  # a link from when the home was the dashboard
+        return HttpResponseRedirect(f"{reverse('insights:dashboard')}?{request.GET.urlencode()}")
+    # Ledger-wide: a broken ledger, or a consent state that is not its fold, as the last
+    # verification found them; on the home so nobody misses it.
+    summary = {"url": reverse("insights:dashboard"), "ledger_alert": figures.ledger_alert()}
+    return admin.site.index(request, extra_context={"dashboard_summary": summary})
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The dashboard page: a brand and period chooser (``?brand=&period=``), the ledger
+    warning, and every chart with its table. A bad brand or period shows the form's errors
+    (400) instead of the figures."""
+    _require_permission(request)
     form = dashboard_form(request.GET, request.user)
-    if form is None:  # no brand yet: nothing to show, and nothing wrong with the request
-        return admin.site.index(request, extra_context={"dashboard": {"form": None}})
-    # Ledger-wide, so above every brand's figures: a broken ledger, or a consent state that
-    # is not its fold, as the last verification found them.
-    context = {"dashboard": {"form": form, "ledger_alert": figures.ledger_alert()}}
-    if form.is_valid():
-        found = _figures(form)
-        since, until = form.period_bounds()
-        context["dashboard"].update(
-            figures=found,
-            charts=charts.charts(found),
-            query=form.query_string(),
-            since=since,
-            last_day=(until - dt.timedelta(days=1)).date(),
-            brand=form.cleaned_data["brand"],
-        )
-    response = admin.site.index(request, extra_context=context)
-    if form.is_bound and form.errors:
-        response.status_code = 400
-    return response
+    context: dict[str, Any] = {
+        **admin.site.each_context(request),
+        "title": _("Dashboard"),
+        "dashboard": {"form": form},
+    }
+    status = 200
+    if form is not None:  # no brand yet: nothing to show, and nothing wrong with the request
+        context["dashboard"]["ledger_alert"] = figures.ledger_alert()
+        if form.is_valid():
+            found = _figures(form)
+            since, until = form.period_bounds()
+            shown = charts.charts(found)
+            for chart in shown:
+                if chart.links_permission and not request.user.has_perm(chart.links_permission):
+                    chart.links = []
+            context["dashboard"].update(
+                figures=found,
+                charts=shown,
+                query=form.query_string(),
+                since=since,
+                last_day=(until - dt.timedelta(days=1)).date(),
+                brand=form.cleaned_data["brand"],
+            )
+        elif form.is_bound and form.errors:
+            status = 400
+    return TemplateResponse(request, "admin/insights/dashboard.html", context, status=status)
 
 
 @require_GET
@@ -119,7 +142,7 @@ def refresh(request: HttpRequest) -> HttpResponse:
             )
             % {"brand": brand.name, "minutes": minutes},
         )
-    return HttpResponseRedirect(f"{reverse('admin:index')}?{form.query_string()}#dashboard")
+    return HttpResponseRedirect(f"{reverse('insights:dashboard')}?{form.query_string()}")
 
 
 def compliance_report(request: HttpRequest) -> HttpResponse:

@@ -16,6 +16,7 @@ from .base import Chart
 from .consents import contactable_chart, opt_in_chart, withdrawals_chart
 from .data_requests import requests_chart
 from .lifecycle import lifecycle_chart, lifecycle_moves_chart
+from .reconsent import reconsent_chart
 
 __all__ = ["BUILDERS", "Chart", "charts"]
 
@@ -27,6 +28,7 @@ BUILDERS = {
     "contactable": contactable_chart,
     "opt-in-rate": opt_in_chart,
     "withdrawals": withdrawals_chart,
+    "reconsent": reconsent_chart,
     "capture-rate": capture_chart,
     "lifecycle": lifecycle_chart,
     "lifecycle-moves": lifecycle_moves_chart,

@@ -51,6 +51,9 @@ class Chart:
     horizontal: bool = False
     percent: bool = False
     tiles: list[tuple[str, str, str]] = field(default_factory=list)  # (label, value, tone)
+    # Admin pages that go further (label, URL): shown to staff allowed to open them.
+    links: list[tuple[str, str]] = field(default_factory=list)
+    links_permission: str = ""
 
     @property
     def json_id(self) -> str:

@@ -116,7 +116,16 @@ def _notices_in_force(brand: Brand, start: dt.datetime, end: dt.datetime) -> lis
     )
     found = list(
         rows.values(
-            "id", "kind", "purpose__code", "locale", "version", "title", "sha256", "published_at", "replaced_at"
+            "id",
+            "kind",
+            "purpose__code",
+            "purpose__name",
+            "locale",
+            "version",
+            "title",
+            "sha256",
+            "published_at",
+            "replaced_at",
         )
     )
     for row in found:
@@ -269,7 +278,14 @@ def compliance_report(brand: Brand, since: dt.date | dt.datetime, until: dt.date
     notices = _notices_in_force(brand, start, end)
     current_ids = {n["id"] for n in notices if n["in_force_at_end"]}
     by_notice = list(
-        events.values("notice_id", "notice__kind", "notice__purpose__code", "notice__locale", "notice__version")
+        events.values(
+            "notice_id",
+            "notice__kind",
+            "notice__purpose__code",
+            "notice__purpose__name",
+            "notice__locale",
+            "notice__version",
+        )
         .annotate(**_action_counts())
         .order_by("notice__kind", "notice__purpose__code", "notice__locale", "notice__version")
     )
@@ -278,7 +294,7 @@ def compliance_report(brand: Brand, since: dt.date | dt.datetime, until: dt.date
     expired_before = timezone.now() - dt.timedelta(days=settings.DOUBLE_OPT_IN_MAX_AGE_DAYS)
     pending = list(
         ConsentState.objects.filter(brand=brand, action=Action.REQUESTED)
-        .values("purpose__code", "channel")
+        .values("purpose__code", "purpose__name", "channel")
         .annotate(
             count=Count("pk"),
             expired=Count("pk", filter=Q(occurred_at__lt=expired_before)),

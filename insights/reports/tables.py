@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.apps import apps
 from django.urls import reverse
 from django.utils.functional import Promise
-from django.utils.translation import gettext
+from django.utils.text import capfirst
+from django.utils.translation import get_language_info, gettext
 from django.utils.translation import gettext_lazy as _
 
 from consent.models import Channel, Notice, SourceType
@@ -62,7 +64,7 @@ ACTION_LABELS = {
 }
 
 
-def action_columns(width: float = 0.8) -> list[Column]:
+def action_columns(width: float = 1.0) -> list[Column]:
     """A count per ledger action (``ACTIONS``, the figures' keys)."""
     return [column(str(action), ACTION_LABELS[str(action)], width=width) for action in ACTIONS]
 
@@ -121,8 +123,41 @@ class ReportTable:
         }
 
 
+def language_label(code: str | None) -> str | None:
+    """A notice's language as people call it ("Simplified Chinese"), not its code."""
+    if not code:
+        return None
+    try:
+        return str(get_language_info(code)["name_translated"])
+    except KeyError:
+        return code
+
+
+# The admin pages a ``pii.viewed`` row names (``members.masking.audit_pii_view``): the
+# admin URL name of a model's page, ``<app>_<model>_<page>``.
+PII_PAGES = {
+    "change": _("page"),
+    "changelist": _("list"),
+    "export": _("export"),
+    "download": _("download"),
+    "csv": _("CSV file"),
+    "scan": _("scanned form"),
+}
+
+
+def view_label(view: str) -> str:
+    """``members_member_changelist`` as people read it: "Member: list"."""
+    for model in apps.get_models():
+        prefix = f"{model._meta.app_label}_{model._meta.model_name}_"
+        if view.startswith(prefix):
+            page = view.removeprefix(prefix)
+            return f"{capfirst(model._meta.verbose_name)}: {PII_PAGES.get(page, page)}"
+    return view
+
+
 def labelled(report: dict[str, Any]) -> dict[str, Any]:
-    """The report with display names for channels, sources and kinds (page and PDF)."""
+    """The report with display names for channels, sources, kinds, languages and the
+    pages where personal data was viewed (page and PDF)."""
     channels, sources, kinds = dict(Channel.choices), dict(SourceType.choices), dict(Notice.Kind.choices)
     for table in ("by_purpose", "sources", "pending"):
         for row in report[table]:
@@ -130,8 +165,13 @@ def labelled(report: dict[str, Any]) -> dict[str, Any]:
             row["source_label"] = sources.get(row.get("source_type", ""), "")
     for row in report["by_notice"]:
         row["kind_label"] = kinds.get(row["notice__kind"], "—")
+        row["language_label"] = language_label(row["notice__locale"])
     for row in report["notices"]:
         row["kind_label"] = kinds.get(row["kind"], row["kind"])
+        row["language_label"] = language_label(row["locale"])
+    for row in report["pii"]["latest"]:
+        page = view_label(row["view"]) if row["view"] else ""
+        row["what"] = ": ".join(part for part in (page, row["object_repr"]) if part)
     report["requests"]["total"]["kind_label"] = _("All requests")
     return report
 
@@ -161,8 +201,8 @@ TABLES: list[ReportTable] = [
         [
             Column("notice_id", key("id"), csv_only=True),
             Column("kind", key("kind"), _("kind"), shown=key("kind_label"), width=1.4),
-            Column("purpose", key("purpose__code"), _("purpose"), width=1.2),
-            Column("locale", key("locale"), _("language"), width=0.8),
+            Column("purpose", key("purpose__code"), _("purpose"), shown=key("purpose__name"), width=1.2),
+            Column("locale", key("locale"), _("language"), shown=key("language_label"), width=1.1),
             Column(
                 "version", key("version"), _("version"), shown=lambda n: f"v{n['version']}", width=0.6, href=_notice_url
             ),
@@ -190,8 +230,8 @@ TABLES: list[ReportTable] = [
                 "purpose",
                 key("purpose__code"),
                 _("purpose"),
-                shown=lambda row: f"{row['purpose__name']} ({row['purpose__code']})",
-                width=2.4,
+                shown=key("purpose__name"),
+                width=1.8,
             ),
             Column("channel", key("channel"), _("channel"), shown=key("channel_label")),
             Column("source_type", key("source_type"), _("source"), shown=key("source_label"), width=1.4),
@@ -215,7 +255,7 @@ TABLES: list[ReportTable] = [
         _("Double opt-ins awaiting confirmation now"),
         lambda r: r["pending"],
         [
-            Column("purpose", key("purpose__code"), _("purpose"), width=1.5, code=True),
+            Column("purpose", key("purpose__code"), _("purpose"), shown=key("purpose__name"), width=1.5),
             Column("channel", key("channel"), _("channel"), shown=key("channel_label")),
             Column("pending", key("count"), _("pending")),
             column("expired", _("expired")),
@@ -230,8 +270,10 @@ TABLES: list[ReportTable] = [
         [
             Column("notice_id", key("notice_id"), csv_only=True),
             Column("kind", key("notice__kind"), _("kind"), shown=key("kind_label"), width=1.4),
-            Column("purpose", key("notice__purpose__code"), _("purpose"), width=1.2),
-            Column("locale", key("notice__locale"), _("language"), width=0.8),
+            Column(
+                "purpose", key("notice__purpose__code"), _("purpose"), shown=key("notice__purpose__name"), width=1.2
+            ),
+            Column("locale", key("notice__locale"), _("language"), shown=key("language_label"), width=1.1),
             Column(
                 "version",
                 key("notice__version"),
@@ -314,9 +356,7 @@ TABLES: list[ReportTable] = [
             Column("view", key("view"), csv_only=True),
             Column("object_type", key("object_type"), csv_only=True),
             Column("object_id", key("object_id"), csv_only=True),
-            Column(
-                "object", key("object_repr"), _("what"), shown=lambda row: row["object_repr"] or row["view"], width=3
-            ),
+            Column("object", key("object_repr"), _("what"), shown=key("what"), width=3),
             Column("member_records", key("shown"), _("member records shown")),
             Column("ip_address", key("ip_address"), _("IP address"), width=1.2),
         ],

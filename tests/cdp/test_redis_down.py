@@ -128,7 +128,8 @@ def test_admin_signs_in_and_shows_the_dashboard(redis_down, client, superuser, s
     superuser.save()
     response = client.post("/admin/login/", {"username": "root", "password": "a long Passphrase 42"})
     assert response.status_code == 302
-    response = client.get("/admin/", {"brand": brand.pk})
+    assert 'id="dashboard-summary"' in client.get("/admin/").content.decode()
+    response = client.get("/admin/insights/dashboard/", {"brand": brand.pk})
     assert response.status_code == 200
     page = response.content.decode()
     assert 'id="dashboard"' in page and "莲花天猫旗舰店" in page

@@ -1,5 +1,6 @@
-"""The themed admin in Chromium, in Simplified Chinese: member list, a member, a segment and
-the compliance report, each checked with axe-core in light and dark mode and saved as a
+"""The themed admin in Chromium, in Simplified Chinese: the home, the dashboard, member list,
+a member, a segment and the compliance report, each with the navigation, checked with
+axe-core in light and dark mode, fitting 1280 px without sideways scrolling, and saved as a
 screenshot under artifacts/; the language switcher changes the language with one click."""
 
 from __future__ import annotations
@@ -83,13 +84,24 @@ def sign_in(page, live_server, path: str) -> None:
     page.wait_for_load_state()
 
 
+def assert_fits(page, name: str) -> None:
+    """Nothing scrolls sideways: not the page, not its main column (wide tables scroll in
+    their own box)."""
+    widths = page.evaluate(
+        """() => ({page: document.documentElement.scrollWidth, window: document.documentElement.clientWidth,
+                  main: document.querySelector('#content-main').scrollWidth,
+                  mainBox: document.querySelector('#content-main').clientWidth})"""
+    )
+    assert widths["page"] <= widths["window"] and widths["main"] <= widths["mainBox"], (name, widths)
+
+
 def shoot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def test_admin_pages_in_chinese_light_and_dark(page, live_server, officer_setup):
-    page.set_viewport_size({"width": 1366, "height": 900})
+    page.set_viewport_size({"width": 1280, "height": 900})
     member, segment = officer_setup["member"], officer_setup["segment"]
     sign_in(page, live_server, "/admin/members/member/")
     assert page.get_attribute("html", "lang") == "zh-hans"
@@ -99,6 +111,8 @@ def test_admin_pages_in_chinese_light_and_dark(page, live_server, officer_setup)
     assert header_bg == "rgb(30, 27, 75)"
 
     pages = {
+        "admin-zh-hans-home": "/admin/",
+        "admin-zh-hans-dashboard": "/admin/insights/dashboard/",
         "admin-zh-hans-members": "/admin/members/member/",
         "admin-zh-hans-member": f"/admin/members/member/{member.pk}/change/",
         "admin-zh-hans-segment": f"/admin/segments/segment/{segment.pk}/change/",
@@ -107,6 +121,11 @@ def test_admin_pages_in_chinese_light_and_dark(page, live_server, officer_setup)
     for name, path in pages.items():
         page.goto(live_server.url + path)
         assert page.get_attribute("html", "lang") == "zh-hans"
+        # Every page has the navigation, with the dashboard and the report in it.
+        assert page.locator("#nav-sidebar").is_visible(), name
+        assert page.locator('#nav-insights a[href="/admin/insights/dashboard/"]').count() == 1, name
+        assert page.locator('#nav-insights a[href="/admin/consent/consentevent/report/"]').count() == 1, name
+        assert_fits(page, name)
         check_accessibility(page, name)
         shoot(page, name)
         if name == "admin-zh-hans-member":
@@ -119,6 +138,8 @@ def test_admin_pages_in_chinese_light_and_dark(page, live_server, officer_setup)
     page.goto(live_server.url + "/admin/members/member/")
     page.evaluate("localStorage.setItem('theme', 'dark')")
     for name, path in [("admin-zh-hans-members-dark", pages["admin-zh-hans-members"]),
+                       ("admin-zh-hans-home-dark", pages["admin-zh-hans-home"]),
+                       ("admin-zh-hans-dashboard-dark", pages["admin-zh-hans-dashboard"]),
                        ("compliance-report-dark", pages["compliance-report"])]:  # fmt: skip
         page.goto(live_server.url + path)
         assert page.get_attribute("html", "data-theme") == "dark"

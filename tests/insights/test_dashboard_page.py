@@ -1,5 +1,6 @@
-"""The dashboard on the admin index: who sees it, what it shows, its query count, the
-period form's errors, the CSV downloads and the refresh button."""
+"""The dashboard's page and its summary on the admin home: who sees them, what they show,
+their query counts, the navigation, the period form's errors, the CSV downloads and the
+refresh button."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from tests.factories import UserFactory
 from .conftest import PERIOD, SINCE, UNTIL
 
 pytestmark = pytest.mark.django_db
+
+DASHBOARD = "/admin/insights/dashboard/"
 
 
 @pytest.fixture(autouse=True)
@@ -57,18 +60,43 @@ def test_dashboard_shows_every_chart_with_its_table_and_csv_link(
     ledger = refreshed
     client.force_login(analyst)
     with django_assert_max_num_queries(16):
-        response = client.get("/admin/", params(ledger))
+        response = client.get(DASHBOARD, params(ledger))
     assert response.status_code == 200
     html = response.content.decode()
     assert 'id="dashboard"' in html
     for slug in charts.BUILDERS:
         assert f'id="chart-{slug}"' in html
         assert f"/admin/insights/dashboard/{slug}.csv?" in html
-    # A figure's summary and its table, and the app list below it all.
+    # A figure's summary and its table, on a page of its own with the navigation.
     assert "40.0% of members (2 people) are members on two or more platforms." in html
     assert "<figcaption>" in html and "<table>" in html
-    assert 'id="content-main"' in html
+    assert 'id="content-main"' in html and 'id="nav-sidebar"' in html
+    assert f'<a href="{DASHBOARD}" aria-current="page">Dashboard</a>' in html
+    assert "app-members module" in html  # the apps in the navigation
     assert "vendor/chart.js/chart.umd.js" in html
+
+
+def test_home_is_the_app_list_with_navigation_and_a_link_to_the_dashboard(
+    client, analyst, refreshed, django_assert_max_num_queries
+):
+    client.force_login(analyst)
+    with django_assert_max_num_queries(10):  # no figures on the home
+        response = client.get("/admin/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="dashboard-summary"' in html and f'<a href="{DASHBOARD}" class="button">Open the dashboard</a>' in html
+    assert 'id="chart-' not in html and "chart.umd.js" not in html
+    assert 'id="nav-sidebar"' in html and f'<a href="{DASHBOARD}">Dashboard</a>' in html
+    assert 'class="app-members module' in html  # the app list
+    # The compliance report is in the navigation only for those who may open it.
+    assert "/admin/consent/consentevent/report/" not in html
+
+
+def test_a_link_to_the_old_dashboard_on_the_home_leads_to_its_page(client, analyst, ledger):
+    client.force_login(analyst)
+    response = client.get("/admin/", params(ledger))
+    assert response.status_code == 302
+    assert response["Location"] == f"{DASHBOARD}?brand={ledger.lotus.pk}&period=custom&start=2026-01-05&end=2026-01-18"
 
 
 def test_query_count_does_not_grow_with_data(client, analyst, refreshed, django_assert_max_num_queries):
@@ -86,7 +114,7 @@ def test_query_count_does_not_grow_with_data(client, analyst, refreshed, django_
     cache.clear()
     assert _count_queries(client, ledger) == cold
     with django_assert_max_num_queries(8):  # warm: the figures come from the cache
-        client.get("/admin/", params(ledger))
+        client.get(DASHBOARD, params(ledger))
 
 
 def _count_queries(client, world) -> int:
@@ -94,13 +122,13 @@ def _count_queries(client, world) -> int:
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as captured:
-        assert client.get("/admin/", params(world)).status_code == 200
+        assert client.get(DASHBOARD, params(world)).status_code == 200
     return len(captured)
 
 
 def test_superuser_sees_the_dashboard_with_defaults(client, superuser, ledger):
     client.force_login(superuser)
-    response = client.get("/admin/")
+    response = client.get(DASHBOARD)
     assert response.status_code == 200
     html = response.content.decode()
     assert 'id="dashboard"' in html
@@ -114,8 +142,10 @@ def test_staff_without_the_permission_get_the_stock_index(client, clerk, ledger,
     with django_assert_max_num_queries(10):
         response = client.get("/admin/", params(ledger))
     assert response.status_code == 200
-    assert 'id="dashboard"' not in response.content.decode()
-    assert 'id="content-main"' in response.content.decode()
+    html = response.content.decode()
+    assert 'id="dashboard-summary"' not in html and DASHBOARD not in html
+    assert 'id="content-main"' in html and 'id="nav-sidebar"' in html
+    assert client.get(DASHBOARD, params(ledger)).status_code == 403
     assert client.get("/admin/insights/dashboard/overlap.csv", params(ledger)).status_code == 403
     assert client.post("/admin/insights/dashboard/refresh/", params(ledger)).status_code == 403
 
@@ -124,6 +154,8 @@ def test_anonymous_is_sent_to_the_login(client, ledger):
     response = client.get("/admin/insights/dashboard/overlap.csv", params(ledger))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     assert client.get("/admin/").status_code == 302
+    response = client.get(DASHBOARD, params(ledger))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
 @pytest.mark.parametrize(
@@ -141,7 +173,7 @@ def test_anonymous_is_sent_to_the_login(client, ledger):
 )
 def test_bad_period_input_shows_the_form_error(client, analyst, ledger, bad, message):
     client.force_login(analyst)
-    response = client.get("/admin/", {**params(ledger), **bad}, HTTP_ACCEPT_LANGUAGE="en")
+    response = client.get(DASHBOARD, {**params(ledger), **bad}, HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 400
     html = response.content.decode()
     assert message in html
@@ -182,26 +214,26 @@ def test_first_view_computes_the_stored_figures_once(client, analyst, ledger, dj
     client.force_login(analyst)
     assert not BrandFigures.objects.exists()
     with django_assert_max_num_queries(40):
-        assert client.get("/admin/", params(ledger)).status_code == 200
+        assert client.get(DASHBOARD, params(ledger)).status_code == 200
     assert BrandFigures.objects.filter(brand=ledger.lotus).exists()
 
 
 def test_figures_are_cached_and_refresh_recomputes(client, analyst, refreshed, django_capture_on_commit_callbacks):
     ledger = refreshed
     client.force_login(analyst)
-    client.get("/admin/", params(ledger))
+    client.get(DASHBOARD, params(ledger))
     key = figures.cache_key(ledger.lotus, SINCE, UNTIL)
     assert cache.get(key).requests["open"] == 0
     assert cache.get(key).platforms == {"jd": 3, "tmall": 4, "wechat": 1}
     DataSubjectRequest.objects.create(member=ledger.people["A"], kind="access")
     StoreMembership.objects.create(member=ledger.people["D"], store=ledger.wechat, store_member_id="D2")
-    client.get("/admin/", params(ledger))
+    client.get(DASHBOARD, params(ledger))
     assert cache.get(key).requests["open"] == 0  # still the cached figures
     assert client.get("/admin/insights/dashboard/refresh/", params(ledger)).status_code == 405
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/admin/insights/dashboard/refresh/", params(ledger))
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/?brand=")
+    assert response["Location"].startswith(f"{DASHBOARD}?brand=")
     new_key = figures.cache_key(ledger.lotus, SINCE, UNTIL)
     assert new_key != key and cache.get(new_key) is None
     client.get(response["Location"])
@@ -217,10 +249,10 @@ def test_refresh_needs_the_csrf_token(analyst, ledger):
     assert client.post("/admin/insights/dashboard/refresh/", params(ledger)).status_code == 403
 
 
-def test_without_any_brand_the_index_says_so(client, analyst, django_assert_max_num_queries):
+def test_without_any_brand_the_dashboard_says_so(client, analyst, django_assert_max_num_queries):
     client.force_login(analyst)
     with django_assert_max_num_queries(8):
-        response = client.get("/admin/")
+        response = client.get(DASHBOARD)
     assert response.status_code == 200
     assert "The dashboard appears once there is a brand with stores" in response.content.decode()
     assert client.get("/admin/insights/dashboard/overlap.csv").status_code == 404
@@ -248,7 +280,7 @@ def test_chart_tables_carry_the_hand_counted_figures(client, analyst, refreshed)
     assert _csv(client, "lifecycle", refreshed)[-1] == ["now", "2", "0", "1", "1", "1", "0", ""]
     requests = dict(_csv(client, "data-requests", refreshed)[1:])
     assert requests["Open"] == "0" and requests["Due within 3 days"] == "0"
-    html = client.get("/admin/", params(refreshed)).content.decode()
+    html = client.get(DASHBOARD, params(refreshed)).content.decode()
     assert "Most reachable now: marketing营销 by SMS, 1 person." in html
     assert "2 withdrawals" not in html and "4 withdrawals in the period; most through Privacy center (2)." in html
 

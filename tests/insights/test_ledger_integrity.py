@@ -109,7 +109,9 @@ def test_report_row_in_chinese(client, compliance_officer, brand, withdrawn):
 
 
 def dashboard(client, world, language="en") -> str:
-    response = client.get("/admin/", {"brand": world.lotus.pk, **PERIOD}, HTTP_ACCEPT_LANGUAGE=language)
+    response = client.get(
+        "/admin/insights/dashboard/", {"brand": world.lotus.pk, **PERIOD}, HTTP_ACCEPT_LANGUAGE=language
+    )
     assert response.status_code == 200
     return response.content.decode()
 
@@ -131,6 +133,9 @@ def test_dashboard_warns_of_a_state_that_differs_until_it_is_rebuilt(
     assert f"member {state.member_id}, brand lotus, purpose marketing, channel sms: action granted" in text
     assert "manage.py rebuild_consent_state" in text
     assert "found the consent ledger broken" not in text
+    # The home, which links to the dashboard, warns too.
+    home = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'id="ledger-alert"' in home and 'id="dashboard-summary"' in home
 
     call_command("rebuild_consent_state", stdout=io.StringIO())
     assert 'id="ledger-alert"' in dashboard(client, ledger)  # until a verification says otherwise

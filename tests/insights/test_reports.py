@@ -488,9 +488,129 @@ def test_pdf_renders_chinese_in_chinese(client, compliance_officer, brand, fortn
     response = client.get(REPORT, params(fortnight, brand=brand.pk, format="pdf"), HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert response.content.startswith(b"%PDF")
     text = pdf_text(response.content)
-    assert brand.name in text  # 莲花美妆, set in the CID font
+    assert brand.name in text  # 莲花美妆, set in the embedded font
     assert "合规报告" in text
     assert "Compliance report" not in text
+
+
+# --- The PDF's font, words and labels ------------------------------------------------------------
+
+
+@pytest.fixture
+def report_font():
+    """The font the PDF is set in; the tests that need it embedded skip, saying why, only
+    on a machine without it (``make install`` brings it from npm)."""
+    from insights.reports import fonts
+
+    font = fonts.report_font()
+    if font == fonts.FALLBACK:
+        pytest.skip(
+            "no TrueType font with Chinese and Cyrillic letters on this machine "
+            f"(looked at {', '.join(str(c.path) for c in fonts.candidates())}); run `make install`"
+        )
+    return font
+
+
+def pdf_fonts(content: bytes) -> dict[str, bool]:
+    """Every font named in any page's resources, with whether its program is in the file.
+    A composite (Type0) font's program hangs off its descendant; the 14 standard fonts
+    have no descriptor at all, so they count as not embedded."""
+    from pypdf import PdfReader
+
+    found: dict[str, bool] = {}
+    for page in PdfReader(io.BytesIO(content)).pages:
+        for ref in page["/Resources"].get_object().get("/Font", {}).values():
+            font = ref.get_object()
+            parts = [d.get_object() for d in font.get("/DescendantFonts", [])] or [font]
+            descriptors = [p["/FontDescriptor"].get_object() for p in parts if "/FontDescriptor" in p]
+            found[str(font["/BaseFont"])] = bool(descriptors) and all(
+                any(k in d for k in ("/FontFile", "/FontFile2", "/FontFile3")) for d in descriptors
+            )
+    return found
+
+
+@pytest.mark.parametrize("language", ["en", "ru", "zh-hans", "zh-hant"])
+@pytest.mark.usefixtures("report_font")
+def test_every_font_of_the_pdf_is_embedded(client, compliance_officer, brand, fortnight, language):
+    client.force_login(compliance_officer)
+    response = client.get(REPORT, params(fortnight, brand=brand.pk, format="pdf"), HTTP_ACCEPT_LANGUAGE=language)
+    found = pdf_fonts(response.content)
+    assert found, "the PDF names no font"
+    assert all(found.values()), found
+
+
+def test_the_middle_dot_has_a_glyph_and_comes_out(client, compliance_officer, brand, fortnight, report_font):
+    from reportlab.pdfbase import pdfmetrics
+
+    # The title, the subtitle and every footer join their parts with "·" (U+00B7).
+    assert pdfmetrics.getFont(report_font).face.charToGlyph.get(0xB7, 0) != 0
+    client.force_login(compliance_officer)
+    response = client.get(REPORT, params(fortnight, brand=brand.pk, format="pdf"), HTTP_ACCEPT_LANGUAGE="en")
+    text = pdf_text(response.content)
+    assert f"{brand.name} · {brand.code}" in text
+    assert f"Compliance report · {brand.name} ({brand.code})" in text
+
+
+def test_russian_words_come_out_whole(client, compliance_officer, brand, fortnight, requests_fortnight, report_font):
+    """Cyrillic set in the embedded font is spaced as words, and no word is cut at a line
+    end: every heading word of every table is found whole in the PDF's text."""
+    from django.utils import translation
+
+    from insights.reports.tables import TABLES
+
+    client.force_login(compliance_officer)
+    response = client.get(REPORT, params(fortnight, brand=brand.pk, format="pdf"), HTTP_ACCEPT_LANGUAGE="ru")
+    words = set(pdf_text(response.content).split())
+    with translation.override("ru"):
+        title = translation.gettext("Compliance report")
+        headings = [str(c.label) for table in TABLES for c in table.page_columns() if c.label]
+    assert title == "Отчёт о соблюдении требований"  # the catalogue has it; else this proves nothing
+    for word in [*title.split(), *(w for heading in headings for w in heading.split())]:
+        assert word in words, word
+
+
+def test_the_pdf_shows_labels_not_internal_names(client, compliance_officer, brand, fortnight, marketing_purpose):
+    """Purposes by name, languages by name, the admin page where data was seen by what it
+    shows; no code of the kind ``snake_case`` reaches the reader."""
+    import re
+
+    services.publish_notice(
+        brand=brand, kind="purpose_notice", purpose=marketing_purpose, locale="zh-hans", title="营销告知", body="v1"
+    )
+    viewed(compliance_officer, at(fortnight + dt.timedelta(days=1)), members=[], view="members_member_changelist")
+    # (Never verified, the report names the command to run, which is no label.)
+    LedgerVerification.objects.create(ok=True, events_checked=10, projection_ok=True)
+    client.force_login(compliance_officer)
+    query = {**params(fortnight, brand=brand.pk), "until": timezone.localdate().isoformat()}  # the notice: now
+    text = pdf_text(client.get(REPORT, {**query, "format": "pdf"}, HTTP_ACCEPT_LANGUAGE="en").content)
+    assert marketing_purpose.name in text
+    assert "Simplified Chinese" in text and "zh-hans" not in text
+    assert "Member: list" in text
+    assert not re.findall(r"\b[a-z]+_[a-z_]+\b", text)
+    # The CSV keeps the codes, for spreadsheets and for matching with other exports.
+    header, *rows = read_csv(client.get(REPORT, {**query, "format": "csv", "table": "notices"}))
+    assert {row[header.index("locale")] for row in rows} == {"zh-hans"}
+    assert "marketing" in {row[header.index("purpose")] for row in rows}
+
+
+def test_without_the_font_the_pdf_is_still_made_and_the_log_says_so(
+    client, compliance_officer, brand, fortnight, monkeypatch, caplog, tmp_path
+):
+    from insights.reports import fonts
+
+    monkeypatch.setattr(fonts, "candidates", lambda: [fonts.Candidate("Missing", tmp_path / "missing.ttf")])
+    fonts.report_font.cache_clear()
+    try:
+        client.force_login(compliance_officer)
+        with caplog.at_level("WARNING", logger="insights.reports.fonts"):
+            response = client.get(REPORT, params(fortnight, brand=brand.pk, format="pdf"), HTTP_ACCEPT_LANGUAGE="en")
+    finally:
+        fonts.report_font.cache_clear()
+    assert response.status_code == 200
+    assert "Compliance report" in pdf_text(response.content)
+    assert pdf_fonts(response.content) == {"/STSong-Light": False}
+    [warning] = [r for r in caplog.records if r.name == "insights.reports.fonts"]
+    assert "not embedded" in warning.getMessage() and str(tmp_path / "missing.ttf") in warning.getMessage()
 
 
 def test_every_download_is_audited(client, compliance_officer, brand, fortnight):
