@@ -13,10 +13,12 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from cdp.db_router import replica_reads
+from cdp.enqueue import enqueue
 from consent import verification
 from members.models import Brand, Store
 
 from . import queries, services
+from .models import BrandFigures
 
 CACHE_VERSION = 3
 
@@ -57,12 +59,29 @@ def cache_key(brand: Brand, since: dt.datetime, until: dt.datetime) -> str:
     return f"insights:dashboard:v{CACHE_VERSION}:{brand.pk}:{generation}:{since:%Y%m%d}:{until:%Y%m%d}"
 
 
+class NotComputedYet(Exception):
+    """The brand has no stored figures yet, and a worker is computing them."""
+
+
+def first_figures(brand: Brand) -> BrandFigures:
+    """The stored figures of a brand that has none yet. Computing them reads every member,
+    membership and ledger event of the brand (minutes at millions of members: 93 s at 5M in
+    bench/README.md "Scale"), far past any page's time-out, so with a worker the refresh is
+    queued (once, ``claim_refresh``) and the page says so (``NotComputedYet``). Without a
+    worker (the demo, the tests), tasks run in-process and the figures are there at once."""
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        if services.claim_refresh(brand):
+            enqueue("insights.tasks.refresh_figures", brand.pk)
+        raise NotComputedYet(brand.pk)
+    return services.refresh_figures(brand=brand)
+
+
 def compute(brand: Brand, since: dt.datetime, until: dt.datetime) -> Figures:
-    """The figures from what the nightly refresh stored (computed now, once, for a brand
-    that has none yet), the period's sums over the daily counts, and the live data
-    requests: a fixed handful of small queries whatever the number of members."""
+    """The figures from what the nightly refresh stored (``first_figures`` for a brand that
+    has none yet), the period's sums over the daily counts, and the live data requests: a
+    fixed handful of small queries whatever the number of members."""
     started = time.perf_counter()
-    stored = queries.stored_figures(brand) or services.refresh_figures(brand=brand)
+    stored = queries.stored_figures(brand) or first_figures(brand)
     data = stored.data
     months = queries.store_months(brand, since, until)
     joined: dict[int, int] = {}

@@ -76,7 +76,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if form is not None:  # no brand yet: nothing to show, and nothing wrong with the request
         context["dashboard"]["ledger_alert"] = figures.ledger_alert()
         if form.is_valid():
-            found = _figures(form)
+            try:
+                found = _figures(form)
+            except figures.NotComputedYet:
+                context["dashboard"].update(computing=True, brand=form.cleaned_data["brand"])
+                return TemplateResponse(request, "admin/insights/dashboard.html", context)
             since, until = form.period_bounds()
             shown = charts.charts(found)
             for chart in shown:
@@ -107,7 +111,15 @@ def chart_csv(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404
     if not form.is_valid():
         return _bad_request(form)
-    chart = build(_figures(form))
+    try:
+        chart = build(_figures(form))
+    except figures.NotComputedYet:
+        response = HttpResponse(
+            _("The figures of this brand are being computed for the first time; try again in a few minutes."),
+            status=503, content_type="text/plain; charset=utf-8",
+        )  # fmt: skip
+        response["Retry-After"] = "60"
+        return response
     since, until = form.period_bounds()
     brand = form.cleaned_data["brand"]
     filename = f"{brand.code}-{slug}-{since:%Y%m%d}-{until - dt.timedelta(days=1):%Y%m%d}.csv"

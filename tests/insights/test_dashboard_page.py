@@ -218,6 +218,33 @@ def test_first_view_computes_the_stored_figures_once(client, analyst, ledger, dj
     assert BrandFigures.objects.filter(brand=ledger.lotus).exists()
 
 
+def test_with_a_worker_a_brands_first_figures_are_queued_not_computed_in_the_page(
+    client, analyst, ledger, settings, monkeypatch, django_assert_max_num_queries
+):
+    """At millions of members the first computation takes minutes (bench/README.md,
+    "Scale"): the page queues it once and says so, and shows the figures once stored."""
+    from insights import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.refresh_figures, "apply_async", lambda args, kwargs, **options: queued.append(args[0]))
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    client.force_login(analyst)
+    with django_assert_max_num_queries(16):
+        page = client.get(DASHBOARD, params(ledger))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "are being computed for the first time" in html and 'id="chart-' not in html
+    assert queued == [ledger.lotus.pk] and not BrandFigures.objects.exists()
+    assert client.get(DASHBOARD, params(ledger)).status_code == 200
+    assert queued == [ledger.lotus.pk]  # reloading queues nothing more
+    csv_download = client.get(f"/admin/insights/dashboard/{next(iter(charts.BUILDERS))}.csv", params(ledger))
+    assert csv_download.status_code == 503 and csv_download["Retry-After"] == "60"
+
+    tasks.refresh_figures(ledger.lotus.pk)  # what the worker runs
+    html = client.get(DASHBOARD, params(ledger)).content.decode()
+    assert "are being computed" not in html and 'id="chart-' in html
+
+
 def test_figures_are_cached_and_refresh_recomputes(client, analyst, refreshed, django_capture_on_commit_callbacks):
     ledger = refreshed
     client.force_login(analyst)
