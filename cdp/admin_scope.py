@@ -56,6 +56,7 @@ BRAND_PATHS: dict[str, Scope] = {
     "consent.suppression": "brand",
     "consent.purpose": "brand",
     "consent.notice": "brand",
+    "consent.noticedraft": "brand",
     "imports.importjob": "store__brand",
     "imports.platformconnection": "store__brand",
     "imports.platformevent": "connection__store__brand",

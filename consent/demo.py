@@ -16,47 +16,64 @@ from members.models import Brand, Member
 
 from . import services
 from .models import ConsentEvent, Notice, Purpose
+from .onboarding_texts import AGREEMENT, ALL_PURPOSES, LOCALES, purpose_fields
 
-PURPOSES = [
-    # code, name, channels, marketing, separate consent
-    ("marketing", "营销信息", ["sms", "email", "wechat"], True, False),
-    ("personalization", "个性化推荐", [], False, False),
-    ("analytics", "会员数据分析", [], False, False),
-    ("third_party_sharing", "向第三方提供", [], False, True),
-    ("cross_border_transfer", "跨境传输", [], False, True),
-]
-AGREEMENT = {
-    "zh-hans": ("会员协议", "欢迎加入{brand}会员。我们会按本协议和隐私政策处理您的个人信息……"),
-    "zh-hant": ("會員協議", "歡迎加入{brand}會員。我們會按本協議和隱私政策處理您的個人資料……"),
-    "en": ("Membership agreement", "Welcome to {brand} membership. We process your personal information as set out…"),
-    "ru": ("Соглашение об участии", "Добро пожаловать в клуб {brand}. Мы обрабатываем ваши персональные данные…"),
-}
-MARKETING_TEXT = "我同意{brand}通过短信、邮件和微信向我发送优惠和新品信息，可随时退订。"
+# The demo brands' purposes: the onboarding defaults but membership, plus cross-border.
+PURPOSE_CODES = ["marketing", "personalization", "analytics", "third_party_sharing", "cross_border_transfer"]
 SOURCES = [("store", 50), ("import_job", 20), ("privacy_center", 15), ("api_key", 15)]
+# Version 2 of every notice adds this, and says so in its change summary.
+REVISION = {
+    "zh-hans": (
+        "撤回同意或注销会员后，我们在 30 天内停止为此处理并删除相关数据。您可以随时在隐私中心撤回。",
+        "新增保存期限：撤回同意或注销会员后 30 天内删除数据；说明如何在隐私中心撤回。",
+    ),
+    "zh-hant": (
+        "撤回同意或註銷會員後，我們在 30 天內停止為此處理並刪除相關資料。您可以隨時在隱私中心撤回。",
+        "新增保存期限：撤回同意或註銷會員後 30 天內刪除資料；說明如何在隱私中心撤回。",
+    ),
+    "en": (
+        "Within 30 days after you withdraw or leave the membership we stop this processing and delete the data "
+        "used for it. You can withdraw at any time in the privacy center.",
+        "Added how long we keep the data (deleted within 30 days after you withdraw or leave) and how to "
+        "withdraw in the privacy center.",
+    ),
+    "ru": (
+        "В течение 30 дней после отзыва согласия или выхода из клуба мы прекращаем эту обработку и удаляем "
+        "связанные с ней данные. Отозвать согласие можно в любой момент в центре конфиденциальности.",
+        "Добавлены срок хранения (удаление в течение 30 дней после отзыва согласия или выхода из клуба) и "
+        "способ отзыва в центре конфиденциальности.",
+    ),
+}
 
 
-def _notices(brand: Brand, purposes: dict[str, Purpose], now: dt.datetime) -> dict[str, list[Notice]]:
-    """Version 1 two years ago, version 2 half a year ago, for the agreement and each purpose."""
-    v1_at, v2_at = now - dt.timedelta(days=800), now - dt.timedelta(days=180)
-    notices: dict[str, list[Notice]] = {}
-    for locale, (title, body) in AGREEMENT.items():
-        for at, suffix in ((v1_at, ""), (v2_at, "（2026 修订）" if locale.startswith("zh") else " (2026)")):
+def _publish_versions(brand: Brand, texts: dict[str, tuple[str, str]], at: tuple[dt.datetime, dt.datetime], **kw):
+    """Versions 1 and 2 in every language: the same title, version 2 with the revision
+    appended and a change summary of its own."""
+    versions: dict[str, list[Notice]] = {}
+    for locale in LOCALES:
+        title, body = texts[locale]
+        body = body.format(brand=brand.name)
+        clause, summary = REVISION[locale]
+        separator = "" if locale.startswith("zh") else " "
+        versions[locale] = [
+            services.publish_notice(brand=brand, locale=locale, title=title, body=body, published_at=at[0], **kw),
             services.publish_notice(
-                brand=brand, kind=Notice.Kind.MEMBER_AGREEMENT, locale=locale, title=title + suffix,
-                body=body.format(brand=brand.name), published_at=at,
-            )  # fmt: skip
-    for code, purpose in purposes.items():
-        versions = []
-        for at, text in ((v1_at, purpose.name), (v2_at, f"{purpose.name}（更新：明确保存期限与退订方式）")):
-            body = MARKETING_TEXT.format(brand=brand.name) if code == "marketing" else f"{brand.name}：{text}"
-            versions.append(
-                services.publish_notice(
-                    brand=brand, kind=Notice.Kind.PURPOSE_NOTICE, purpose=purpose, locale="zh-hans",
-                    title=text, body=body, published_at=at,
-                )
-            )  # fmt: skip
-        notices[code] = versions
-    return notices
+                brand=brand, locale=locale, title=title, body=body + separator + clause, published_at=at[1],
+                change_summary=summary, **kw,
+            ),
+        ]  # fmt: skip
+    return versions
+
+
+def _notices(brand: Brand, purposes: dict[str, Purpose], now: dt.datetime) -> dict[str, dict[str, list[Notice]]]:
+    """Version 1 two years ago, version 2 half a year ago, for the agreement and each
+    purpose, in the four languages."""
+    at = (now - dt.timedelta(days=800), now - dt.timedelta(days=180))
+    _publish_versions(brand, AGREEMENT, at, kind=Notice.Kind.MEMBER_AGREEMENT)
+    return {
+        code: _publish_versions(brand, ALL_PURPOSES[code].notices, at, kind=Notice.Kind.PURPOSE_NOTICE, purpose=purpose)
+        for code, purpose in purposes.items()
+    }
 
 
 def seed_consent(*, people: list[Any], seed: int = 42) -> dict[str, Any]:
@@ -81,18 +98,18 @@ def seed_consent(*, people: list[Any], seed: int = 42) -> dict[str, Any]:
 
 def _seed(people: list[Any], rng: random.Random, now: dt.datetime) -> None:
     with audit.acting_as(audit.Actor(type="system", label="seed_demo")), transaction.atomic():
-        catalogue: dict[int, tuple[dict[str, Purpose], dict[str, list[Notice]]]] = {}
+        catalogue: dict[int, tuple[dict[str, Purpose], dict[str, dict[str, list[Notice]]]]] = {}
         for brand in Brand.objects.all():
             purposes = {
                 code: Purpose.objects.create(
                     brand=brand,
                     code=code,
-                    name=name,
-                    channels=channels,
-                    is_marketing=marketing,
-                    separate_consent=separate,
+                    channels=ALL_PURPOSES[code].channels,
+                    is_marketing=ALL_PURPOSES[code].marketing,
+                    separate_consent=ALL_PURPOSES[code].separate,
+                    **purpose_fields(ALL_PURPOSES[code], brand.name),
                 )  # fmt: skip
-                for code, name, channels, marketing, separate in PURPOSES
+                for code in PURPOSE_CODES
             }
             catalogue[brand.pk] = (purposes, _notices(brand, purposes, now))
         # One query for everyone rather than one per person.
@@ -109,9 +126,11 @@ def _person_consent(
     purposes, notices = catalogue
     brand = store.brand
     minor = (now.date() - person.birth_date).days < 14 * 365
+    # Every language is published, so the person's own (or the brand's first) is there.
+    locale = next(code for code in brand.language_order(person.locale or None) if code in notices[PURPOSE_CODES[0]])
 
     def notice_for(code: str, when: dt.datetime) -> Notice:
-        v1, v2 = notices[code]
+        v1, v2 = notices[code][locale]
         return v2 if when >= v2.published_at else v1
 
     def record(

@@ -17,7 +17,7 @@ from cdp import audit
 from members.models import Brand, Platform, Store
 
 from .models import Notice, Purpose
-from .onboarding_texts import AGREEMENT, LOCALES, PURPOSES
+from .onboarding_texts import AGREEMENT, LOCALES, PURPOSES, purpose_fields
 from .services import publish_notice
 
 ROLES = ("Marketer", "Privacy officer", "Administrator")  # insights.roles' groups
@@ -93,14 +93,14 @@ def onboard_brand(
         done.notices.append(publish_notice(
             brand=brand, kind=Notice.Kind.MEMBER_AGREEMENT, locale=locale, title=title, body=body.format(brand=name)
         ))  # fmt: skip
-    for purpose_code, purpose_name, channels, marketing, separate, texts in PURPOSES:
+    for text in PURPOSES:
         purpose = Purpose.objects.create(
-            brand=brand, code=purpose_code, name=purpose_name, channels=channels, is_marketing=marketing,
-            separate_consent=separate, description=texts["en"][1].format(brand=name),
+            brand=brand, code=text.code, channels=text.channels, is_marketing=text.marketing,
+            separate_consent=text.separate, **purpose_fields(text, name),
         )  # fmt: skip
         done.purposes.append(purpose)
         for locale in LOCALES:
-            title, body = texts[locale]
+            title, body = text.notices[locale]
             done.notices.append(publish_notice(
                 brand=brand, kind=Notice.Kind.PURPOSE_NOTICE, purpose=purpose, locale=locale, title=title,
                 body=body.format(brand=name),

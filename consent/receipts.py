@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django.utils import translation
 
+from . import texts
 from .models import NO_CHANNEL, Action, Channel, ConsentEvent, Notice, SourceType
 
 KANTARA_VERSION = "KI-CR-v1.1.0"
@@ -89,7 +90,7 @@ def receipt_for(event: ConsentEvent) -> dict[str, Any]:
                 "service": brand.name,
                 "purposes": [
                     {
-                        "purpose": purpose.name,
+                        "purpose": texts.localized(purpose, "name", brand),
                         "purposeCategory": [purpose.code],
                         "consentType": CONSENT_TYPE,
                         "piiCategory": [event.channel or NO_CHANNEL_CATEGORY],
@@ -130,15 +131,20 @@ def render_receipt_html(
     json_url: str | None = None,
     passed_on: bool = False,
     back_url: str | None = None,
+    scan: dict[str, Any] | None = None,
 ) -> str:
     """The receipt as a standalone HTML document (a mail body, or an admin page), in the
-    active language; ``passed_on``: with where the choice went (pages, not mails)."""
+    active language; ``passed_on``: with where the choice went (pages, not mails);
+    ``scan``: the link to the signed paper form's scan (the admin's page only)."""
     receipt = receipt_for(event)
     context = {
         "receipt": receipt,
         "event": event,
         "brand": event.brand,
         "purpose": event.purpose,
+        # In the active language, else the brand's fallback (the receipt mail is sent in the person's).
+        "purpose_name": receipt["services"][0]["purposes"][0]["purpose"],
+        "purpose_description": texts.localized(event.purpose, "description", event.brand),
         "notice": event.notice,
         "action_label": _label(Action, event.action),
         "channel_label": _label(Channel, event.channel) if event.channel != NO_CHANNEL else "",
@@ -147,6 +153,7 @@ def render_receipt_html(
         "json_url": json_url,
         "passed_on": [row for source in PROPAGATION for row in source(event)] if passed_on else [],
         "back_url": back_url,
+        "scan": scan,
     }
     return render_to_string("consent/receipt.html", context)
 
@@ -166,14 +173,18 @@ def _admin_event(admin_site: AdminSite, request: HttpRequest, object_id: int) ->
     return event
 
 
-def receipt_urls(admin_site: AdminSite) -> list[URLPattern]:
+def receipt_urls(
+    admin_site: AdminSite, scan_link: Callable[[HttpRequest, ConsentEvent], dict[str, Any] | None] | None = None
+) -> list[URLPattern]:
     """URL patterns for ``ConsentEventAdmin.get_urls`` (before the default ones, whose
-    ``<path:object_id>/`` would swallow them): the receipt as HTML and as JSON."""
+    ``<path:object_id>/`` would swallow them): the receipt as HTML and as JSON.
+    ``scan_link``: what the page shows of a paper form's scan (``consent.admin.paper``)."""
 
     def html_view(request: HttpRequest, object_id: int) -> HttpResponse:
         event = _admin_event(admin_site, request, object_id)
         json_url = reverse(f"{admin_site.name}:consent_consentevent_receipt_json", args=[event.pk])
-        return HttpResponse(render_receipt_html(event, json_url=json_url, passed_on=True))
+        scan = scan_link(request, event) if scan_link is not None else None
+        return HttpResponse(render_receipt_html(event, json_url=json_url, passed_on=True, scan=scan))
 
     def json_view(request: HttpRequest, object_id: int) -> HttpResponse:
         event = _admin_event(admin_site, request, object_id)

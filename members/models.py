@@ -7,6 +7,8 @@ id to exactly one member; two store records sharing any identity are the same pe
 
 from __future__ import annotations
 
+import contextlib
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -18,6 +20,21 @@ code_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9_-]*$",
     _("Use lower-case letters, digits, '-' and '_', starting with a letter or digit."),
 )
+
+
+def default_language_fallbacks() -> list[str]:
+    return ["zh-hans", "en", "zh-hant", "ru"]
+
+
+def validate_language_fallbacks(value: object) -> None:
+    from django.core.exceptions import ValidationError
+
+    known = [code for code, _label in settings.LANGUAGES]
+    if not isinstance(value, list) or not value or not all(isinstance(code, str) for code in value):
+        raise ValidationError(_("Give a list of language codes, e.g. %(example)s.") % {"example": known})
+    unknown = [code for code in value if code not in known]
+    if unknown or len(set(value)) != len(value):
+        raise ValidationError(_("Use each of these codes at most once: %(known)s.") % {"known": ", ".join(known)})
 
 
 class Platform(models.TextChoices):
@@ -60,6 +77,29 @@ class Brand(models.Model):
         default=Jurisdiction.CN,
         help_text=_("The law the brand answers to for these members."),
     )
+    # Purpose names and notices missing in a person's language are shown in the first of
+    # these languages that has them (consent.texts); the rest follow in settings order.
+    language_fallbacks = models.JSONField(
+        _("language fallbacks"),
+        default=default_language_fallbacks,
+        blank=True,  # left empty: the default order (``clean``)
+        validators=[validate_language_fallbacks],
+        help_text=_('Language codes in order, e.g. ["zh-hans", "en"]: used when a text is missing.'),
+    )
+    # Global Privacy Control (``Sec-GPC: 1``) as an opt-out of sale and sharing
+    # (``consent.services.gpc``): empty follows the jurisdiction (settings.GPC_JURISDICTIONS).
+    honour_gpc = models.BooleanField(
+        _("honour Global Privacy Control"),
+        null=True,
+        blank=True,
+        default=None,
+        choices=[
+            (None, _("As the jurisdiction says")),
+            (True, _("Yes: a browser's signal withdraws sale and sharing")),
+            (False, _("No")),
+        ],
+        help_text=_("Browsers can send a Global Privacy Control signal: an opt-out of selling and sharing data."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     # ⚑ Brand wall, staff side: the admin shows staff only their brands' data
     # (cdp.admin_scope); superusers and holders of "all_brands" see every brand.
@@ -79,6 +119,22 @@ class Brand(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if not self.language_fallbacks:
+            self.language_fallbacks = default_language_fallbacks()
+
+    def language_order(self, language: str | None = None) -> list[str]:
+        """The languages to look in for a text, best first: ``language`` (default: the
+        active one), then the brand's fallbacks, then every other language."""
+        from django.utils import translation
+
+        wanted = []
+        with contextlib.suppress(LookupError):
+            wanted.append(translation.get_supported_language_variant(language or translation.get_language() or ""))
+        known = [code for code, _label in settings.LANGUAGES]
+        fallbacks = [code for code in self.language_fallbacks or [] if code in known]
+        return list(dict.fromkeys([*wanted, *fallbacks, *known]))
 
 
 class Store(models.Model):

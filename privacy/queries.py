@@ -13,6 +13,7 @@ from django.db.models import Count, Exists, Max, OuterRef, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from consent import texts
 from consent.models import (
     NO_CHANNEL,
     Action,
@@ -68,6 +69,8 @@ class Switch:
     channel: str
     state: str | None  # the current action, or None (never asked: off)
     notice: Notice | None
+    name: str = ""  # the purpose's name and description in the page's language (consent.texts)
+    description: str = ""
 
     @property
     def is_on(self) -> bool:
@@ -93,17 +96,6 @@ class BrandBoard:
     separate: list[Switch] = field(default_factory=list)
 
 
-def _notice_rank(notice: Notice, purpose: Purpose, locale: str) -> tuple[int, int, int, int, Any]:
-    # The same order as services.current_notice, applied in memory to one fetch.
-    return (
-        int(notice.kind == Notice.Kind.PURPOSE_NOTICE and notice.purpose_id == purpose.pk),
-        int(notice.locale == locale),
-        int(notice.kind == Notice.Kind.MEMBER_AGREEMENT),
-        notice.version,
-        notice.published_at,
-    )
-
-
 def consent_boards(member: Member, brands: list[Brand], locale: str) -> list[BrandBoard]:
     """Per brand, every active purpose × channel with its state and the notice shown."""
     brand_ids = [b.pk for b in brands]
@@ -115,15 +107,19 @@ def consent_boards(member: Member, brands: list[Brand], locale: str) -> list[Bra
         )
     }
     notices: dict[int, list[Notice]] = defaultdict(list)
-    for notice in Notice.objects.filter(brand_id__in=brand_ids).defer("body"):
+    for notice in Notice.objects.filter(brand_id__in=brand_ids).defer("body", "change_summary"):
         notices[notice.brand_id].append(notice)
     by_brand = {b.pk: BrandBoard(brand=b) for b in brands}
+    orders = {b.pk: b.language_order(locale) for b in brands}
     for purpose in purposes:
-        candidates = [n for n in notices[purpose.brand_id] if n.purpose_id in (None, purpose.pk)]
-        shown = max(candidates, key=lambda n: _notice_rank(n, purpose, locale), default=None)
         board = by_brand[purpose.brand_id]
+        purpose.brand = board.brand  # loaded already: no query per purpose
+        # The same choice as services.current_notice: the text recorded is the text shown.
+        shown = texts.notice_to_show(notices[purpose.brand_id], purpose.pk, orders[purpose.brand_id])
+        name = texts.localized(purpose, "name", board.brand, locale)
+        description = texts.localized(purpose, "description", board.brand, locale)
         for channel in purpose.channels or [NO_CHANNEL]:
-            switch = Switch(purpose, channel, states.get((purpose.pk, channel)), shown)
+            switch = Switch(purpose, channel, states.get((purpose.pk, channel)), shown, name, description)
             (board.separate if purpose.separate_consent else board.regular).append(switch)
     return [by_brand[b.pk] for b in brands]
 
@@ -154,7 +150,7 @@ def timeline(events_: list[ConsentEvent]) -> list[dict[str, Any]]:
                 "when": timezone.localtime(e.occurred_at),
                 "action": actions.get(e.action, e.action),
                 "brand": e.brand.name,
-                "purpose": e.purpose.name,
+                "purpose": texts.localized(e.purpose, "name", e.brand),
                 "channel": channels.get(e.channel, ""),
                 "source": sources.get(e.source_type, e.source_type),
                 "store": e.store.name if e.store_id else "",
@@ -177,21 +173,17 @@ USAGE_CONTEXTS = {
 def usage(member: Member, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
     """The data usage log as plain rows (see ``timeline``)."""
     channels = {value: str(label) for value, label in Channel.choices}
-    rows = (
-        DataUsage.objects.filter(people_q(member))
-        .order_by("-occurred_at", "-id")
-        .values("occurred_at", "brand__name", "purpose__name", "channel", "context_type", "campaign")[:limit]
-    )
+    rows = DataUsage.objects.filter(people_q(member)).select_related("brand", "purpose").order_by("-occurred_at", "-id")
     return [
         {
-            "when": row["occurred_at"],
-            "brand": row["brand__name"],
-            "purpose": row["purpose__name"],
-            "channel": channels.get(row["channel"], ""),
-            "what": USAGE_CONTEXTS.get(row["context_type"], ""),
-            "campaign": row["campaign"],
+            "when": row.occurred_at,
+            "brand": row.brand.name,
+            "purpose": texts.localized(row.purpose, "name", row.brand),
+            "channel": channels.get(row.channel, ""),
+            "what": USAGE_CONTEXTS.get(row.context_type, ""),
+            "campaign": row.campaign,
         }
-        for row in rows
+        for row in rows[:limit]
     ]
 
 

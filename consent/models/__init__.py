@@ -14,7 +14,7 @@ from .ledger import (
     canonical_json,
 )
 from .preferences import DataUsage, Preference, PreferenceChange, Suppression
-from .purposes import NO_CHANNEL, Action, AppendOnlyQuerySet, Channel, Notice, Purpose, SourceType
+from .purposes import NO_CHANNEL, Action, AppendOnlyQuerySet, Channel, Notice, NoticeDraft, Purpose, SourceType
 
 __all__ = [
     "NO_CHANNEL",
@@ -31,6 +31,7 @@ __all__ = [
     "ExternalEventId",
     "LedgerVerification",
     "Notice",
+    "NoticeDraft",
     "Preference",
     "PreferenceChange",
     "Purpose",

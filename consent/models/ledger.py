@@ -105,6 +105,9 @@ class ConsentEvent(models.Model):
         # Ids grow with recorded_at, so "-id" orders by recording time without an index
         # of its own on a table where every index is paid for on each append.
         ordering = ["-id"]
+        # The ledger is never edited in the admin; this one door adds to it there, through
+        # ``record_consent`` like every other source (``consent.admin.paper``).
+        permissions = [("record_paper_consent", _("Can record consent given on a paper form"))]
         # On PostgreSQL the table is partitioned by month of ``recorded_at``
         # (``consent.ledger_partitions``, migration 0005): there a unique index must hold the
         # partition key, so "unique per member and seq" is a unique index on each partition

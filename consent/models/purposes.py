@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Brand, code_validator
@@ -45,6 +46,23 @@ class SourceType(models.TextChoices):
     DOUBLE_OPT_IN = "double_opt_in", _("Double opt-in link")
     SMS_KEYWORD = "sms_keyword", _("SMS reply")
     SYSTEM = "system", _("System")
+    # A form the person signed on paper (a store counter, a letter), typed in by a privacy
+    # officer; the scan is kept as evidence (``consent.services.paper``).
+    PAPER_FORM = "paper_form", _("Paper form")
+    # The browser's Global Privacy Control signal (``Sec-GPC: 1``), honoured as an opt-out
+    # of sale and sharing where the brand honours it (``consent.services.gpc``).
+    GPC = "gpc", _("Global Privacy Control")
+
+
+def localized(obj: models.Model, field: str, brand: Brand, language: str | None = None) -> str:
+    """A translated field (consent/translation.py) of ``obj`` in the first language of
+    ``brand.language_order(language)`` that has it; "" when none has. The one rule for
+    which language a person reads (``consent.texts``)."""
+    for code in brand.language_order(language):
+        value = getattr(obj, f"{field}_{code.replace('-', '_')}", None)  # modeltranslation's column name
+        if value:
+            return value
+    return ""
 
 
 class Purpose(models.Model):
@@ -58,6 +76,15 @@ class Purpose(models.Model):
     # separate consent, asked on its own and never bundled or pre-ticked.
     separate_consent = models.BooleanField(_("needs separate consent"), default=False)
     is_marketing = models.BooleanField(_("marketing"), default=False)
+    # What a browser's Global Privacy Control signal opts out of: selling or sharing the
+    # person's data with third parties (``consent.services.gpc``).
+    is_sale_or_sharing = models.BooleanField(
+        _("sale or sharing with third parties"),
+        default=False,
+        help_text=_(
+            "A browser sending Global Privacy Control withdraws and refuses this purpose where the brand honours it."
+        ),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
@@ -79,6 +106,26 @@ class Purpose(models.Model):
         if not self.channels:
             return channel == NO_CHANNEL
         return channel in self.channels
+
+    def save(self, *args, **kwargs) -> None:
+        # ``name`` and ``description`` are translated (consent/translation.py): their own
+        # columns keep the default language's text (with the global fallbacks), whatever
+        # language the saving request speaks, for the SQL readers (reports, dashboards).
+        with translation.override(settings.MODELTRANSLATION_DEFAULT_LANGUAGE):
+            super().save(*args, **kwargs)
+
+    def text(self, field: str, language: str | None = None) -> str:
+        """``name`` or ``description`` in ``language`` (default: the active one), else in
+        the brand's fallback order (``consent.texts``). Loads the brand if not loaded."""
+        return localized(self, field, self.brand, language)
+
+    @property
+    def display_name(self) -> str:
+        return self.text("name")
+
+    @property
+    def display_description(self) -> str:
+        return self.text("description")
 
 
 class AppendOnlyQuerySet(models.QuerySet):
@@ -112,6 +159,10 @@ class Notice(models.Model):
     version = models.PositiveIntegerField(_("version"))
     title = models.CharField(_("title"), max_length=200)
     body = models.TextField(_("text"))
+    # What changed since the previous version in this language, for the officer and the
+    # person re-asked; not part of the text consented to, so not in the SHA-256 (and, like
+    # the rest of a published row, never edited).
+    change_summary = models.TextField(_("what changed"), blank=True)
     sha256 = models.CharField(_("SHA-256"), max_length=64, editable=False)
     url = models.URLField(_("public URL"), blank=True)
     published_at = models.DateTimeField(_("published"), default=timezone.now)
@@ -153,3 +204,39 @@ class Notice(models.Model):
     @property
     def is_intact(self) -> bool:
         return self.sha256 == self.digest(self.title, self.body)
+
+
+class NoticeDraft(models.Model):
+    """The next version of one notice in every language, edited side by side before it is
+    published. Not evidence: a draft is edited freely and deleted once published
+    (``services.publish_notice_draft``); only the published ``Notice`` rows it becomes
+    are shown to people and pointed at by consent events. ``title``, ``body`` and
+    ``change_summary`` are translated (consent/translation.py)."""
+
+    brand = models.ForeignKey(Brand, verbose_name=_("brand"), on_delete=models.CASCADE, related_name="notice_drafts")
+    kind = models.CharField(_("kind"), max_length=20, choices=Notice.Kind.choices)
+    purpose = models.ForeignKey(
+        Purpose, verbose_name=_("purpose"), null=True, blank=True, on_delete=models.CASCADE, related_name="drafts"
+    )
+    title = models.CharField(_("title"), max_length=200, blank=True)
+    body = models.TextField(_("text"), blank=True)
+    change_summary = models.TextField(
+        _("what changed"), blank=True, help_text=_("Since the version published now, in a sentence or two.")
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    updated_by = models.CharField(_("updated by"), max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = _("notice draft")
+        verbose_name_plural = _("notice drafts")
+        ordering = ["brand__name", "kind", "purpose__code"]
+        constraints = [
+            models.UniqueConstraint(fields=["brand", "kind", "purpose"], name="notice_draft_unique"),
+            models.UniqueConstraint(
+                fields=["brand", "kind"], condition=Q(purpose__isnull=True), name="notice_draft_unique_without_purpose"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = self.purpose.code if self.purpose_id else self.get_kind_display()
+        return f"{self.brand.code}: {what}" if self.brand_id else str(what)

@@ -90,16 +90,18 @@ def resolve_purpose(brand: Brand, purpose: Purpose | str) -> Purpose:
 
 def current_notice(brand: Brand, purpose: Purpose, locale: str = "") -> Notice | None:
     """The notice a person is shown for this purpose now: the newest purpose notice in
-    their language (else any language), else the newest member agreement or policy."""
+    their language (else in the brand's fallback order), else the newest member agreement
+    or policy. The SQL form of ``texts.notice_rank`` (the privacy center ranks in memory)."""
+    order = brand.language_order(locale or None)
     return (
         Notice.objects.filter(brand=brand)
         .filter(Q(kind=Notice.Kind.PURPOSE_NOTICE, purpose=purpose) | Q(purpose__isnull=True))
         .annotate(
             is_purpose=Case(When(kind=Notice.Kind.PURPOSE_NOTICE, then=1), default=0),
-            same_locale=Case(When(locale=locale, then=1), default=0),
+            language=Case(*[When(locale=code, then=rank) for rank, code in enumerate(order)], default=len(order)),
             is_agreement=Case(When(kind=Notice.Kind.MEMBER_AGREEMENT, then=1), default=0),
         )
-        .order_by("-is_purpose", "-same_locale", "-is_agreement", "-version", "-published_at")
+        .order_by("-is_purpose", "language", "-is_agreement", "-version", "-published_at")
         .first()
     )
 

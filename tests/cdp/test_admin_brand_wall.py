@@ -60,6 +60,7 @@ def _fill(brand: Brand) -> None:
     consent_services.update_preferences(member=members[0], brand=brand, source_type="admin_user", max_per_week=3)
     DataUsage.objects.create(member=members[0], brand=brand, purpose=purpose, channel="sms", context_type="export")
     consent_services.add_suppression(channel="sms", value="+8613700000000", reason="complaint", brand=brand)
+    consent_services.start_notice_draft(brand=brand, kind="purpose_notice", purpose=purpose)
     ImportJob.objects.create(store=store, original_name=f"{brand.code}.csv", status=ImportJob.Status.DONE)
     notice = Notice.objects.filter(brand=brand, kind=Notice.Kind.MEMBER_AGREEMENT).first()
     connection = connect_platform(store=store, adapter="generic", secret="", notice=notice).connection
@@ -204,7 +205,7 @@ def test_choices_filters_dashboard_and_report_offer_only_the_staffs_brands(clien
     upload = client.post(reverse("admin:imports_importjob_import"), {"store": theirs.pk})
     assert "store" in upload.context["form"].errors
     # The dashboard and the compliance report know only brand A.
-    assert client.get("/admin/", {"brand": northwind.pk, "period": "30"}).status_code == 400
+    assert client.get(reverse("insights:dashboard"), {"brand": northwind.pk, "period": "30"}).status_code == 400
     report = client.get(reverse("compliance-report"), {"brand": northwind.pk})
     assert "brand" in report.context["form"].errors
     since = (timezone.localdate() - dt.timedelta(days=10)).isoformat()

@@ -192,6 +192,7 @@ def notice_form(brand, marketing, **overrides):
         "locale": "zh-hans",
         "title": "营销告知",
         "body": "我们会通过短信和邮件向您发送优惠信息。",
+        "change_summary": "写明发送渠道。",
         "url": "",
     }
     return {**data, **overrides}
@@ -266,7 +267,7 @@ def test_add_form_accepts_plain_get_parameters(client, consent_officer, brand, m
 
 def test_purpose_is_added_with_channel_checkboxes(client, consent_officer, brand):
     client.force_login(consent_officer)
-    data = {"brand": brand.pk, "code": "personalization", "name": "个性化推荐", "channels": ["push", "wechat"]}
+    data = {"brand": brand.pk, "code": "personalization", "name_zh_hans": "个性化推荐", "channels": ["push", "wechat"]}
     response = client.post(reverse("admin:consent_purpose_add"), {**data, "is_active": "on"})
     assert response.status_code == 302
     purpose = Purpose.objects.get(code="personalization")

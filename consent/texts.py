@@ -1,0 +1,47 @@
+"""Which text a person is shown, in one place: a translated field of a purpose (or notice
+draft) in the person's language, else in the brand's fallback order
+(``Brand.language_order``), and which published notice version goes with a purpose. Used
+by the privacy center pages and the receipts; ``services.current_notice`` is its SQL twin."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from modeltranslation.utils import build_localized_fieldname
+
+from .models import Notice
+from .models.purposes import localized
+
+__all__ = ["languages", "localized", "notice_rank", "notice_to_show", "translations"]
+
+
+def languages() -> list[str]:
+    return [code for code, _label in settings.LANGUAGES]
+
+
+def translations(obj: Any, field: str) -> dict[str, str]:
+    """Language → text of a translated field, only the languages that have one."""
+    found = {code: getattr(obj, build_localized_fieldname(field, code), None) for code in languages()}
+    return {code: text for code, text in found.items() if text}
+
+
+def notice_rank(notice: Notice, purpose_id: int | None, order: list[str]) -> tuple[int, int, int, int, dt.datetime]:
+    """Higher is better: this purpose's own notice, then the language earliest in
+    ``order``, then the member agreement over other general notices, then the newest."""
+    language = order.index(notice.locale) if notice.locale in order else len(order)
+    return (
+        int(notice.kind == Notice.Kind.PURPOSE_NOTICE and purpose_id is not None and notice.purpose_id == purpose_id),
+        -language,
+        int(notice.kind == Notice.Kind.MEMBER_AGREEMENT),
+        notice.version,
+        notice.published_at,
+    )
+
+
+def notice_to_show(notices: list[Notice], purpose_id: int | None, order: list[str]) -> Notice | None:
+    """Among a brand's published notices, the one shown with this purpose (its own purpose
+    notices and the general ones, never another purpose's)."""
+    candidates = [n for n in notices if n.purpose_id in (None, purpose_id)]
+    return max(candidates, key=lambda n: notice_rank(n, purpose_id, order), default=None)
