@@ -38,6 +38,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG or TEST
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
+    # Before the admin, so its TranslationAdmin and static files win (modeltranslation's docs).
+    "modeltranslation",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -69,6 +71,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "privacy.timezones.PersonTimeZoneMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -264,6 +267,10 @@ ACCOUNT_LOGIN_BY_CODE_ENABLED = True
 # Six digits: typed on a phone keypad, and what Chinese shoppers know from every app.
 ALLAUTH_USER_CODE_FORMAT = {"numeric": True, "length": 6, "dashed": False}
 ACCOUNT_LOGIN_BY_CODE_TIMEOUT = env_int("PRIVACY_CODE_TIMEOUT", 10 * 60)
+# "Send me a new code" on the code page: how many times, and how long after the last code
+# (privacy/signin.py: the cooldown is enforced there; the page counts it down).
+ACCOUNT_LOGIN_BY_CODE_SUPPORTS_RESEND = env_int("PRIVACY_CODE_RESENDS", 3)
+PRIVACY_CODE_RESEND_SECONDS = env_int("PRIVACY_CODE_RESEND_SECONDS", 60)
 # Wrong tries a code allows (sign-in and phone change); then only a new code helps.
 PRIVACY_CODE_MAX_ATTEMPTS = env_int("PRIVACY_CODE_MAX_ATTEMPTS", 5)
 ACCOUNT_LOGIN_BY_CODE_MAX_ATTEMPTS = ACCOUNT_PHONE_VERIFICATION_MAX_ATTEMPTS = PRIVACY_CODE_MAX_ATTEMPTS
@@ -322,6 +329,13 @@ DSR_RU_CORRECTION_WORKING_DAYS = env_int("DSR_RU_CORRECTION_WORKING_DAYS", 7)
 DSR_DEFAULT_JURISDICTION = env_str("DSR_DEFAULT_JURISDICTION", "CN")
 if DSR_DEFAULT_JURISDICTION not in ("CN", "EU", "RU"):
     raise ImproperlyConfigured(f"DSR_DEFAULT_JURISDICTION={DSR_DEFAULT_JURISDICTION!r} is not one of CN, EU, RU")
+# Jurisdictions whose brands honour a browser's Global Privacy Control signal (Sec-GPC: 1)
+# as an opt-out of sale and sharing unless the brand says otherwise (Brand.honour_gpc;
+# docs/privacy-center.md "Global Privacy Control"). GDPR Art. 21(5) lets people object
+# "by automated means using technical specifications"; PIPL and 152-FZ name no such signal.
+GPC_JURISDICTIONS = env_list("GPC_JURISDICTIONS", "EU")
+if set(GPC_JURISDICTIONS) - {"CN", "EU", "RU"}:
+    raise ImproperlyConfigured(f"GPC_JURISDICTIONS={GPC_JURISDICTIONS!r}: use CN, EU and RU only")
 # "Due soon" for the queue is DASHBOARD_DUE_SOON_DAYS below: one definition for both.
 # Key of the keyed hashes that replace erased contact points. Derived from SECRET_KEY by
 # default; set it separately so rotating SECRET_KEY does not forget who asked to be erased.
@@ -360,6 +374,21 @@ LANGUAGES = [
     ("ru", _("Russian")),
 ]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Translated content (consent/translation.py: purpose names and descriptions, notice
+# drafts). Pages for people pick the text in the brand's own fallback order
+# (Brand.language_fallbacks, consent.texts); this global order is for everything else.
+MODELTRANSLATION_DEFAULT_LANGUAGE = "zh-hans"
+MODELTRANSLATION_FALLBACK_LANGUAGES = ("zh-hans", "en", "zh-hant", "ru")
+
+
+def _localized_verbose_name(verbose_name, language):
+    """ "name (English)" rather than modeltranslation's "name [en]"; lazy, like both parts."""
+    from django.utils.text import format_lazy
+
+    return format_lazy("{} ({})", verbose_name, dict(LANGUAGES)[language])
+
+
+MODELTRANSLATION_BUILD_LOCALIZED_VERBOSE_NAME = _localized_verbose_name
 TIME_ZONE = env_str("TIME_ZONE", "Asia/Shanghai")
 USE_I18N = True
 USE_TZ = True
@@ -371,6 +400,8 @@ STATICFILES_DIRS = [path for path in [BASE_DIR / "static"] if path.is_dir()]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "/media/"
+# Largest scan of a signed paper consent form (PDF, JPEG or PNG) the admin accepts.
+CONSENT_SCAN_MAX_BYTES = env_int("CONSENT_SCAN_MAX_BYTES", 10 * 1024 * 1024)
 
 # --- E-mail ----------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

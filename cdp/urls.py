@@ -22,6 +22,8 @@ urlpatterns = [
     path("admin/", include("insights.admin_urls")),
     path("admin/insights/", include("insights.urls")),
     path("admin/", admin.site.urls),
+    # allauth's code page with a cooldown on "send me a new code" (privacy/signin.py).
+    path("privacy/accounts/", include("privacy.account_urls")),
     path("privacy/accounts/", include("allauth.urls")),
     path("privacy/", include("privacy.urls")),
     path("privacy/", include("consent.urls")),

@@ -20,6 +20,7 @@ from django.urls import reverse
 from members.models import Member
 from members.queries import canonical_member
 
+from . import gpc
 from .models import PrivacyAccount
 
 
@@ -67,6 +68,8 @@ def privacy_page(*, needs_member: bool = True) -> Callable[[Callable[..., HttpRe
                     member = None
             request.privacy_account = account  # type: ignore[attr-defined]
             request.privacy_member = member  # type: ignore[attr-defined]
+            # Global Privacy Control, honoured on every page the person sees (privacy/gpc.py).
+            request.privacy_gpc = gpc.honour(request, member)  # type: ignore[attr-defined]
             if needs_member and member is None:
                 return redirect("privacy:overview")
             return view(request, *args, **kwargs)

@@ -71,9 +71,12 @@ class PhoneWidget(forms.MultiWidget):
         served = {code.upper() for code in settings.SMS_REGIONS}
         country = forms.Select(
             choices=[r for r in PHONE_REGIONS if r[0] in served] or PHONE_REGIONS,
-            attrs={"aria-label": _("Country or region"), "autocomplete": "tel-country-code", "style": "width:auto"},
+            attrs={"aria-label": _("Country or region"), "style": "width:auto"},
         )
-        number = forms.TextInput(attrs={"type": "tel", "autocomplete": "tel-national", "inputmode": "tel"})
+        # "tel", not "tel-national": browsers fill in the whole number with its "+code", which
+        # is read as written whatever the select says; a national number filled in next to
+        # a select autofill cannot set (its values are region codes) could be misread.
+        number = forms.TextInput(attrs={"type": "tel", "autocomplete": "tel", "inputmode": "tel"})
         super().__init__({"country": country, "": number}, attrs)
 
     def decompress(self, value: Any) -> list[Any]:

@@ -20,6 +20,7 @@ from cdp.csvutil import csv_lines
 from consent.models import ConsentEvent, ConsentState, DataUsage, Preference, PreferenceChange
 from members.models import Identity, Member, Order, StoreMembership
 
+from . import timezones
 from .access import people_q
 from .models import DataSubjectRequest
 
@@ -27,6 +28,8 @@ FORMAT_VERSION = 1
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime) and timezone.is_aware(value):
+        return timezone.localtime(value).isoformat()  # the person's zone, with its offset
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -90,15 +93,17 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 
 def build_zip(member: Member) -> bytes:
+    """The archive, its times in the active zone (the person's, ``privacy.timezones``)."""
     data = collect(member)
-    document = {"format": "cdp-privacy-export", "version": FORMAT_VERSION, "generated_at": timezone.now().isoformat(),
-                **data}  # fmt: skip
+    zone = timezone.get_current_timezone_name()
+    document = {"format": "cdp-privacy-export", "version": FORMAT_VERSION,
+                "generated_at": timezone.localtime().isoformat(), "time_zone": zone, **data}  # fmt: skip
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("data.json", json.dumps(document, ensure_ascii=False, indent=2))
         for name, rows in data.items():
             archive.writestr(f"{name}.csv", _csv([rows] if isinstance(rows, dict) else rows))
-        archive.writestr("README.txt", README)
+        archive.writestr("README.txt", README.format(zone=zone, offset=timezones.offset_label(zone)))
     return buffer.getvalue()
 
 
@@ -115,5 +120,8 @@ preferences.csv, preference_changes.csv  how you want to be contacted, and chang
 data_usage.csv  when your data was used, by which brand, for what
 requests.csv    your requests to see, correct or delete your data
 
+Times are in {zone} time ({offset}), each written with its offset (2026-11-03T10:00:00+08:00).
+
 本压缩包包含本平台各品牌保存的您的个人信息副本。data.json 包含全部数据，各 CSV 文件可用表格软件打开。
+时间均为 {zone} 时间（{offset}），每个时间都带有时差。
 """

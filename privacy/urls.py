@@ -22,4 +22,5 @@ urlpatterns = [
     path("data/requests/<int:request_id>/download/", views.download, name="download"),
     path("data/correction/", views.request_correction, name="correction"),
     path("data/delete/", views.delete, name="delete"),
+    path("time-zone/", views.set_time_zone, name="time_zone"),
 ]

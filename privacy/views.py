@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -26,8 +27,9 @@ from consent import choices, receipts, services
 from consent.mail import brand_color
 from consent.models import Channel, Notice, Purpose, SourceType
 from consent.services import ConsentError
+from consent.services import gpc as gpc_rule
 
-from . import export, queries, rights
+from . import export, gpc, queries, rights, timezones
 from .access import member_for_request, privacy_page
 from .forms import CorrectionForm, DeletionForm, PreferenceForm
 from .models import DataSubjectRequest
@@ -117,8 +119,20 @@ def set_consent(request: HttpRequest) -> HttpResponse:
     value = request.POST.get("value")
     if value not in ("on", "off"):
         return HttpResponseBadRequest(_("Choose on or off."))
+    if value == "on" and gpc.sends_signal(request) and gpc_rule.refuses_grant(purpose):
+        # Refused, not recorded: the signal is the person's choice too (privacy/gpc.py).
+        note = _(
+            "Your browser sends a Global Privacy Control signal, which asks us not to sell or share your "
+            "data, so sharing with third parties stays off. To allow it, turn Global Privacy Control off "
+            "in your browser first."
+        )
+        if _wants_json(request):
+            return JsonResponse({"error": note}, status=409)
+        messages.error(request, note)
+        return redirect(reverse("privacy:consents") + f"#p-{purpose.pk}-{channel or 'none'}")
     channel_label = str(Channel(channel).label) if channel else ""
-    text = f"{purpose.name} · {channel_label}" if channel_label else purpose.name
+    name = purpose.display_name  # as the switch showed it: the page's language, else the brand's fallback
+    text = f"{name} · {channel_label}" if channel_label else name
     evidence = _evidence(request, checkbox=text, notice_version=notice.version if notice else None)
     try:
         state = choices.set_choice(
@@ -304,3 +318,17 @@ def delete(request: HttpRequest) -> HttpResponse:
         return _render(request, "privacy/deleted.html", {"request_obj": done, "member": None})
     status = 400 if request.method == "POST" else 200
     return _render(request, "privacy/delete.html", {"form": form}, status=status)
+
+
+@require_POST
+def set_time_zone(request: HttpRequest) -> HttpResponse:
+    """The footer's time-zone form: a cookie, so it works before signing in too."""
+    name = timezones.valid(request.POST.get("time_zone", ""))
+    if name is None:
+        return HttpResponseBadRequest(_("Unknown time zone. Choose one from the list."))
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        target = reverse("privacy:overview")
+    response = redirect(target)
+    timezones.remember(response, name)
+    return response

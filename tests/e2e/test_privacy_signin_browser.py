@@ -85,3 +85,42 @@ def test_email_only_shopper_signs_in_by_email(page, live_server, jd):
     sign_in(page, live_server, fill=fill, code_text=lambda: mail.outbox[-1].body, name="email")
     assert_own_overview(page, member, jd)
     assert sms.outbox == []
+
+
+def test_new_code_button_counts_down_and_then_sends_a_new_code(page, live_server, tmall, settings):
+    """The cooldown comes from the server (PRIVACY_CODE_RESEND_SECONDS, short here); the
+    page counts it down, keeps the button disabled meanwhile, then enables it, and the new
+    code signs the person in."""
+    settings.PRIVACY_CODE_RESEND_SECONDS = 4
+    member = member_known_by(tmall, phone="+886912345678", name="林台北", store_member_id="TW1")
+    page.goto(live_server.url + "/privacy/")
+    page.get_by_label("国家或地区").select_option("TW")
+    page.get_by_label("手机号").fill("0912 345 678")
+    page.get_by_role("button", name="发送验证码").click()
+    page.wait_for_url(re.compile(r"/login/code/confirm/"))
+    assert [m.phone for m in sms.outbox] == ["+886912345678"]
+
+    wait = page.locator("#resend-wait")
+    resend = page.locator("form[data-resend] button[type=submit]")
+    seconds = [int(re.search(r"\d+", wait.inner_text()).group(0))]
+    assert 1 <= seconds[0] <= 4 and resend.is_disabled()
+    check_accessibility(page, "code page while waiting")
+    page.wait_for_function(
+        f"() => /\\d+/.test(document.getElementById('resend-wait').textContent) && "
+        f"parseInt(document.getElementById('resend-wait').textContent.match(/\\d+/)[0], 10) < {seconds[0]}"
+    )
+    seconds.append(int(re.search(r"\d+", wait.inner_text()).group(0)))
+    assert seconds[1] < seconds[0] and resend.is_disabled()
+    screenshot(page, "code-countdown")
+
+    page.wait_for_function("() => !document.querySelector('form[data-resend] button[type=submit]').disabled")
+    assert wait.is_hidden()
+    resend.click()
+    page.wait_for_url(re.compile(r"/login/code/confirm/"))
+    page.wait_for_load_state()
+    assert len(sms.outbox) == 2
+    assert page.locator("#resend-wait").is_visible() and resend.is_disabled()  # the next cooldown runs
+    page.locator("input[name=code]").fill(code_from(sms.outbox[-1].text))
+    page.locator("form:has(input[name=code]) button[type=submit]").first.click()
+    page.wait_for_url(live_server.url + "/privacy/")
+    assert_own_overview(page, member, tmall)
