@@ -51,6 +51,7 @@ TASK_QUEUES: dict[str, str] = {
     "privacy.tasks.send_request_update": MAIL,
     # consent
     "consent.tasks.create_checkpoint": DEFAULT,
+    "consent.tasks.forget_paper_scans": DEFAULT,  # an erasure step: scans of signed forms
     "consent.tasks.create_ledger_partitions": DEFAULT,  # next months' partitions, ahead of time
     "consent.tasks.verify_ledger": REPORTS,  # reads every event
     # privacy: an erasure has a deadline; it must not wait behind an import.

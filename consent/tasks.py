@@ -15,7 +15,7 @@ from cdp import audit
 from cdp.enqueue import enqueue
 from members.queries import canonical_member
 
-from . import ledger, ledger_partitions, mail, receipts, verification
+from . import ledger, ledger_partitions, mail, receipts, scans, verification
 from .models import Action, Channel, ConsentState
 from .services import email_requests
 
@@ -110,3 +110,10 @@ def create_ledger_partitions() -> dict[str, int]:
         "blocked": len(report.blocked),
         "default_rows": report.default_rows,
     }
+
+
+@shared_task(name="consent.tasks.forget_paper_scans", autoretry_for=(OSError,), retry_backoff=30, max_retries=6)
+def forget_paper_scans(paths: list[str]) -> int:
+    """An erasure's step: delete the scans of the person's signed paper forms (the ledger
+    keeps their SHA-256). Run twice, the second run finds nothing to delete."""
+    return scans.forget_scans(paths)

@@ -158,7 +158,13 @@ def event_problem(
 # `confirmed` event), unless the source proves it ran a double opt-in of its own. Our own
 # pages and links ask and confirm in front of the person (``consent.optin``).
 RELAYED_SOURCES = frozenset(
-    {SourceType.STORE.value, SourceType.API_KEY.value, SourceType.IMPORT_JOB.value, SourceType.ADMIN_USER.value}
+    {
+        SourceType.STORE.value,
+        SourceType.API_KEY.value,
+        SourceType.IMPORT_JOB.value,
+        SourceType.ADMIN_USER.value,
+        SourceType.PAPER_FORM.value,
+    }
 )
 # The proof of a source's own double opt-in, kept as ``evidence["confirmation"]``: when
 # the person confirmed, from which IP address, and the id of the confirmation message the

@@ -9,7 +9,7 @@ permissions.
 - **Marketer**: members with masked contact points, imports, segments and their exports,
   consent purposes and notices (to know what people agreed to), the dashboards.
 - **Privacy officer**: the consent ledger and its reports, notices and purposes,
-  suppressions, data-subject requests, full contact points (every view audited as
+  suppressions, data-subject requests, consent signed on paper (with its scan), full contact points (every view audited as
   ``pii.viewed``), the audit log and the compliance report; corrects member profiles,
   undoes wrong merges and removes never-merge pairs.
 - **Administrator**: every permission, including users, groups and API keys.
@@ -77,7 +77,12 @@ ROLES: dict[str, list[str] | str] = {
         "consent.change_purpose",
         "consent.view_notice",
         "consent.add_notice",
+        "consent.view_noticedraft",
+        "consent.add_noticedraft",
+        "consent.change_noticedraft",
+        "consent.delete_noticedraft",
         "consent.view_consentevent",
+        "consent.record_paper_consent",
         "consent.view_consentstate",
         "consent.view_checkpoint",
         "consent.view_ledgerverification",

@@ -29,6 +29,7 @@ from ..models import (
     ConsentEvent,
 )
 from ..receipts import receipt_urls
+from . import paper
 from .filters import CanonicalMemberFilter, PurposeListFilter, pretty_json
 
 # --- The ledger ----------------------------------------------------------------------------
@@ -138,7 +139,8 @@ class ConsentEventAdmin(PiiAuditMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         custom = [
             path("export.csv", self.admin_site.admin_view(self.export_view), name="consent_consentevent_export"),
-            *receipt_urls(self.admin_site),
+            *receipt_urls(self.admin_site, scan_link=paper.scan_link),
+            *paper.paper_urls(self),
         ]
         return custom + super().get_urls()
 

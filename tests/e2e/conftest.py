@@ -105,6 +105,25 @@ def _ledger_migration():
     return importlib.import_module("consent.migrations.0001_initial")
 
 
+class _Editor:
+    """Just enough of a schema editor for migration 0005's trigger functions (the
+    external event ids are guarded like the ledger)."""
+
+    def __init__(self, connection, cursor) -> None:
+        self.connection, self.cursor = connection, cursor
+
+    def execute(self, sql, params=None) -> None:
+        self.cursor.execute(sql)
+
+
+def _external_id_triggers(connection, cursor, *, guard: bool) -> None:
+    import importlib
+
+    migration = importlib.import_module("consent.migrations.0005_partitioned_ledger")
+    step = migration.guard_external_ids if guard else migration.unguard_external_ids
+    step(None, _Editor(connection, cursor))
+
+
 @pytest.fixture
 def ledger_flushable(transactional_db):
     yield
@@ -114,6 +133,7 @@ def ledger_flushable(transactional_db):
         with connection.cursor() as cursor:
             for statement in _ledger_migration().SQLITE_DOWN:
                 cursor.execute(statement)
+            _external_id_triggers(connection, cursor, guard=False)
         _SQLITE_TRIGGERS_DROPPED.append(True)
 
 
@@ -131,3 +151,4 @@ def pytest_runtest_teardown(item, nextitem):
     with item.config.stash[blocking_manager_key].unblock(), connection.cursor() as cursor:
         for statement in _ledger_migration().SQLITE_UP:
             cursor.execute(statement)
+        _external_id_triggers(connection, cursor, guard=True)
