@@ -107,6 +107,7 @@ def _seed(people: list[Any], rng: random.Random, now: dt.datetime) -> None:
                     channels=ALL_PURPOSES[code].channels,
                     is_marketing=ALL_PURPOSES[code].marketing,
                     separate_consent=ALL_PURPOSES[code].separate,
+                    is_sale_or_sharing=ALL_PURPOSES[code].sale_or_sharing,
                     **purpose_fields(ALL_PURPOSES[code], brand.name),
                 )  # fmt: skip
                 for code in PURPOSE_CODES

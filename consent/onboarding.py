@@ -96,7 +96,7 @@ def onboard_brand(
     for text in PURPOSES:
         purpose = Purpose.objects.create(
             brand=brand, code=text.code, channels=text.channels, is_marketing=text.marketing,
-            separate_consent=text.separate, **purpose_fields(text, name),
+            separate_consent=text.separate, is_sale_or_sharing=text.sale_or_sharing, **purpose_fields(text, name),
         )  # fmt: skip
         done.purposes.append(purpose)
         for locale in LOCALES:

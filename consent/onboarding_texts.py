@@ -55,6 +55,8 @@ class PurposeText:
     channels: list[str] = field(default_factory=list)
     marketing: bool = False
     separate: bool = False  # PIPL: asked on its own, never bundled or pre-ticked
+    # Sale or sharing with third parties: what a Global Privacy Control signal opts out of.
+    sale_or_sharing: bool = False
 
 
 MEMBERSHIP = PurposeText(
@@ -249,6 +251,7 @@ THIRD_PARTY_SHARING = PurposeText(
         ),
     },
     separate=True,
+    sale_or_sharing=True,
 )
 
 # Not a default: a brand that sends data abroad adds it (the demo does).

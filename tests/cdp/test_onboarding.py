@@ -34,7 +34,9 @@ def test_create_brand_makes_stores_purposes_notices_in_four_languages_and_staff(
     ]  # fmt: skip
     codes = set(Purpose.objects.filter(brand=brand).values_list("code", flat=True))
     assert codes == {"membership", "marketing", "personalization", "analytics", "third_party_sharing"}
-    assert Purpose.objects.get(brand=brand, code="third_party_sharing").separate_consent
+    sharing = Purpose.objects.get(brand=brand, code="third_party_sharing")
+    assert sharing.separate_consent and sharing.is_sale_or_sharing  # what a GPC signal opts out of
+    assert not Purpose.objects.filter(brand=brand, is_sale_or_sharing=True).exclude(pk=sharing.pk).exists()
     notices = Notice.objects.filter(brand=brand)
     assert notices.count() == 6 * 4  # the agreement and five purposes, in four languages
     assert set(notices.values_list("locale", flat=True)) == {"zh-hans", "zh-hant", "en", "ru"}

@@ -283,6 +283,8 @@ def test_seed_demo_fills_four_languages_with_change_summaries_apart_from_titles(
                                 locale=notice.locale, version=1)  # fmt: skip
         assert notice.title == v1.title and notice.change_summary and not v1.change_summary
     assert set(Notice.objects.values_list("locale", flat=True)) == set(LOCALES)
+    flagged = set(Purpose.objects.filter(is_sale_or_sharing=True).values_list("code", flat=True))
+    assert flagged == {"third_party_sharing"}  # what a GPC signal opts out of
     assert not Notice.objects.filter(title__regex=r"更新|修订|\(20\d\d\)").exists()
     # People saw (and so consented under) the notice in their own language.
     for member in Member.objects.filter(locale__in=LOCALES, consent_events__notice__isnull=False).distinct()[:20]:
