@@ -22,7 +22,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import translation
 
 from . import texts
-from .models import NO_CHANNEL, Action, Channel, ConsentEvent, Notice, SourceType
+from .models import NO_CHANNEL, Action, Channel, ConsentEvent, Notice
 
 KANTARA_VERSION = "KI-CR-v1.1.0"
 # The receipt describes an event the person explicitly made or confirmed; implied consent
@@ -58,21 +58,24 @@ def policy_url(notice: Notice | None) -> str:
 
 
 def collection_method(event: ConsentEvent) -> str:
-    label = str(SourceType(event.source_type).label) if event.source_type in SourceType.values else event.source_type
-    return f"{label}: {event.store.name}" if event.store_id and event.store else label
+    """Where the choice was made, in the person's words ("at the Lotus Tmall flagship store")."""
+    return texts.source_in_words(event.source_type, event.brand.name, event.store.name if event.store_id else "")
 
 
 def receipt_for(event: ConsentEvent) -> dict[str, Any]:
     """The Kantara v1.1 receipt of ``event`` as a JSON-ready dict. ``publicKey`` is left
     out: receipts are not signed separately, the ledger's hash chain is the proof."""
     brand, purpose, notice = event.brand, event.purpose, event.notice
+    language = notice.locale if notice else translation.get_language() or settings.LANGUAGE_CODE
+    with translation.override(language):
+        method = collection_method(event)
     return {
         "version": KANTARA_VERSION,
         "jurisdiction": brand.jurisdiction,
         "consentTimestamp": int(event.occurred_at.timestamp()),
-        "collectionMethod": collection_method(event),
+        "collectionMethod": method,
         "consentReceiptID": receipt_id(event),
-        "language": notice.locale if notice else translation.get_language() or settings.LANGUAGE_CODE,
+        "language": language,
         # Pseudonymous: a receipt travels by mail and may be forwarded; never a contact point.
         "piiPrincipalId": f"member-{event.member_id}",
         "piiControllers": [
@@ -96,7 +99,7 @@ def receipt_for(event: ConsentEvent) -> dict[str, Any]:
                         "piiCategory": [event.channel or NO_CHANNEL_CATEGORY],
                         "primaryPurpose": not purpose.separate_consent,
                         "termination": TERMINATION,
-                        "thirdPartyDisclosure": purpose.code == THIRD_PARTY_PURPOSE,
+                        "thirdPartyDisclosure": purpose.is_sale_or_sharing or purpose.code == THIRD_PARTY_PURPOSE,
                         "action": event.action,
                         "channel": event.channel,
                     }

@@ -9,12 +9,13 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 from modeltranslation.utils import build_localized_fieldname
 
-from .models import Notice
+from .models import Notice, SourceType
 from .models.purposes import localized
 
-__all__ = ["languages", "localized", "notice_rank", "notice_to_show", "translations"]
+__all__ = ["languages", "localized", "notice_rank", "notice_to_show", "source_in_words", "translations"]
 
 
 def languages() -> list[str]:
@@ -45,3 +46,27 @@ def notice_to_show(notices: list[Notice], purpose_id: int | None, order: list[st
     notices and the general ones, never another purpose's)."""
     candidates = [n for n in notices if n.purpose_id in (None, purpose_id)]
     return max(candidates, key=lambda n: notice_rank(n, purpose_id, order), default=None)
+
+
+# Where a choice was made, as the person would say it: (with the store's name, without one).
+SOURCE_WORDS: dict[str, tuple[Any, Any]] = {
+    SourceType.STORE: (_("at %(store)s"), _("at a store of %(brand)s")),
+    SourceType.PRIVACY_CENTER: (_("in this privacy center"), _("in this privacy center")),
+    SourceType.API_KEY: (_("through the systems of %(store)s"), _("through the systems of %(brand)s (an app, a website or a till)")),
+    SourceType.IMPORT_JOB: (_("in the member list of %(store)s"), _("in a member list of %(brand)s")),
+    SourceType.ADMIN_USER: (_("recorded by the staff of %(brand)s"), _("recorded by the staff of %(brand)s")),
+    SourceType.UNSUBSCRIBE_LINK: (_("with the unsubscribe link in a message"), _("with the unsubscribe link in a message")),
+    SourceType.DOUBLE_OPT_IN: (_("by confirming the link we e-mailed you"), _("by confirming the link we e-mailed you")),
+    SourceType.SMS_KEYWORD: (_("by replying to a text message"), _("by replying to a text message")),
+    SourceType.SYSTEM: (_("automatically, by the rules of %(brand)s"), _("automatically, by the rules of %(brand)s")),
+    SourceType.PAPER_FORM: (_("on a paper form signed at %(store)s"), _("on a paper form")),
+    SourceType.GPC: (_("by your browser's Global Privacy Control signal"), _("by your browser's Global Privacy Control signal")),
+}  # fmt: skip
+
+
+def source_in_words(source_type: str, brand: str, store: str = "") -> str:
+    """ "at the Lotus Tmall flagship store", "in this privacy center": where a choice came from."""
+    with_store, without = SOURCE_WORDS.get(source_type, (None, None))
+    if with_store is None:
+        return str(dict(SourceType.choices).get(source_type, source_type))
+    return str(with_store if store else without) % {"store": store, "brand": brand}

@@ -24,7 +24,6 @@ from consent.models import (
     Notice,
     Preference,
     Purpose,
-    SourceType,
 )
 from members.models import Brand, Identity, Member, Order, StoreMembership
 
@@ -139,7 +138,6 @@ def timeline(events_: list[ConsentEvent]) -> list[dict[str, Any]]:
 
     actions = {value: str(label) for value, label in Action.choices}
     channels = {value: str(label) for value, label in Channel.choices}
-    sources = {value: str(label) for value, label in SourceType.choices}
     receipt = reverse("privacy:receipt", args=[0]).replace("/0/", "/{}/")
     receipt_json = reverse("privacy:receipt_json", args=[0]).replace("/0/", "/{}/")
     rows = []
@@ -152,8 +150,7 @@ def timeline(events_: list[ConsentEvent]) -> list[dict[str, Any]]:
                 "brand": e.brand.name,
                 "purpose": texts.localized(e.purpose, "name", e.brand),
                 "channel": channels.get(e.channel, ""),
-                "source": sources.get(e.source_type, e.source_type),
-                "store": e.store.name if e.store_id else "",
+                "source": texts.source_in_words(e.source_type, e.brand.name, e.store.name if e.store_id else ""),
                 "notice": e.notice,
                 "receipt_url": receipt.format(e.pk),
                 "json_url": receipt_json.format(e.pk),

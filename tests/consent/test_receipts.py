@@ -108,7 +108,7 @@ def test_receipt_values(granted, mail_subscriber, brand, marketing_purpose):
     assert receipt["version"] == "KI-CR-v1.1.0"
     assert receipt["jurisdiction"] == "CN"
     assert receipt["consentTimestamp"] == int(granted.occurred_at.timestamp())
-    assert receipt["collectionMethod"] == "Store: 莲花天猫旗舰店"
+    assert receipt["collectionMethod"] == "在莲花天猫旗舰店"  # in the words of the receipt's language
     assert receipt["language"] == "zh-hans"
     assert receipt["piiPrincipalId"] == f"member-{mail_subscriber.pk}"
     assert mail_subscriber.phone not in json.dumps(receipt, ensure_ascii=False)

@@ -147,6 +147,10 @@ def test_history_shows_timeline_usage_and_receipts(signed_in, shopper, django_as
     assert f"/privacy/history/{event.pk}/receipt/" in page
     # What the use meant, in the person's words; not the internal reference ("export:4").
     assert "您在某次营销活动的联系名单中。" in page and "双11 会员召回" not in page
+    # Where each choice was made, in words: not "来源：门店" (From: Store) or "API key".
+    assert "在莲花天猫旗舰店" in page and "来源" not in page
+    english = signed_in.get("/privacy/history/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "at 莲花天猫旗舰店" in english
     with django_assert_max_num_queries(8):
         receipt = signed_in.get(f"/privacy/history/{event.pk}/receipt/")
     assert receipt.status_code == 200 and event.hash in receipt.content.decode()
