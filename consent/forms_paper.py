@@ -7,15 +7,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import phonenumbers
 from django import forms
 from django.conf import settings
 from django.utils import timezone
-from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
-from members.identities import RecordError, normalize_phone
+from members.identities import PHONE_REGIONS, RecordError, normalize_phone
 from members.models import Brand, Member, StoreMembership
 
 from . import scans
@@ -25,20 +22,6 @@ from .services import PaperChoice
 
 NOT_ON_FORM = ""
 CHOICE_PREFIX = "choice__"
-
-
-def _region(code: str, name: Any) -> tuple[str, Any]:
-    return code, format_lazy("{} +{}", name, phonenumbers.country_code_for_region(code))
-
-
-# The same regions (and words) as the privacy center's sign-in.
-PHONE_REGIONS = [
-    _region("CN", pgettext_lazy("phone country", "China")),
-    _region("HK", pgettext_lazy("phone country", "Hong Kong")),
-    _region("MO", pgettext_lazy("phone country", "Macau")),
-    _region("TW", pgettext_lazy("phone country", "Taiwan")),
-    _region("RU", pgettext_lazy("phone country", "Russia")),
-]
 
 
 class BrandChoiceForm(forms.Form):

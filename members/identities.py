@@ -23,6 +23,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator, validate_email
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import pgettext_lazy
 
 from .models import IdentityKind, Member, Store
 
@@ -94,6 +96,22 @@ class RecordError(ValueError):
 
 class ErasedPerson(RecordError):
     """The record names a person who had their data erased: not imported, never contacted."""
+
+
+def _region(code: str, name: Any) -> tuple[str, Any]:
+    return code, format_lazy("{} +{}", name, phonenumbers.country_code_for_region(code))
+
+
+# The countries and regions whose phone numbers people type in the privacy center's sign-in
+# and on the paper-consent page, with their calling codes. A number typed without its
+# country code is read as a number of the region chosen next to it.
+PHONE_REGIONS = [
+    _region("CN", pgettext_lazy("phone country", "China")),
+    _region("RU", pgettext_lazy("phone country", "Russia")),
+    _region("HK", pgettext_lazy("phone country", "Hong Kong")),
+    _region("MO", pgettext_lazy("phone country", "Macau")),
+    _region("TW", pgettext_lazy("phone country", "Taiwan")),
+]
 
 
 def normalize_phone(raw: str, *, region: str | None = None) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import phonenumbers
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context
 from django import forms
@@ -27,11 +26,10 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.text import format_lazy
-from django.utils.translation import gettext, pgettext_lazy
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from members.identities import RecordError, normalize_phone
+from members.identities import PHONE_REGIONS, RecordError, normalize_phone
 
 from . import accounts, limits, rights, sms
 from .models import PrivacyAccount
@@ -39,19 +37,6 @@ from .models import PrivacyAccount
 logger = logging.getLogger(__name__)
 
 
-def _region(code: str, name: Any) -> tuple[str, Any]:
-    return code, format_lazy("{} +{}", name, phonenumbers.country_code_for_region(code))
-
-
-# Where the shoppers of the brands live. A number typed without its country code is read
-# as a number of the region chosen next to it; one typed with "+…" is read as written.
-PHONE_REGIONS = [
-    _region("CN", pgettext_lazy("phone country", "China")),
-    _region("RU", pgettext_lazy("phone country", "Russia")),
-    _region("HK", pgettext_lazy("phone country", "Hong Kong")),
-    _region("MO", pgettext_lazy("phone country", "Macau")),
-    _region("TW", pgettext_lazy("phone country", "Taiwan")),
-]
 _REGION_CODES = {code for code, _label in PHONE_REGIONS}
 
 
