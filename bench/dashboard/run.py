@@ -157,10 +157,10 @@ def measure(runs: int, *, queries_only: bool = False) -> None:
     # are cached under another key: a server answers many pages, and this is not the DB.
     other = Brand.objects.exclude(pk=brand.pk).first()
     if other is not None:
-        client.get(f"/admin/?brand={other.pk}&period=90")
+        client.get(f"/admin/insights/dashboard/?brand={other.pk}&period=90")
     medians = []
     for period in PERIODS:
-        url = f"/admin/?brand={brand.pk}&period={period}"
+        url = f"/admin/insights/dashboard/?brand={brand.pk}&period={period}"
         cold, warm = [], []
         for _ in range(0 if queries_only else runs):
             cache.clear()

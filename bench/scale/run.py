@@ -22,7 +22,7 @@ indexes and runs ANALYZE, each step timed. Then it measures, in this order:
    through ``record_consent``, 2,000 orders), through Django's test client;
 4. a segment build: ``segments.demo.EXAMPLE_RULES`` on brand ``bench`` marketing/sms through
    ``services.request_build`` + ``services.run_build`` (``bench/segments/measure.py``);
-5. the dashboard: ``GET /admin/?brand=…&period=90`` as a superuser, cold (cache cleared)
+5. the dashboard: ``GET /admin/insights/dashboard/?brand=…&period=90`` as a superuser, cold (cache cleared)
    and warm, each dashboard query alone (``insights.queries.timed_parts``), and the nightly
    ``insights.services.refresh_figures`` for the brand.
 
@@ -319,7 +319,7 @@ def dashboard(runs: int) -> dict:
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(user)
     other = Brand.objects.get(code="other")
-    client.get(f"/admin/?brand={other.pk}&period=90")  # warm the process on the other brand
+    client.get(f"/admin/insights/dashboard/?brand={other.pk}&period=90")  # warm the process on the other brand
     out: dict = {}
     everyone = SimpleNamespace(is_authenticated=True, is_active=True, is_superuser=True)
     form = dashboard_form({"brand": str(brand.pk), "period": "90"}, everyone)
@@ -341,11 +341,11 @@ def dashboard(runs: int) -> dict:
     for _ in range(runs):
         cache.clear()
         started = time.perf_counter()
-        response = client.get(f"/admin/?brand={brand.pk}&period=90")
+        response = client.get(f"/admin/insights/dashboard/?brand={brand.pk}&period=90")
         cold.append(time.perf_counter() - started)
         assert response.status_code == 200 and b'id="dashboard"' in response.content, response.status_code
         started = time.perf_counter()
-        client.get(f"/admin/?brand={brand.pk}&period=90")
+        client.get(f"/admin/insights/dashboard/?brand={brand.pk}&period=90")
         warm.append(time.perf_counter() - started)
     out["page_cold_s"] = round(statistics.median(cold), 3)
     out["page_warm_s"] = round(statistics.median(warm), 3)
