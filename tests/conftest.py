@@ -95,6 +95,32 @@ def wechat(brand):
 
 
 @pytest.fixture
+def lotus_officer(client, brand):
+    """The client signed in as a Privacy officer of brand lotus only, in English."""
+    from django.contrib.auth.models import Group
+
+    user = UserFactory(username="officer-lotus", is_staff=True)
+    user.groups.add(Group.objects.get(name="Privacy officer"))
+    brand.staff.add(user)
+    client.force_login(user)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return user
+
+
+@pytest.fixture
+def lotus_shopper(tmall):
+    """A member with a phone identity and a Tmall membership (member id P1)."""
+    from members.models import Identity, StoreMembership
+
+    from .factories import MemberFactory
+
+    member = MemberFactory(phone="+8613800138000")
+    Identity.objects.create(member=member, kind="phone", value=member.phone)
+    StoreMembership.objects.create(member=member, store=tmall, store_member_id="P1")
+    return member
+
+
+@pytest.fixture
 def superuser(db):
     return UserFactory(username="root", is_staff=True, is_superuser=True)
 

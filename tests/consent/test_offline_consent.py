@@ -53,13 +53,8 @@ def media(settings, tmp_path):
 
 
 @pytest.fixture
-def officer(client, brand, media):
-    user = UserFactory(username="officer-lotus", is_staff=True)
-    user.groups.add(Group.objects.get(name="Privacy officer"))
-    brand.staff.add(user)
-    client.force_login(user)
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    return user
+def officer(lotus_officer, media):
+    return lotus_officer
 
 
 @pytest.fixture
@@ -68,11 +63,8 @@ def counter(brand):
 
 
 @pytest.fixture
-def person(tmall):
-    member = MemberFactory(phone="+8613800138000")
-    Identity.objects.create(member=member, kind="phone", value=member.phone)
-    StoreMembership.objects.create(member=member, store=tmall, store_member_id="P1")
-    return member
+def person(lotus_shopper):
+    return lotus_shopper
 
 
 @pytest.fixture

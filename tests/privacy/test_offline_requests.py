@@ -13,9 +13,8 @@ from django.utils import timezone
 from cdp.models import AuditLog
 from consent import services as consent_services
 from consent.models import ConsentEvent, ConsentState, Notice, Purpose
-from members.models import Identity, StoreMembership
 from privacy.models import DataSubjectRequest
-from tests.factories import BrandFactory, MemberFactory, StoreFactory, UserFactory
+from tests.factories import BrandFactory, StoreFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -23,21 +22,13 @@ OFFLINE = reverse("admin:privacy_datasubjectrequest_offline")
 
 
 @pytest.fixture
-def officer(client, brand):
-    user = UserFactory(username="officer-lotus", is_staff=True)
-    user.groups.add(Group.objects.get(name="Privacy officer"))
-    brand.staff.add(user)
-    client.force_login(user)
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    return user
+def officer(lotus_officer):
+    return lotus_officer
 
 
 @pytest.fixture
-def person(tmall):
-    member = MemberFactory(phone="+8613800138000")
-    Identity.objects.create(member=member, kind="phone", value=member.phone)
-    StoreMembership.objects.create(member=member, store=tmall, store_member_id="P1")
-    return member
+def person(lotus_shopper):
+    return lotus_shopper
 
 
 def _post(client, person_ref, kind, via="letter", days_ago=3, details=""):
