@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from cdp.enqueue import enqueue, enqueue_on_commit
+from cdp.small_tables import analyze_when_changed
 from members import signals as member_signals
 
 from . import mail, scans, services, signals
 from .evidence import person
-from .models import ConsentEvent, SourceType
+from .models import ConsentEvent, Notice, Purpose, SourceType
 
 RECEIPTS_UID = "consent.mail.receipts"
 
@@ -52,3 +53,5 @@ def connect() -> None:
     member_signals.member_unmerged.connect(member_unmerged, dispatch_uid="consent.member_unmerged")
     member_signals.member_erased.connect(member_erased, dispatch_uid="consent.forget_paper_scans")
     connect_receipts()
+    # Small tables that ledger, state and segment queries join to (cdp.small_tables).
+    analyze_when_changed(Purpose, Notice)
