@@ -187,45 +187,53 @@ def _content_sql(e: str) -> str:
     return sep.join(parts)
 
 
-# Per partition: each event's hash, and its link to the event before it where that one is
-# in the same partition; what is left to link across partitions is kept as "runs" (the
-# first and last event of each stretch of consecutive seqs of a member) in a temporary
-# table. The database sorts one partition at a time, so memory stays bounded whatever the
-# ledger's size. A member's next event usually lands in the same or a later month, but
-# not always: two writers racing at midnight of the 1st can store seq n+1 in the old
-# month and seq n in the new one; the runs are stitched by seq, not by month.
+# Per partition, in one pass over its chain index: each event's hash, and its link to the
+# event before it where that one is in the same partition. What is left to link across
+# partitions goes to a temporary table: the first and the last event of each stretch of
+# consecutive seqs of a member (a "run"), marked ``starts`` / ``ends``, with the number of
+# the member's events in the partition on its first row, and any event found wrong. The
+# database sorts one partition at a time, so memory stays bounded whatever the ledger's
+# size. A member's next event usually lands in the same or a later month, but not always:
+# two writers racing at midnight of the 1st can store seq n+1 in the old month and seq n in
+# the new one; the runs are stitched by seq, not by month. (A first version grouped the
+# runs with ordered ARRAY_AGGs: 196,000 events/s against 323,000 for one unpartitioned
+# scan; this one keeps the single pass.)
 _PARTITION_SCAN = """
-    WITH checked AS (
-      SELECT e.member_id, e.seq, e.prev_hash, e.hash,
-             LAG(e.seq) OVER w AS lag_seq, LAG(e.hash) OVER w AS lag_hash,
-             e.hash = encode(sha256(convert_to(e.prev_hash || {content}, 'UTF8')), 'hex') AS hash_ok
-      FROM ONLY {partition} e
-      WINDOW w AS (PARTITION BY e.member_id ORDER BY e.seq)
-    ), runs AS (
-      SELECT member_id, seq, prev_hash, hash,
-             COUNT(*) FILTER (WHERE lag_seq IS DISTINCT FROM seq - 1)
-               OVER (PARTITION BY member_id ORDER BY seq) AS run,
-             NOT hash_ok OR (lag_seq = seq - 1 AND prev_hash <> lag_hash) AS bad
-      FROM checked
-    ), kept AS (
-      INSERT INTO _ledger_runs (member_id, first_seq, first_prev, last_seq, last_hash)
-      SELECT member_id, MIN(seq), (ARRAY_AGG(prev_hash ORDER BY seq))[1], MAX(seq),
-             (ARRAY_AGG(hash ORDER BY seq DESC))[1]
-      FROM runs GROUP BY member_id, run
-    )
-    SELECT COUNT(*), MIN(ARRAY[member_id, seq]) FILTER (WHERE bad) FROM runs
+    INSERT INTO _ledger_ends (member_id, seq, starts, ends, bad, prev_hash, hash, events)
+    SELECT member_id, seq, starts, ends, bad, prev_hash, hash, CASE WHEN lag_seq IS NULL THEN events ELSE 0 END
+    FROM (
+      SELECT member_id, seq, prev_hash, hash, lag_seq,
+             lag_seq IS DISTINCT FROM seq - 1 AS starts, lead_seq IS DISTINCT FROM seq + 1 AS ends,
+             NOT hash_ok OR (lag_seq = seq - 1 AND prev_hash <> lag_hash) AS bad, events
+      FROM (
+        SELECT e.member_id, e.seq, e.prev_hash, e.hash,
+               LAG(e.seq) OVER w AS lag_seq, LAG(e.hash) OVER w AS lag_hash, LEAD(e.seq) OVER w AS lead_seq,
+               COUNT(*) OVER m AS events,
+               e.hash = encode(sha256(convert_to(e.prev_hash || {content}, 'UTF8')), 'hex') AS hash_ok
+        FROM ONLY {partition} e
+        WINDOW m AS (PARTITION BY e.member_id), w AS (m ORDER BY e.seq)
+      ) checked
+    ) flagged
+    WHERE starts OR ends OR bad
 """
 
-# Runs of one member in seq order: the first starts the chain (seq 1, the genesis hash),
-# each other one continues the run before it (the next seq, linked to its last hash).
+# The events, the chains (members), the first event found wrong in a partition, and the
+# first run that does not continue the one before it: a member's first run starts the chain
+# (seq 1, the genesis hash), each other starts right after the end of the one before it.
 _STITCH = """
-    SELECT COUNT(*) FILTER (WHERE lag_last IS NULL),
-           MIN(ARRAY[member_id, first_seq]) FILTER (WHERE CASE
-             WHEN lag_last IS NULL THEN first_seq <> 1 OR first_prev <> %(genesis)s
-             ELSE first_seq <> lag_last + 1 OR first_prev <> lag_hash END)
+    SELECT (SELECT COALESCE(SUM(events), 0)::bigint FROM _ledger_ends),
+           COUNT(*) FILTER (WHERE starts AND lag_seq IS NULL),
+           LEAST(
+             (SELECT MIN(ARRAY[member_id, seq]) FROM _ledger_ends WHERE bad),
+             MIN(ARRAY[member_id, seq]) FILTER (WHERE starts AND CASE
+               WHEN lag_seq IS NULL THEN seq <> 1 OR prev_hash <> %(genesis)s
+               ELSE NOT lag_ends OR seq <> lag_seq + 1 OR prev_hash <> lag_hash END)
+           )
     FROM (
-      SELECT member_id, first_seq, first_prev, LAG(last_seq) OVER w AS lag_last, LAG(last_hash) OVER w AS lag_hash
-      FROM _ledger_runs WINDOW w AS (PARTITION BY member_id ORDER BY first_seq, last_seq)
+      SELECT member_id, seq, starts, prev_hash,
+             LAG(seq) OVER w AS lag_seq, LAG(ends) OVER w AS lag_ends, LAG(hash) OVER w AS lag_hash
+      FROM _ledger_ends WHERE starts OR ends
+      WINDOW w AS (PARTITION BY member_id ORDER BY seq, ends DESC)
     ) stitched
 """
 
@@ -235,30 +243,24 @@ def _verify_postgres() -> VerificationResult:
     month, then DEFAULT; the table itself if it is not partitioned)."""
     checkpoint = Checkpoint.objects.order_by("-pk").first()
     checkpoint_id = checkpoint.pk if checkpoint else None
-    count, firsts_bad = 0, []
     with connection.cursor() as cursor:
         cursor.execute(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS _ledger_runs "
-            "(member_id bigint, first_seq integer, first_prev text, last_seq integer, last_hash text)"
+            "CREATE TEMPORARY TABLE IF NOT EXISTS _ledger_ends (member_id bigint, seq integer, starts boolean, "
+            "ends boolean, bad boolean, prev_hash text, hash text, events bigint)"
         )
-        cursor.execute("TRUNCATE _ledger_runs")
+        cursor.execute("TRUNCATE _ledger_ends")
         try:
             for partition in ledger_partitions.partitions():
-                sql = _PARTITION_SCAN.format(content=_content_sql("e"), partition=partition)
-                cursor.execute(sql, {"format": FORMAT})
-                events, first_bad = cursor.fetchone()
-                count += events
-                if first_bad is not None:
-                    firsts_bad.append(tuple(first_bad))
+                cursor.execute(
+                    _PARTITION_SCAN.format(content=_content_sql("e"), partition=partition), {"format": FORMAT}
+                )
             cursor.execute(_STITCH, {"genesis": GENESIS})
-            chains, first_bad = cursor.fetchone()
-            if first_bad is not None:
-                firsts_bad.append(tuple(first_bad))
+            count, chains, first_bad = cursor.fetchone()
         finally:
-            cursor.execute("DROP TABLE IF EXISTS _ledger_runs")
-    if firsts_bad:
+            cursor.execute("DROP TABLE IF EXISTS _ledger_ends")
+    if first_bad is not None:
         # Name the problem exactly as the streaming check would, from the chain's start.
-        member_id, seq = min(firsts_bad)
+        member_id, seq = first_bad
         return _describe_chain_problem(member_id, seq, count, chains, checkpoint_id)
     if checkpoint is None:
         return VerificationResult(True, count, chains, None)
