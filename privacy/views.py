@@ -327,7 +327,9 @@ def set_time_zone(request: HttpRequest) -> HttpResponse:
     if name is None:
         return HttpResponseBadRequest(_("Unknown time zone. Choose one from the list."))
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         target = reverse("privacy:overview")
     response = redirect(target)
     timezones.remember(response, name)
