@@ -14,9 +14,11 @@ import zoneinfo
 from collections.abc import Callable
 from functools import cache
 
+from babel.dates import get_timezone_location
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.translation import get_language, to_locale
 
 COOKIE = "tz"
 COOKIE_MAX_AGE = 365 * 24 * 3600
@@ -52,9 +54,17 @@ def offset_label(name: str, when: dt.datetime | None = None) -> str:
     return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
+def place(name: str) -> str:
+    """The zone's city in the page's language (CLDR's names, through Babel): 上海, Москва."""
+    try:
+        return get_timezone_location(name, locale=to_locale(get_language() or settings.LANGUAGE_CODE), return_city=True)
+    except (LookupError, ValueError):  # a zone or language CLDR does not name
+        return name.rsplit("/", 1)[-1].replace("_", " ")
+
+
 def choices(current: str) -> list[tuple[str, str]]:
     names = OFFERED if current in OFFERED else [current, *OFFERED]
-    return [(name, f"{name.replace('_', ' ')} ({offset_label(name)})") for name in names]
+    return [(name, f"{place(name)} ({offset_label(name)})") for name in names]
 
 
 def current_name() -> str:

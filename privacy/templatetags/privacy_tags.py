@@ -26,6 +26,7 @@ def time_zone_form(context: Any) -> dict[str, Any]:
     request = context.get("request")
     return {
         "current": current,
+        "place": timezones.place(current),
         "offset": timezones.offset_label(current),
         "choices": timezones.choices(current),
         "next": request.get_full_path() if request else "",

@@ -29,6 +29,7 @@ ALLOWED = {
     "SMS",
     "Email",
     "App",
+    "UTC",  # the offset of the page's time zone (UTC+08:00), written so in every language
 }
 WORD = re.compile(r"[A-Za-z]{3,}")
 

@@ -45,6 +45,9 @@ def test_the_browsers_zone_is_used_and_named(signed_in, dated):
     page = signed_in.get("/privacy/history/").content.decode()
     assert "2026-11-03 05:30" in page and "2026-11-03 10:30" not in page
     assert 'data-tz="Europe/Moscow"' in page and "UTC+03:00" in page
+    assert "本页面的时间为莫斯科时间（UTC+03:00）" in page  # the city in the page's language (CLDR)
+    russian = signed_in.get("/privacy/history/", HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert "Москва (UTC+03:00)" in russian
 
 
 def test_an_unknown_zone_in_the_cookie_is_ignored(signed_in, dated):
