@@ -13,6 +13,7 @@ ModelAdmin's ``get_queryset``), never through a model's plain manager.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from typing import Any
 
@@ -101,6 +102,40 @@ def staff_brand_ids(user: Any) -> frozenset[int] | None:
         cached = frozenset(user.staff_brands.values_list("pk", flat=True))
         user.__dict__["_staff_brand_ids"] = cached
     return cached
+
+
+# The staff member an admin page is drawn for (``AdminViewerMiddleware``), for what a model
+# cannot be given as an argument: ``Member.__str__``.
+_viewer: contextvars.ContextVar[Any] = contextvars.ContextVar("cdp_admin_viewer", default=None)
+
+
+def golden_record_hidden() -> bool:
+    """Whether the admin page being drawn is for staff of some brands only. A member's
+    merged ("golden") values mix what every brand collected, so such staff see a member as
+    ``#id`` wherever one is named, and the member pages show what their brands' stores
+    gave (``members.brand_view``) instead."""
+    user = _viewer.get()
+    return user is not None and staff_brand_ids(user) is not None
+
+
+class AdminViewerMiddleware:
+    """Sets the viewer of ``golden_record_hidden`` for admin pages drawn for staff."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> Any:
+        user = getattr(request, "user", None)
+        if not request.path.startswith("/admin/") or not getattr(user, "is_staff", False):
+            return self.get_response(request)
+        token = _viewer.set(user)
+        try:
+            response = self.get_response(request)
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response.render()  # a TemplateResponse names its members while rendering
+            return response
+        finally:
+            _viewer.reset(token)
 
 
 def scope_of(model: type[models.Model]) -> Scope:

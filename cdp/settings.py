@@ -84,6 +84,8 @@ MIDDLEWARE = [
     "privacy.security.ContentSecurityPolicyMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "cdp.admin_auth.StaffSessionMiddleware",
+    # Staff of some brands see members as their brands know them (cdp.admin_scope).
+    "cdp.admin_scope.AdminViewerMiddleware",
     # Last, so every other middleware's headers land on its lockout page too.
     "axes.middleware.AxesMiddleware",
 ]

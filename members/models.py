@@ -252,7 +252,11 @@ class Member(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.name}".strip() if self.name else f"#{self.pk}"
+        from cdp.admin_scope import golden_record_hidden  # the admin's module, loaded after the models
+
+        if not self.name or golden_record_hidden():  # ⚑ brand wall: the name may be another brand's
+            return f"#{self.pk}"
+        return f"#{self.pk} {self.name}"
 
     @property
     def is_active(self) -> bool:

@@ -56,6 +56,12 @@ def never_merge_pairs(member_ids: Collection[int]) -> dict[frozenset[int], Never
 
 def members_matching(term: str) -> QuerySet[Member]:
     """Members whose phone (any format), e-mail, unionid or store member id is ``term``."""
+    return Member.objects.filter(pk__in=identities_matching(term).values("member_id"))
+
+
+def identities_matching(term: str) -> QuerySet[Identity]:
+    """Identities that are ``term``: a phone in any format, an e-mail, a unionid or a store
+    member id at any store."""
     term = term.strip()
     values: list[tuple[str, str]] = []
     with suppress(RecordError):
@@ -69,7 +75,7 @@ def members_matching(term: str) -> QuerySet[Member]:
         q |= Q(kind=kind, value=value)
     # Store member ids are scoped by store: match the id at any store.
     q |= Q(kind=IdentityKind.STORE_MEMBER, value__endswith=f":{term}")
-    return Member.objects.filter(pk__in=Identity.objects.filter(q).values("member_id"))
+    return Identity.objects.filter(q)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -19,12 +21,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from cdp.admin import AuditedAdminMixin, ReadOnlyAdminMixin
-from cdp.admin_scope import scoped
+from cdp.admin_scope import scoped, staff_brand_ids
 
 from .. import services
+from ..brand_view import brand_order_metrics, brand_profile
 from ..masking import can_view_pii, mask_attributes, mask_email, mask_identity, mask_phone
-from ..models import Brand, Identity, Member, MergeEvent, NeverMerge, Platform, StoreMembership
-from ..queries import members_matching
+from ..models import Brand, Identity, LifecycleStage, Member, MergeEvent, NeverMerge, Platform, StoreMembership
+from ..queries import identities_matching, members_matching
 from .merges import unmerge_each
 from .pii import PiiAuditMixin
 
@@ -34,6 +37,10 @@ RECENT_ORDERS = 20
 # on members register here, so members never imports them. Each gets the member and the
 # request (for permission checks) and returns safe HTML, or "" to show nothing.
 MEMBER_SECTIONS: list[Callable[[Member, HttpRequest], str]] = []
+
+
+def _stage_label(stage: str | None) -> str:
+    return str(LifecycleStage(stage).label) if stage in LifecycleStage.values else "—"
 
 
 class _IdentityInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -82,8 +89,9 @@ class PlatformFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Member]) -> QuerySet[Member]:
         if self.value():
-            ids = StoreMembership.objects.filter(store__platform=self.value()).values("member_id")
-            return queryset.filter(pk__in=ids)
+            # A membership on that platform at the staff member's brands only.
+            ids = scoped(StoreMembership.objects.filter(store__platform=self.value()), request.user)
+            return queryset.filter(pk__in=ids.values("member_id"))
         return queryset
 
 
@@ -152,11 +160,80 @@ class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
         # Erasure is a data-subject request that keeps the consent ledger; never a delete.
         return False
 
+    # ⚑ Brand wall: staff of some brands (``staff_brand_ids`` not None) see the person as
+    # their brands' stores gave them (``members.brand_view``): the merged values mix what
+    # every brand collected, so they are neither listed, filtered, searched nor shown.
+    BRAND_VIEW_LIST = ["id", "brand_name", "brand_city", "store_count", "status"]
+    BRAND_VIEW_FIELDS = ["status", "brand_profile_shown", "brand_metrics_shown", "recent_orders", "merge_history",
+                         "extra_sections", "created_at", "updated_at"]  # fmt: skip
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
-        return super().get_queryset(request).annotate(_stores=Count("memberships"))
+        queryset = super().get_queryset(request)
+        brands = staff_brand_ids(request.user)
+        if brands is None:
+            return queryset.annotate(_stores=Count("memberships"))
+        theirs = StoreMembership.objects.filter(member=OuterRef("pk"), store__brand_id__in=brands).order_by()
+
+        def given(key: str) -> Subquery:  # the value the brand's most recently observed store gave
+            given_at = theirs.exclude(**{f"profile__{key}__isnull": True}).exclude(**{f"profile__{key}": ""})
+            values = given_at.annotate(v=KT(f"profile__{key}"))
+            return Subquery(values.order_by("-profile_observed_at", "-pk").values("v")[:1])
+
+        stores = Subquery(theirs.values("member_id").annotate(n=Count("pk")).values("n")[:1])
+        return queryset.annotate(_stores=Coalesce(stores, 0), _brand_name=given("name"), _brand_city=given("city"))
+
+    def get_list_display_links(self, request: HttpRequest, list_display: Any) -> list[str]:
+        return ["id", "name"] if staff_brand_ids(request.user) is None else ["id", "brand_name"]
+
+    def get_list_filter(self, request: HttpRequest) -> list[Any]:
+        if staff_brand_ids(request.user) is None:
+            return self.list_filter
+        return ["status", BrandFilter, PlatformFilter, StoreCountFilter]
+
+    @admin.display(description=_("name"), ordering="_brand_name")
+    def brand_name(self, obj: Member) -> str:
+        return obj._brand_name or "—"
+
+    @admin.display(description=_("city"), ordering="_brand_city")
+    def brand_city(self, obj: Member) -> str:
+        return obj._brand_city or "—"
+
+    @admin.display(description=_("profile as your brands' stores gave it"))
+    def brand_profile_shown(self, obj: Member) -> str:
+        request = getattr(obj, "_admin_request", None)
+        if request is None:
+            return "—"
+        profile = brand_profile(scoped(obj.memberships.all(), request.user))
+        if not can_view_pii(request.user):
+            profile.update(phone=mask_phone(profile["phone"]), email=mask_email(profile["email"]))
+        rows = ((Member._meta.get_field(name).verbose_name, profile[name] or "—") for name in Member.PROFILE_FIELDS)
+        return format_html(
+            "<table><tbody>{}</tbody></table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows)
+        )
+
+    @admin.display(description=_("orders and lifecycle at your brands"))
+    def brand_metrics_shown(self, obj: Member) -> str:
+        request = getattr(obj, "_admin_request", None)
+        brands = staff_brand_ids(request.user) if request is not None else None
+        if not brands:
+            return "—"
+        rows = []
+        for brand in Brand.objects.filter(pk__in=brands).order_by("name"):
+            found = brand_order_metrics([obj.pk], brand.pk).get(obj.pk) or {}
+            rows.append((brand.name, found.get("order_count", 0), found.get("total_spent", 0),
+                         found.get("last_order_at") and timezone.localtime(found["last_order_at"]).strftime("%Y-%m-%d"),
+                         _stage_label(found.get("lifecycle_stage"))))  # fmt: skip
+        return format_html(
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            _("brand"), _("orders"), _("total spent"), _("last order"), _("lifecycle stage"),
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                             ((b, n, t, last or "—", stage) for b, n, t, last, stage in rows)),
+        )  # fmt: skip
 
     # --- PII per request -------------------------------------------------------------
     def get_list_display(self, request: HttpRequest) -> list[str]:
+        if staff_brand_ids(request.user) is not None:
+            return self.BRAND_VIEW_LIST
         contact = ["phone", "email"] if can_view_pii(request.user) else ["masked_phone", "masked_email"]
         return [
             "id",
@@ -171,6 +248,8 @@ class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
         ]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[tuple[Any, dict[str, Any]]]:
+        if staff_brand_ids(request.user) is not None:
+            return [(_("Profile"), {"fields": self.BRAND_VIEW_FIELDS})]
         contact = ["phone", "email"] if can_view_pii(request.user) else ["masked_phone", "masked_email"]
         return [
             (_("Profile"), {"fields": [*self.PROFILE[:3], *contact, *self.PROFILE[3:]]}),
@@ -179,6 +258,8 @@ class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if staff_brand_ids(request.user) is not None:
+            return self.BRAND_VIEW_FIELDS
         # Contact points are identities: they change through resolution, not a form.
         return ["status", "merged_into", "phone", "email", "masked_phone", "masked_email", *self.METRICS, *self.HISTORY]
 
@@ -222,8 +303,15 @@ class MemberAdmin(PiiAuditMixin, AuditedAdminMixin, admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        matches = members_matching(term).values("pk")
-        return queryset.filter(Q(name__icontains=term) | Q(pk__in=matches)), False
+        brands = staff_brand_ids(request.user)
+        if brands is None:
+            matches = members_matching(term).values("pk")
+            return queryset.filter(Q(name__icontains=term) | Q(pk__in=matches)), False
+        # Only what the staff member's brands hold: a name their stores gave, an identifier
+        # a store of theirs gave (or the person's own); never another brand's records.
+        named = StoreMembership.objects.filter(store__brand_id__in=brands, profile__name__icontains=term)
+        identified = scoped(identities_matching(term), request.user)
+        return queryset.filter(Q(pk__in=named.values("member_id")) | Q(pk__in=identified.values("member_id"))), False
 
     # --- History sections ----------------------------------------------------------------
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Member | None:

@@ -269,6 +269,61 @@ def test_a_person_both_brands_know_shows_each_brands_staff_only_its_own_records(
     assert theirs.name not in page and northwind.name not in page
 
 
+def test_brand_staff_see_a_person_as_their_stores_gave_them_never_the_merged_record(
+    client, superuser, django_assert_max_num_queries
+):
+    """The merged record mixes what both brands collected: its name, city and phone here came
+    from the other brand. Brand-A staff see what A's store gave, in the list, on the member's
+    page, in search and wherever the member is named (the ledger); a superuser sees both."""
+    from consent import services as consent_services
+    from consent.models import Purpose
+    from members.identities import store_member_value
+    from members.models import Identity, Member, StoreMembership
+
+    lotus, northwind = _world()
+    ours = Store.objects.filter(brand=lotus).order_by("pk").first()
+    theirs = Store.objects.filter(brand=northwind).order_by("pk").first()
+    person = Member.objects.create(name="北风王女士", city="哈尔滨", phone="+8613911112222")
+    for store, number, name, city in ((ours, "LOTUS-77", "王芳", "上海"), (theirs, "NORTH-88", "北风王女士", "哈尔滨")):
+        StoreMembership.objects.create(
+            member=person,
+            store=store,
+            store_member_id=number,
+            profile={"name": name, "city": city},
+            profile_observed_at=timezone.now(),
+        )
+        Identity.objects.create(member=person, kind="store_member", value=store_member_value(store.pk, number),
+                                store=store)  # fmt: skip
+    Identity.objects.create(member=person, kind="phone", value="+8613911112222", store=theirs)
+    purpose = Purpose.objects.get(brand=lotus, code="personalization")
+    consent_services.record_consent(member=person, brand=lotus, purpose=purpose, action="granted",
+                                    source_type="store", store=ours)  # fmt: skip
+    client.force_login(_brand_staff(lotus))
+    changelist = reverse("admin:members_member_changelist")
+
+    with django_assert_max_num_queries(20):
+        listed = client.get(changelist).content.decode()
+    assert "王芳" in listed and "上海" in listed
+    assert "北风王女士" not in listed and "哈尔滨" not in listed
+    page = client.get(reverse("admin:members_member_change", args=[person.pk])).content.decode()
+    assert "王芳" in page and "上海" in page
+    assert "北风王女士" not in page and "哈尔滨" not in page and "13911112222" not in page
+    ledger = client.get(reverse("admin:consent_consentevent_changelist")).content.decode()
+    assert f"#{person.pk}" in ledger and "北风王女士" not in ledger
+    assert "王芳" in client.get(changelist, {"q": "王芳"}).content.decode()
+    for theirs_only in ("北风王女士", "13911112222", "NORTH-88"):  # what only the other brand holds
+        assert (
+            f'href="/admin/members/member/{person.pk}/change/'
+            not in client.get(changelist, {"q": theirs_only}).content.decode()
+        ), theirs_only
+    assert (
+        f'href="/admin/members/member/{person.pk}/change/' in client.get(changelist, {"q": "LOTUS-77"}).content.decode()
+    )
+
+    client.force_login(superuser)
+    assert "北风王女士" in client.get(reverse("admin:members_member_change", args=[person.pk])).content.decode()
+
+
 def test_the_member_page_shows_ids_as_the_store_does_and_orders_in_local_time(client, superuser):
     from members.identities import store_member_value
     from members.models import Identity, Member, Order, StoreMembership
