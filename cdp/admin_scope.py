@@ -109,6 +109,11 @@ def staff_brand_ids(user: Any) -> frozenset[int] | None:
 _viewer: contextvars.ContextVar[Any] = contextvars.ContextVar("cdp_admin_viewer", default=None)
 
 
+def viewer() -> Any:
+    """The staff member the admin page being drawn is for (None outside admin pages)."""
+    return _viewer.get()
+
+
 def golden_record_hidden() -> bool:
     """Whether the admin page being drawn is for staff of some brands only. A member's
     merged ("golden") values mix what every brand collected, so such staff see a member as

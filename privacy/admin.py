@@ -24,11 +24,11 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from cdp import audit
-from cdp.admin_scope import scoped
+from cdp.admin_scope import golden_record_hidden, scoped, viewer
 from cdp.models import AuditLog
 from members.admin import MEMBER_SECTIONS, PiiAuditMixin
 from members.masking import mask_email, mask_phone
-from members.models import Member, StoreMembership
+from members.models import Identity, Member, StoreMembership
 
 from . import deadlines, rights, services
 from .admin_parts import (
@@ -155,9 +155,15 @@ class DataSubjectRequestAdmin(PiiAuditMixin, admin.ModelAdmin):
     @admin.display(description=_("contact points"))
     def contact(self, obj: DataSubjectRequest) -> str:
         member = obj.member
+        if golden_record_hidden():  # ⚑ brand wall: the phone and e-mail the staff's brands hold
+            held = scoped(Identity.objects.filter(member=member, kind__in=["phone", "email"]), viewer())
+            found = dict(held.order_by("kind", "pk").values_list("kind", "value"))  # the newest of each
+            phone, email = found.get("phone", ""), found.get("email", "")
+        else:
+            phone, email = member.phone, member.email
         if getattr(obj, "_show_pii", False):
-            return " · ".join(v for v in (member.phone, member.email) if v) or "—"
-        return " · ".join(v for v in (mask_phone(member.phone), mask_email(member.email)) if v) or "—"
+            return " · ".join(v for v in (phone, email) if v) or "—"
+        return " · ".join(v for v in (mask_phone(phone), mask_email(email)) if v) or "—"
 
     # --- The change page: read-only, with the action buttons -----------------------------
     def pii_on_page(self, obj: DataSubjectRequest) -> dict[str, Any]:

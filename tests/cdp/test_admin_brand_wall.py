@@ -320,6 +320,15 @@ def test_brand_staff_see_a_person_as_their_stores_gave_them_never_the_merged_rec
         f'href="/admin/members/member/{person.pk}/change/' in client.get(changelist, {"q": "LOTUS-77"}).content.decode()
     )
 
+    from privacy import rights
+
+    request = rights.record_access_request(member=person, account=None)
+    Identity.objects.create(member=person, kind="phone", value="+8613800001111", store=ours)
+    officer_page = client.get(reverse("admin:privacy_datasubjectrequest_change", args=[request.pk])).content.decode()
+    # The phone lotus holds (shown to this officer, who may see contact points, and audited);
+    # not the merged record's, which northwind gave.
+    assert "+8613800001111" in officer_page and "13911112222" not in officer_page
+
     client.force_login(superuser)
     assert "北风王女士" in client.get(reverse("admin:members_member_change", args=[person.pk])).content.decode()
 

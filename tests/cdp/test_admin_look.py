@@ -24,7 +24,8 @@ WORD = re.compile(r"[A-Za-z]{3,}")
 # Words that stay as they are in every language: names of formats, products and
 # languages, units.
 ALLOWED = {"CSV", "PDF", "JSON", "SHA", "API", "Webhook", "App", "CNY", "English", "Merkle", "POS", "ISO", "HTTP"}
-ALLOWED |= {"unionid", "GDPR", "PIPL", "GPC"}  # WeChat's name for its id; names of laws and standards, used as is in Chinese
+# WeChat's name for its id; names of laws and standards, used as they are in Chinese
+ALLOWED |= {"unionid", "GDPR", "PIPL", "GPC"}
 ALLOWED |= {"Control", "Command", "Mac"}  # key names in Django's own zh-hans help for multiple choices
 # The rule language of segments (JSON keys and operators quoted in help texts).
 ALLOWED |= {"all", "any", "not", "field", "value", "within", "days", "between", "hans", "hant"}
