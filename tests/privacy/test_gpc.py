@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from cdp.models import OutboxMessage
 from consent import services
 from consent.models import Action, ConsentEvent, ConsentState, SourceType
+from tests.api.receiver import Receiver
 from webhooks import services as webhook_services
 from webhooks.models import Subscription
 
@@ -55,12 +56,23 @@ def subscriber(brand):
     webhook_services.forget_subscribers()
 
 
+@pytest.fixture
+def shop(brand):
+    """The brand's shop system: a real HTTP receiver of its consent changes."""
+    with Receiver() as receiver:
+        webhook_services.create_subscription(brand=brand, url=receiver.url, events=["consent.changed"])
+        webhook_services.forget_subscribers()
+        yield receiver
+    webhook_services.forget_subscribers()
+
+
 def test_signal_withdraws_sharing_with_the_header_as_evidence_and_says_so(
-    signed_in, shopper, sharing, tmall, purposes, subscriber
+    signed_in, shopper, sharing, tmall, purposes, shop, django_capture_on_commit_callbacks
 ):
     grant(shopper, sharing, tmall)
 
-    response = signed_in.get("/privacy/", **GPC)
+    with django_capture_on_commit_callbacks() as after_commit:
+        response = signed_in.get("/privacy/", **GPC)
 
     assert response.status_code == 200
     page = response.content.decode()
@@ -77,6 +89,13 @@ def test_signal_withdraws_sharing_with_the_header_as_evidence_and_says_so(
         m for m in OutboxMessage.objects.filter(task="webhooks.tasks.publish_event") if m.args[1:2] == [event.pk]
     ]
     assert len(webhook_rows) == 1 and webhook_rows[0].args[0] == "consent.changed"
+    # … and, once it has committed, the shop system receives the withdrawal with its source.
+    with django_capture_on_commit_callbacks(execute=True):  # and what those callbacks defer
+        for callback in after_commit:
+            callback()
+    (delivered,) = [p for p in shop.payloads() if p["data"]["event"]["source"] == SourceType.GPC]
+    assert delivered["type"] == "consent.changed" and delivered["member"] == shopper.pk
+    assert delivered["data"]["event"]["action"] == "withdrawn" and delivered["data"]["state"]["action"] == "withdrawn"
 
     history = signed_in.get("/privacy/history/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Global Privacy Control" in history  # the source, in the person's history
