@@ -105,3 +105,29 @@ def start_api_server(url: str, redis_url: str, root: Path) -> tuple[subprocess.P
         cwd=root, env=env,
     )  # fmt: skip
     return server, f"http://127.0.0.1:{port}"
+
+
+def give_history(member: object, store: object, purpose: object, *, orders: int, events: int, prefix: str) -> None:
+    """A person with a long past, for the privacy-page benches: ``orders`` orders at
+    ``store`` an hour apart, and ``events`` SMS consent choices for ``purpose``, granted and
+    withdrawn in turn a minute apart, recorded through ``record_consent`` (the ledger's chain)."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from consent import services
+    from members.models import Order
+
+    now = timezone.now()
+    Order.objects.bulk_create(
+        [Order(store=store, external_id=f"{prefix}{member.pk}-{k}", member=member, amount=Decimal("99.00"),
+               placed_at=now - dt.timedelta(hours=k)) for k in range(orders)],
+        batch_size=2000,
+    )  # fmt: skip
+    for k in range(events):
+        services.record_consent(
+            member=member, brand=store.brand, purpose=purpose, channel="sms",
+            action="granted" if k % 2 == 0 else "withdrawn", source_type="store",
+            occurred_at=now - dt.timedelta(minutes=events - k),
+        )  # fmt: skip

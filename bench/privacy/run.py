@@ -15,7 +15,6 @@ Targets: every page < 50 ms median with a flat number of queries; download < 2 s
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import statistics
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_url, recreate_database  # noqa: E402 - after the path
+from bench.common import bench_url, give_history, recreate_database  # noqa: E402 - after the path
 
 DB_NAME = "cdp_bench_privacy"
 PAGES = ["/privacy/", "/privacy/consents/", "/privacy/preferences/", "/privacy/history/", "/privacy/data/"]
@@ -70,22 +69,21 @@ def _fill(members: int) -> None:
             [str(store.pk), store.pk],
         )
         cursor.execute(
-            """INSERT INTO members_storemembership (member_id, store_id, store_member_id, tier, points, created_at,
-                 updated_at) SELECT id, %s, 'S' || id, '金卡', 100, now(), now() FROM members_member""",
+            """INSERT INTO members_storemembership (member_id, store_id, store_member_id, tier, points, profile,
+                 created_at, updated_at) SELECT id, %s, 'S' || id, '金卡', 100, '{}', now(), now() FROM members_member""",
             [store.pk],
         )
         cursor.execute("ANALYZE")
 
 
 def _shopper(*, orders: int, events: int, usage: int, index: int):
-    from decimal import Decimal
 
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
     from consent import services
     from consent.models import DataUsage, Notice, Purpose
-    from members.models import Member, Order, Store
+    from members.models import Member, Store
     from privacy.models import PrivacyAccount
 
     store = Store.objects.get(code="bench-tmall")
@@ -102,16 +100,7 @@ def _shopper(*, orders: int, events: int, usage: int, index: int):
                                     title=purpose.name, body="告知正文")  # fmt: skip
     member = Member.objects.order_by("id")[index]
     now = timezone.now()
-    Order.objects.bulk_create(
-        [Order(store=store, external_id=f"B{member.pk}-{k}", member=member, amount=Decimal("99.00"),
-               placed_at=now - dt.timedelta(hours=k)) for k in range(orders)],
-        batch_size=2000,
-    )  # fmt: skip
-    for k in range(events):
-        services.record_consent(
-            member=member, brand=brand, purpose=marketing, channel="sms", action="granted" if k % 2 == 0 else "withdrawn",
-            source_type="store", occurred_at=now - dt.timedelta(minutes=events - k),
-        )  # fmt: skip
+    give_history(member, store, marketing, orders=orders, events=events, prefix="B")
     DataUsage.objects.bulk_create(
         [DataUsage(member=member, brand=brand, purpose=marketing, channel="sms", context_type="segment_export",
                    context_ref=f"campaign-{k}") for k in range(usage)]

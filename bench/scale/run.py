@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402 - after the path
     bench_url,
+    give_history,
     load_average,
     recreate_database,
     run_wrk,
@@ -112,17 +113,14 @@ def sizes() -> dict:
 
 def extras(n: int) -> dict:
     """The API key (new each run), the superuser and the two privacy-center accounts."""
-    import datetime as dt
-    from decimal import Decimal
 
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
     from cdp.api_keys import issue_api_key
     from cdp.models import ApiKey
-    from consent import services
     from consent.models import Purpose
-    from members.models import Brand, Member, Order, Store
+    from members.models import Brand, Member, Store
     from privacy.models import PrivacyAccount
 
     brand = Brand.objects.get(code="bench")
@@ -140,18 +138,7 @@ def extras(n: int) -> dict:
             if label == "heavy":
                 store = Store.objects.filter(brand=brand).order_by("pk")[0]
                 purpose = Purpose.objects.get(brand=brand, code="marketing")
-                now = timezone.now()
-                Order.objects.bulk_create(
-                    [Order(store=store, external_id=f"H{member.pk}-{k}", member=member, amount=Decimal("99.00"),
-                           placed_at=now - dt.timedelta(hours=k)) for k in range(HEAVY_ORDERS)],
-                    batch_size=2000,
-                )  # fmt: skip
-                for k in range(HEAVY_EVENTS):
-                    services.record_consent(
-                        member=member, brand=brand, purpose=purpose, channel="sms",
-                        action="granted" if k % 2 == 0 else "withdrawn", source_type="store",
-                        occurred_at=now - dt.timedelta(minutes=HEAVY_EVENTS - k),
-                    )  # fmt: skip
+                give_history(member, store, purpose, orders=HEAVY_ORDERS, events=HEAVY_EVENTS, prefix="H")
             user = User.objects.create(username=username)
             PrivacyAccount.objects.create(user=user, member=member, linked_at=timezone.now())
         accounts[label] = user

@@ -56,8 +56,9 @@ def seed_reference_rows(cur) -> None:
     purpose: what the segments and scale generators load their members against."""
     cur.execute(
         "INSERT INTO members_brand (id, code, name, color, created_at, address, jurisdiction, legal_name,"
-        " privacy_email) VALUES (1, 'bench', 'Bench 品牌', '#1f6feb', now(), '', 'CN', '', ''),"
-        " (2, 'other', 'Other 品牌', '#1f6feb', now(), '', 'CN', '', '')"
+        " privacy_email, language_fallbacks) VALUES"
+        " (1, 'bench', 'Bench 品牌', '#1f6feb', now(), '', 'CN', '', '', '[\"zh-hans\", \"en\", \"zh-hant\", \"ru\"]'),"
+        " (2, 'other', 'Other 品牌', '#1f6feb', now(), '', 'CN', '', '', '[\"zh-hans\", \"en\", \"zh-hant\", \"ru\"]')"
     )
     for i, (code, brand, platform) in enumerate(STORES, start=1):
         cur.execute(
@@ -66,16 +67,17 @@ def seed_reference_rows(cur) -> None:
             [i, code, code, platform, brand],
         )
     cur.execute(
-        "INSERT INTO consent_purpose (id, code, name, description, channels, separate_consent, is_marketing,"
-        " is_active, created_at, brand_id) VALUES"
-        " (1, 'marketing', '营销', '', '[\"sms\", \"email\", \"wechat\"]', false, true, true, now(), 1),"
-        " (2, 'personalization', '个性化', '', '[]', false, false, true, now(), 1),"
-        " (3, 'marketing', '营销', '', '[\"sms\", \"email\", \"wechat\"]', false, true, true, now(), 2),"
-        " (4, 'personalization', '个性化', '', '[]', false, false, true, now(), 2)"
+        "INSERT INTO consent_purpose (id, code, name, name_zh_hans, description, channels, separate_consent,"
+        " is_marketing, is_sale_or_sharing, is_active, created_at, brand_id) VALUES"
+        " (1, 'marketing', '营销', '营销', '', '[\"sms\", \"email\", \"wechat\"]', false, true, false, true, now(), 1),"
+        " (2, 'personalization', '个性化', '个性化', '', '[]', false, false, false, true, now(), 1),"
+        " (3, 'marketing', '营销', '营销', '', '[\"sms\", \"email\", \"wechat\"]', false, true, false, true, now(), 2),"
+        " (4, 'personalization', '个性化', '个性化', '', '[]', false, false, false, true, now(), 2)"
     )
     cur.execute(
-        "INSERT INTO consent_notice (id, kind, locale, version, title, body, sha256, url, published_at,"
-        " published_by, brand_id, purpose_id) SELECT p.id, 'purpose_notice', 'zh-hans', 1, 'notice', 'text',"
+        "INSERT INTO consent_notice (id, kind, locale, version, title, body, change_summary, sha256, url,"
+        " published_at, published_by, brand_id, purpose_id) SELECT p.id, 'purpose_notice', 'zh-hans', 1, 'notice',"
+        " 'text', '',"
         " encode(sha256(convert_to(E'notice\\n\\ntext', 'UTF8')), 'hex'), '', now(), 'bench', p.brand_id, p.id"
         " FROM consent_purpose p"
     )
