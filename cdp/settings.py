@@ -104,6 +104,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "privacy.face.context",
             ],
         },
     },
@@ -273,6 +274,8 @@ ACCOUNT_LOGIN_BY_CODE_TIMEOUT = env_int("PRIVACY_CODE_TIMEOUT", 10 * 60)
 # (privacy/signin.py: the cooldown is enforced there; the page counts it down).
 ACCOUNT_LOGIN_BY_CODE_SUPPORTS_RESEND = env_int("PRIVACY_CODE_RESENDS", 3)
 PRIVACY_CODE_RESEND_SECONDS = env_int("PRIVACY_CODE_RESEND_SECONDS", 60)
+# Seconds a withdrawal in the privacy center offers "Undo" (consent/choices.py undo_withdrawal).
+PRIVACY_UNDO_SECONDS = env_int("PRIVACY_UNDO_SECONDS", 15)
 # Wrong tries a code allows (sign-in and phone change); then only a new code helps.
 PRIVACY_CODE_MAX_ATTEMPTS = env_int("PRIVACY_CODE_MAX_ATTEMPTS", 5)
 ACCOUNT_LOGIN_BY_CODE_MAX_ATTEMPTS = ACCOUNT_PHONE_VERIFICATION_MAX_ATTEMPTS = PRIVACY_CODE_MAX_ATTEMPTS
@@ -302,6 +305,9 @@ ACCOUNT_LOGOUT_REDIRECT_URL = "/privacy/"
 # privacy.sms.ConsoleSmsBackend (printed, development), privacy.sms.LocmemSmsBackend
 # (tests read privacy.sms.outbox) or a real gateway's (docs/operations.md).
 SMS_BACKEND = env_str("SMS_BACKEND", "privacy.sms.ConsoleSmsBackend")
+# 【signature】 in front of every text when the brand the person came from has none of its
+# own (Brand.sms_signature; privacy.face). Chinese gateways refuse texts without one.
+SMS_SIGNATURE = env_str("SMS_SIGNATURE", "")
 # Against brute force and SMS pumping (privacy/limits.py; docs/privacy-center.md). Codes
 # asked for per account (or per number/address nobody holds) and wrong codes per IP,
 # number/address ("key") and account ("user"), in allauth's syntax. Codes go by SMS only to

@@ -37,6 +37,62 @@ def validate_language_fallbacks(value: object) -> None:
         raise ValidationError(_("Use each of these codes at most once: %(known)s.") % {"known": ", ".join(known)})
 
 
+MIN_ACCENT_CONTRAST = 3.0
+LOGO_MAX_BYTES = 256 * 1024
+LOGO_MAX_SIDE = 1024
+LOGO_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
+def contrast_with_white(color: str) -> float:
+    """WCAG contrast ratio of ``#rrggbb`` against white."""
+
+    def channel(hex2: str) -> float:
+        c = int(hex2, 16) / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(color[i : i + 2]) for i in (1, 3, 5))
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return 1.05 / (luminance + 0.05)
+
+
+def validate_logo(file: object) -> None:
+    """A logo is a small raster image, judged by its content (no SVG: it can carry script)."""
+    from django.core.exceptions import ValidationError
+    from PIL import Image, UnidentifiedImageError
+
+    size = getattr(file, "size", 0) or 0
+    if size > LOGO_MAX_BYTES:
+        raise ValidationError(_("The logo is %(kb)d KB; at most 256 KB, please.") % {"kb": size // 1024})
+    try:
+        file.seek(0)  # type: ignore[attr-defined]
+        with Image.open(file) as image:  # type: ignore[arg-type]
+            kind, (width, height) = image.format, image.size
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise ValidationError(_("This file is not a PNG, JPEG or WebP image.")) from None
+    finally:
+        file.seek(0)  # type: ignore[attr-defined]
+    if kind not in LOGO_FORMATS:
+        raise ValidationError(_("This file is not a PNG, JPEG or WebP image."))
+    if max(width, height) > LOGO_MAX_SIDE:
+        raise ValidationError(
+            _("The logo is %(width)d×%(height)d pixels; at most 1024 on a side, please.")
+            % {"width": width, "height": height}
+        )
+
+
+def validate_sms_signature(value: str) -> None:
+    """What gateways accept between 【 and 】: 2 to 20 letters, digits or spaces, no brackets."""
+    from django.core.exceptions import ValidationError
+
+    if (
+        not (2 <= len(value) <= 20)
+        or any(ch in value for ch in "【】[]")
+        or not all(ch.isalnum() or ch == " " for ch in value)
+    ):
+        raise ValidationError(_("Use 2 to 20 letters or digits without brackets, e.g. 莲花美妆."))
+
+
 class Platform(models.TextChoices):
     TMALL = "tmall", _("Tmall")
     JD = "jd", _("JD")
@@ -100,6 +156,58 @@ class Brand(models.Model):
         ],
         help_text=_("Browsers can send a Global Privacy Control signal: an opt-out of selling and sharing data."),
     )
+    # --- The brand's face in the privacy center (privacy.face) ---
+    # The name shoppers know, per language (members/translation.py); empty: ``name``.
+    display_name = models.CharField(
+        _("name shown to shoppers"),
+        max_length=100,
+        blank=True,
+        help_text=_("How shoppers know the brand, in each language. Empty: the name above."),
+    )
+    logo = models.ImageField(
+        _("logo"),
+        upload_to="brand-logos/",
+        blank=True,
+        validators=[validate_logo],
+        help_text=_("PNG, JPEG or WebP, at most 256 KB and 1024 pixels on a side; shown 40 pixels high."),
+    )
+    support_phone = models.CharField(
+        _("support phone"),
+        max_length=40,
+        blank=True,
+        validators=[
+            RegexValidator(r"^\+?[0-9][0-9 ()-]{2,38}$", _("Use digits, spaces, '-', '(' and ')', e.g. 400-820-8820."))
+        ],
+        help_text=_("The hotline shoppers can call with questions about their data."),
+    )
+    support_email = models.EmailField(
+        _("support e-mail"), blank=True, help_text=_("Empty: the privacy contact e-mail is shown.")
+    )
+    # Chinese gateways send a text only with a registered signature in front: 【莲花美妆】.
+    sms_signature = models.CharField(
+        _("SMS signature"),
+        max_length=20,
+        blank=True,
+        validators=[validate_sms_signature],
+        help_text=_("The signature registered with the SMS gateway, without brackets: texts start with 【signature】."),
+    )
+    # A host of its own (privacy.lotus.example.com) shows this brand's face to everyone who comes there.
+    privacy_host = models.CharField(
+        _("privacy center host"),
+        max_length=253,
+        blank=True,
+        null=True,
+        unique=True,
+        validators=[
+            RegexValidator(
+                r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)+$",
+                _("Use a host name such as privacy.lotus.example.com."),
+            )
+        ],
+        help_text=_(
+            "Optional: a host name of the brand's own for its privacy center. It must also be in ALLOWED_HOSTS."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     # ⚑ Brand wall, staff side: the admin shows staff only their brands' data
     # (cdp.admin_scope); superusers and holders of "all_brands" see every brand.
@@ -121,8 +229,35 @@ class Brand(models.Model):
         return self.name
 
     def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
         if not self.language_fallbacks:
             self.language_fallbacks = default_language_fallbacks()
+        self.privacy_host = (self.privacy_host or "").strip().lower() or None
+        if self.color and contrast_with_white(self.color) < MIN_ACCENT_CONTRAST:
+            # The accent draws borders and the current tab's underline on white: WCAG's
+            # 3:1 for non-text contrast.
+            raise ValidationError(
+                {
+                    "color": _(
+                        "This colour is too light to see on white; pick a darker one (contrast %(ratio).1f:1, at least 3:1)."
+                    )
+                    % {"ratio": contrast_with_white(self.color)}
+                }
+            )
+
+    @property
+    def public_name(self) -> str:
+        """The name shoppers read, in the active language, else the brand's fallbacks, else ``name``."""
+        for code in self.language_order():
+            value = getattr(self, f"display_name_{code.replace('-', '_')}", None)  # modeltranslation's columns
+            if value:
+                return value
+        return self.name
+
+    @property
+    def sms_prefix(self) -> str:
+        return f"【{self.sms_signature}】" if self.sms_signature else ""
 
     def language_order(self, language: str | None = None) -> list[str]:
         """The languages to look in for a text, best first: ``language`` (default: the

@@ -31,7 +31,7 @@ from django.utils.translation import gettext_lazy as _
 
 from members.identities import PHONE_REGIONS, RecordError, normalize_phone
 
-from . import accounts, limits, rights, sms
+from . import accounts, face, limits, rights, sms
 from .models import PrivacyAccount
 
 logger = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class PrivacyAccountAdapter(DefaultAccountAdapter):
         gets the 429 page (``limits.TooManyRequests`` propagates)."""
         limits.spend_sms_budget(context.request, phone)
         try:
-            sms.send_sms(phone, text)
+            sms.send_sms(phone, face.sms_prefix(context.request) + text)
         except sms.SmsError:
             logger.warning("SMS gateway refused a message to …%s", phone[-4:], exc_info=True)
             request = context.request

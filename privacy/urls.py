@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import face_views, views
 
 app_name = "privacy"
 
@@ -23,4 +23,6 @@ urlpatterns = [
     path("data/correction/", views.request_correction, name="correction"),
     path("data/delete/", views.delete, name="delete"),
     path("time-zone/", views.set_time_zone, name="time_zone"),
+    path("b/<slug:code>/", face_views.enter, name="enter"),
+    path("brand/<slug:code>/logo/", face_views.logo, name="brand_logo"),
 ]

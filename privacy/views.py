@@ -29,7 +29,7 @@ from consent.models import Channel, Notice, Purpose, SourceType
 from consent.services import ConsentError
 from consent.services import gpc as gpc_rule
 
-from . import export, gpc, queries, rights, timezones
+from . import export, face, gpc, queries, rights, timezones
 from .access import member_for_request, privacy_page
 from .forms import CorrectionForm, DeletionForm, PreferenceForm
 from .models import DataSubjectRequest
@@ -49,6 +49,7 @@ def _evidence(request: HttpRequest, **extra: Any) -> dict[str, Any]:
 def _render(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
     brands = context.get("brands") or []
     context.setdefault("brand_color", brand_color(brands[0] if len(brands) == 1 else None))
+    context.setdefault("face", face.face(face.for_page(request, brands)))
     context.setdefault("member", getattr(request, "privacy_member", None))
     return render(request, template, context, status=status)
 
@@ -65,7 +66,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     if member is None:
         return _render(request, "privacy/not_linked.html", {})
     held = queries.memberships(member)
-    brands = queries.brands_holding_data(member, held)
+    brands = face.first(request, queries.brands_holding_data(member, held))
     orders = queries.orders_by_brand(member)
     rows = [
         {
@@ -84,7 +85,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 @privacy_page()
 def consents(request: HttpRequest) -> HttpResponse:
     member = member_for_request(request)
-    brands = queries.brands_holding_data(member, queries.memberships(member))
+    brands = face.first(request, queries.brands_holding_data(member, queries.memberships(member)))
     boards = queries.consent_boards(member, brands, translation.get_language() or "")
     return _render(request, "privacy/consents.html", {"boards": boards, "brands": brands})
 
@@ -186,7 +187,7 @@ def withdraw_everything(request: HttpRequest) -> HttpResponse:
 @privacy_page()
 def preferences(request: HttpRequest) -> HttpResponse:
     member = member_for_request(request)
-    brands = queries.brands_holding_data(member, queries.memberships(member))
+    brands = face.first(request, queries.brands_holding_data(member, queries.memberships(member)))
     current = queries.preferences(member)
     offered = queries.consented_channels(member)
     forms_by_brand = {

@@ -194,3 +194,10 @@ def _empty_cache():
 
     cache.clear()
     forget_subscribers()  # the per-process memo of which brands have subscribers
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path_factory):
+    """Uploaded files (logos, scans) of a test go to a temporary folder, never to the
+    checkout's media/."""
+    settings.MEDIA_ROOT = str(tmp_path_factory.mktemp("media"))

@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from modeltranslation.admin import TranslationAdmin
+from modeltranslation.utils import build_localized_fieldname
 
 from cdp.admin import AuditedAdminMixin
 from cdp.admin_scope import staff_brand_ids
@@ -42,12 +45,44 @@ BRAND_CHECKLIST.extend([_stores_step, _staff_step, _api_key_step])
 
 
 @admin.register(Brand)
-class BrandAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class BrandAdmin(AuditedAdminMixin, TranslationAdmin):
     list_display = ["name", "code", "jurisdiction", "color", "store_count", "created_at"]
     list_filter = ["jurisdiction"]
     search_fields = ["name", "code"]
     filter_horizontal = ["staff"]
-    readonly_fields = ["checklist"]
+    readonly_fields = ["checklist", "entry_link"]
+    fieldsets = [
+        (None, {"fields": ["code", "name", "jurisdiction", "legal_name", "privacy_email", "address"]}),
+        (
+            _("Face in the privacy center"),
+            {
+                "fields": [
+                    tuple(build_localized_fieldname("display_name", code) for code, _label in settings.LANGUAGES),
+                    "logo",
+                    "color",
+                    ("support_phone", "support_email"),
+                    "sms_signature",
+                    "privacy_host",
+                    "entry_link",
+                ],
+                "description": _(
+                    "What shoppers who come from this brand see: its name, logo and colour, and whom to ask. "
+                    "They still see and manage every brand of the group that holds their data."
+                ),
+            },
+        ),
+        (_("Languages and signals"), {"fields": ["language_fallbacks", "honour_gpc"]}),
+        (_("Staff"), {"fields": ["staff"]}),
+        (_("Go-live checklist"), {"fields": ["checklist"]}),
+    ]
+
+    @admin.display(description=_("entry link"))
+    def entry_link(self, obj: Brand) -> str:
+        """For QR codes at the counter, receipts and texts: the privacy center in this brand's face."""
+        if obj.pk is None:
+            return "—"
+        path = reverse("privacy:enter", args=[obj.code])
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', path, path)
 
     @admin.display(description=_("go-live checklist"))
     def checklist(self, obj: Brand) -> str:

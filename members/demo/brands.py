@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
+
+from django.core.files.base import ContentFile
+from PIL import Image, ImageDraw
 
 from ..models import Brand, Store
 
@@ -11,6 +15,8 @@ BRANDS: list[dict[str, Any]] = [
     {
         "code": "lotus", "name": "莲花美妆", "legal_name": "莲花美妆（上海）有限公司", "color": "#c2185b",
         "privacy_email": "privacy@lotus.example.com", "address": "上海市静安区南京西路 1000 号",
+        "display_name": {"zh_hans": "莲花美妆", "zh_hant": "蓮花美妝", "en": "Lotus Beauty", "ru": "Lotus Beauty (Лотос)"},
+        "support_phone": "400-820-8820", "support_email": "care@lotus.example.com", "sms_signature": "莲花美妆",
         "categories": ["护肤", "彩妆", "香水", "身体护理"], "median_amount": 260,
         "stores": [
             ("lotus-tmall", "莲花美妆天猫旗舰店", "tmall", "", 30),
@@ -25,6 +31,8 @@ BRANDS: list[dict[str, Any]] = [
     {
         "code": "northwind", "name": "北风户外", "legal_name": "北风户外用品（北京）有限公司", "color": "#1565c0",
         "privacy_email": "privacy@northwind.example.com", "address": "北京市朝阳区建国路 88 号",
+        "display_name": {"zh_hans": "北风户外", "zh_hant": "北風戶外", "en": "Northwind Outdoor", "ru": "Northwind Outdoor (Северный ветер)"},
+        "support_phone": "400-610-6100", "support_email": "service@northwind.example.com", "sms_signature": "北风户外",
         "categories": ["户外服装", "鞋靴", "露营装备", "背包"], "median_amount": 480,
         "stores": [
             ("nw-tmall", "北风户外天猫旗舰店", "tmall", "", 40),
@@ -42,13 +50,28 @@ ID_PREFIX = {"tmall": "TM", "jd": "JD", "douyin": "DY", "wechat": "WX", "xiaohon
 THIN_PLATFORMS = {"douyin", "xiaohongshu"}
 
 
+def demo_logo(color: str) -> bytes:
+    """A plain mark in the brand's colour (a ring with a dot), 96×96 PNG: the demo has no designer."""
+    image = Image.new("RGBA", (96, 96), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((4, 4, 92, 92), outline=color, width=12)
+    draw.ellipse((34, 34, 62, 62), fill=color)
+    out = io.BytesIO()
+    image.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
 def create_brands() -> dict[str, list[tuple[Store, int]]]:
     stores: dict[str, list[tuple[Store, int]]] = {}
     for spec in BRANDS:
-        brand = Brand.objects.create(
+        brand = Brand(
             code=spec["code"], name=spec["name"], legal_name=spec["legal_name"], color=spec["color"],
-            privacy_email=spec["privacy_email"], address=spec["address"],
+            privacy_email=spec["privacy_email"], address=spec["address"], support_phone=spec["support_phone"],
+            support_email=spec["support_email"], sms_signature=spec["sms_signature"],
+            **{f"display_name_{lang}": name for lang, name in spec["display_name"].items()},
         )  # fmt: skip
+        brand.logo.save(f"{spec['code']}.png", ContentFile(demo_logo(spec["color"])), save=False)
+        brand.save()
         stores[spec["code"]] = [
             (Store.objects.create(brand=brand, code=code, name=name, platform=platform, city=city), weight)
             for code, name, platform, city, weight in spec["stores"]
