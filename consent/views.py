@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import translation
@@ -164,5 +165,17 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 def notice(request: HttpRequest, pk: int) -> HttpResponse:
     """A published notice exactly as stored, with its SHA-256: what receipts point at."""
     shown = get_object_or_404(Notice.objects.select_related("brand", "purpose"), pk=pk)
+    # The same notice in the brand's other languages: each language has its own versions,
+    # so the newest of each.
+    others: dict[str, Notice] = {}
+    for other in (
+        Notice.objects.filter(brand_id=shown.brand_id, kind=shown.kind, purpose_id=shown.purpose_id)
+        .exclude(locale=shown.locale)
+        .only("pk", "locale", "version")
+        .order_by("locale", "-version")
+    ):
+        others.setdefault(other.locale, other)
+    languages = [{"code": code, "notice": others[code]} for code, _label in settings.LANGUAGES if code in others]
+    context = {"brand": shown.brand, "notice": shown, "languages": languages}
     # The page around the text speaks the text's language.
-    return _page(request, "consent/notice.html", {"brand": shown.brand, "notice": shown}, language=shown.locale)
+    return _page(request, "consent/notice.html", context, language=shown.locale)

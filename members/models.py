@@ -37,7 +37,7 @@ def validate_language_fallbacks(value: object) -> None:
         raise ValidationError(_("Use each of these codes at most once: %(known)s.") % {"known": ", ".join(known)})
 
 
-MIN_ACCENT_CONTRAST = 3.0
+MIN_ACCENT_CONTRAST = 4.5
 LOGO_MAX_BYTES = 256 * 1024
 LOGO_MAX_SIDE = 1024
 LOGO_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -235,12 +235,12 @@ class Brand(models.Model):
             self.language_fallbacks = default_language_fallbacks()
         self.privacy_host = (self.privacy_host or "").strip().lower() or None
         if self.color and contrast_with_white(self.color) < MIN_ACCENT_CONTRAST:
-            # The accent draws borders and the current tab's underline on white: WCAG's
-            # 3:1 for non-text contrast.
+            # White text sits on the colour (buttons and headers of the mail-link pages),
+            # and it draws borders on white: WCAG's 4.5:1 for text.
             raise ValidationError(
                 {
                     "color": _(
-                        "This colour is too light to see on white; pick a darker one (contrast %(ratio).1f:1, at least 3:1)."
+                        "This colour is too light to see on white; pick a darker one (contrast %(ratio).1f:1, at least 4.5:1)."
                     )
                     % {"ratio": contrast_with_white(self.color)}
                 }

@@ -158,8 +158,12 @@ def main() -> None:
         sys.exit("set DATABASE_URL=postgres://… (the benchmark creates its own database next to it)")
     if args.reuse:
         _setup_django(bench_url(url, DB_NAME))
+        from django.core.management import call_command
+
         from members.models import Member
         from privacy.models import PrivacyAccount
+
+        call_command("migrate", verbosity=0)  # the code may have moved on since the fill
 
         heavy, typical = (a.user for a in PrivacyAccount.objects.select_related("user").order_by("id")[:2])
         print(f"reusing {DB_NAME}: {Member.objects.count():,} members")
