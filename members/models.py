@@ -264,12 +264,19 @@ class Brand(models.Model):
         active one), then the brand's fallbacks, then every other language."""
         from django.utils import translation
 
-        wanted = []
-        with contextlib.suppress(LookupError):
-            wanted.append(translation.get_supported_language_variant(language or translation.get_language() or ""))
-        known = [code for code, _label in settings.LANGUAGES]
-        fallbacks = [code for code in self.language_fallbacks or [] if code in known]
-        return list(dict.fromkeys([*wanted, *fallbacks, *known]))
+        asked = language or translation.get_language() or ""
+        # Pages ask once per row shown (names of purposes and of the brand): kept per language
+        # on this instance, and recomputed when the fallbacks change.
+        key = (asked, tuple(self.language_fallbacks or ()))
+        memo = self.__dict__.setdefault("_language_orders", {})
+        if key not in memo:
+            wanted = []
+            with contextlib.suppress(LookupError):
+                wanted.append(translation.get_supported_language_variant(asked))
+            known = [code for code, _label in settings.LANGUAGES]
+            fallbacks = [code for code in self.language_fallbacks or [] if code in known]
+            memo[key] = list(dict.fromkeys([*wanted, *fallbacks, *known]))
+        return list(memo[key])
 
 
 class Store(models.Model):

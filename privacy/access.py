@@ -43,7 +43,10 @@ def people_q(member: Member, field: str = "member") -> Q:
     """Rows of the person: the member and the records merged into it (ledger events and
     usage rows keep the member id they were written with). An ``IN`` over ids rather than
     a join with an OR, so the (member, …) indexes of the ledger serve it at any size."""
-    ids = [member.pk, *Member.objects.filter(merged_into_id=member.pk).values_list("pk", flat=True)]
+    ids = getattr(member, "_people_ids", None)
+    if ids is None:  # once per request: pages read events, states and usage of the same people
+        ids = [member.pk, *Member.objects.filter(merged_into_id=member.pk).values_list("pk", flat=True)]
+        member._people_ids = ids  # type: ignore[attr-defined]
     return Q(**{f"{field}_id__in": ids})
 
 

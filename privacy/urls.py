@@ -13,6 +13,7 @@ urlpatterns = [
     path("consents/", views.consents, name="consents"),
     path("consents/set/", views.set_consent, name="set_consent"),
     path("consents/withdraw-all/", views.withdraw_everything, name="withdraw_all"),
+    path("consents/undo/", views.undo, name="undo"),
     path("preferences/", views.preferences, name="preferences"),
     path("history/", views.history, name="history"),
     path("history/<int:event_id>/receipt/", views.receipt, name="receipt"),

@@ -10,15 +10,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -33,6 +39,7 @@ from . import export, face, gpc, queries, rights, timezones
 from .access import member_for_request, privacy_page
 from .forms import CorrectionForm, DeletionForm, PreferenceForm
 from .models import DataSubjectRequest
+from .signin import PLURAL_SAMPLES
 
 USER_AGENT_KEPT = 300
 
@@ -84,10 +91,16 @@ def overview(request: HttpRequest) -> HttpResponse:
 @require_GET
 @privacy_page()
 def consents(request: HttpRequest) -> HttpResponse:
+    return _consents_page(request)
+
+
+def _consents_page(request: HttpRequest, status: int = 200) -> HttpResponse:
     member = member_for_request(request)
     brands = face.first(request, queries.brands_holding_data(member, queries.memberships(member)))
     boards = queries.consent_boards(member, brands, translation.get_language() or "")
-    return _render(request, "privacy/consents.html", {"boards": boards, "brands": brands})
+    # The script's copy of the Undo form (privacy/_undo.html), filled in per withdrawal.
+    context = {"boards": boards, "brands": brands, "undo": undo_offer("", reverse("privacy:consents"))}
+    return _render(request, "privacy/consents.html", context, status=status)
 
 
 def _target(request: HttpRequest, member: Any) -> tuple[Purpose, str, Notice | None]:
@@ -131,12 +144,10 @@ def set_consent(request: HttpRequest) -> HttpResponse:
             return JsonResponse({"error": note}, status=409)
         messages.error(request, note)
         return redirect(reverse("privacy:consents") + f"#p-{purpose.pk}-{channel or 'none'}")
-    channel_label = str(Channel(channel).label) if channel else ""
-    name = purpose.display_name  # as the switch showed it: the page's language, else the brand's fallback
-    text = f"{name} · {channel_label}" if channel_label else name
+    text = _choice_text(purpose, channel)  # as the switch showed it: the page's language, else the brand's fallback
     evidence = _evidence(request, checkbox=text, notice_version=notice.version if notice else None)
     try:
-        state = choices.set_choice(
+        choice = choices.set_choice(
             member=member, purpose=purpose, channel=channel, on=value == "on",
             source_type=SourceType.PRIVACY_CENTER, notice=notice, evidence=evidence,
         )  # fmt: skip
@@ -146,16 +157,103 @@ def set_consent(request: HttpRequest) -> HttpResponse:
             return JsonResponse({"error": note}, status=409)
         messages.error(request, note)
         return redirect(reverse("privacy:consents"))
+    state = choice.state
     if state == "pending":
         note = _("Almost done: we sent you an e-mail. Open the link in it to confirm.")
     elif state == "on":
         note = _("Turned on: %(what)s") % {"what": text}
     else:
         note = _("Turned off: %(what)s") % {"what": text}
+    back = reverse("privacy:consents") + f"#p-{purpose.pk}-{channel or 'none'}"
+    token = choices.undo_token([choice.event]) if state == "off" and choice.event else None
     if _wants_json(request):
-        return JsonResponse({"state": state, "message": note})
+        answer: dict[str, Any] = {"state": state, "message": note}
+        if token:
+            answer["undo"] = {"url": reverse("privacy:undo"), "token": token, "seconds": settings.PRIVACY_UNDO_SECONDS}
+        return JsonResponse(answer)
+    messages.success(request, _with_undo(request, note, token, back))
+    return redirect(back)
+
+
+def _with_undo(request: HttpRequest, note: str, token: str | None, back: str) -> str:
+    """The message, followed by the Undo form when there is something to undo: a form in
+    the message itself, so it works without the script (which adds the countdown)."""
+    if not token:
+        return note
+    form = render_to_string("privacy/_undo.html", {"undo": undo_offer(token, back)}, request=request)
+    return format_html("{} {}", note, mark_safe(form))  # noqa: S308 - our own template's output
+
+
+def undo_offer(token: str, back: str) -> dict[str, Any]:
+    """What ``privacy/_undo.html`` shows: the token, where to come back to, and how long it
+    lasts, in a sentence per plural form for the script's countdown (as ``signin``)."""
+    seconds = settings.PRIVACY_UNDO_SECONDS
+    return {
+        "token": token,
+        "next": back,
+        "seconds": seconds,
+        "sentence": undo_sentence(seconds, seconds),
+        "forms": {category: undo_sentence("{n}", n) for category, n in PLURAL_SAMPLES.items()},
+    }
+
+
+def undo_sentence(seconds: int | str, count: int) -> str:
+    return ngettext("%(seconds)s second left", "%(seconds)s seconds left", count) % {"seconds": seconds}
+
+
+# Why an undo was refused, in the person's words, and the answer's status.
+UNDO_REFUSALS = {
+    "expired": (_lazy("The time to undo has run out. Turn the switch on again if you want it on."), 410),
+    "forged": (_lazy("This undo button is not valid. Reload the page and use the switches."), 400),
+    "not_yours": (_lazy("There is nothing of yours to undo here."), 404),
+    "changed": (_lazy("This choice was changed again since, so it cannot be undone. The switches show it as it is now."), 409),
+    "undone": (_lazy("This was undone already."), 409),
+    "gpc": (_lazy("Your browser sends a Global Privacy Control signal, so sharing with third parties stays off."), 409),
+    "refused": (_lazy("This choice could not be restored. Please reload the page and try again."), 409),
+}  # fmt: skip
+
+
+@require_POST
+@privacy_page()
+def undo(request: HttpRequest) -> HttpResponse:
+    """The Undo button of a withdrawal (``choices.undo_withdrawal``). Refused: the reason,
+    with a 4xx, on the consents page (or as JSON for the script)."""
+    member = member_for_request(request)
+    try:
+        done = choices.undo_withdrawal(
+            member=member, token=request.POST.get("token", ""), evidence=_evidence(request),
+            gpc_signal=gpc.sends_signal(request),
+        )  # fmt: skip
+    except choices.UndoRefused as refused:
+        text, status = UNDO_REFUSALS[refused.reason]
+        note = str(text)
+        if _wants_json(request):
+            return JsonResponse({"error": note, "reason": refused.reason}, status=status)
+        messages.error(request, note)
+        return _consents_page(request, status=status)
+    names = ", ".join(_choice_text(event.purpose, event.channel) for event in done.events)
+    note = _("Restored: %(what)s") % {"what": names}
+    if done.pending:
+        note += " " + _("E-mail stays off until you open the new confirmation link we just sent you.")
+    if _wants_json(request):
+        switches = [
+            {"key": f"{event.purpose_id}-{event.channel or 'none'}", "state": done.states[withdrawn]}
+            for withdrawn, event in zip(done.states, done.events, strict=True)
+        ]
+        return JsonResponse({"message": note, "switches": switches})
     messages.success(request, note)
-    return redirect(reverse("privacy:consents") + f"#p-{purpose.pk}-{channel or 'none'}")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("privacy:consents")
+    return redirect(target)
+
+
+def _choice_text(purpose: Purpose, channel: str) -> str:
+    """A switch's name as the consents page shows it: "Marketing messages · SMS"."""
+    label = str(Channel(channel).label) if channel else ""
+    return f"{purpose.display_name} · {label}" if label else purpose.display_name
 
 
 @require_POST
@@ -176,7 +274,9 @@ def withdraw_everything(request: HttpRequest) -> HttpResponse:
     )
     count = done.outcome.get("withdrawn", 0)
     if count:
-        messages.success(request, _("Done: every consent is withdrawn (%(count)s choices).") % {"count": count})
+        note = _("Done: every consent is withdrawn (%(count)s choices).") % {"count": count}
+        token = choices.undo_token(queries.withdrawals_of(done))
+        messages.success(request, _with_undo(request, note, token, reverse("privacy:consents")))
     else:
         messages.info(request, _("Nothing to withdraw: no consent was on."))
     return redirect("privacy:consents")
@@ -219,7 +319,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
             except ConsentError as exc:
                 form.add_error(None, exc.message)
             else:
-                messages.success(request, _("Saved your preferences for %(brand)s.") % {"brand": brand.name})
+                messages.success(request, _("Saved your preferences for %(brand)s.") % {"brand": brand.public_name})
                 return redirect("privacy:preferences")
         status = 400
     sections = [{"brand": b, "form": forms_by_brand[b.pk]} for b in brands]
@@ -234,7 +334,7 @@ def history(request: HttpRequest) -> HttpResponse:
     before = request.GET.get("before", "")
     events = queries.events(member, before=int(before) if before.isdigit() else None)
     context = {
-        "events": queries.timeline(events),
+        "days": queries.by_day(queries.timeline(events, queries.states_before(member, events))),
         "usage": queries.usage(member),
         "more": events[-1].pk if len(events) == queries.HISTORY_LIMIT else None,
     }

@@ -190,7 +190,7 @@ def test_history_pages_through_older_choices(signed_in, shopper, brand, purposes
             member=shopper, brand=brand, purpose=purposes["marketing"], channel="sms",
             action="withdrawn" if k % 2 else "granted", source_type="store",
         )  # fmt: skip
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(13):
         page = signed_in.get("/privacy/history/").content.decode()
     assert page.count("/receipt/") == 50
     older = re.search(r'href="\?before=(\d+)"', page).group(1)
