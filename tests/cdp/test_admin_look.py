@@ -27,6 +27,8 @@ ALLOWED = {"CSV", "PDF", "JSON", "SHA", "API", "Webhook", "App", "CNY", "English
 # WeChat's name for its id; names of laws and standards, used as they are in Chinese
 ALLOWED |= {"unionid", "GDPR", "PIPL", "GPC"}
 ALLOWED |= {"Control", "Command", "Mac"}  # key names in Django's own zh-hans help for multiple choices
+ALLOWED |= {"PNG", "JPEG", "WebP"}  # image formats (a brand's logo)
+ALLOWED |= {"privacy"}  # the path of a brand's entry link, /privacy/b/<code>/
 # The rule language of segments (JSON keys and operators quoted in help texts).
 ALLOWED |= {"all", "any", "not", "field", "value", "within", "days", "between", "hans", "hant"}
 
