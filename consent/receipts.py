@@ -150,6 +150,8 @@ def render_receipt_html(
         "purpose_description": texts.localized(event.purpose, "description", event.brand),
         "notice": event.notice,
         "action_label": _label(Action, event.action),
+        # The page's language; the receipt's own field stays in the receipt's (its notice's).
+        "collection_method": collection_method(event),
         "channel_label": _label(Channel, event.channel) if event.channel != NO_CHANNEL else "",
         "controller": receipt["piiControllers"][0],
         "withdraw_url": withdraw_url,
