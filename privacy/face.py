@@ -12,6 +12,7 @@ list and manage every brand of the group that holds the person's data, this one 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,6 +43,8 @@ def brand_for(request: HttpRequest | None) -> Brand | None:
         return found  # type: ignore[return-value]
     code = request.COOKIES.get(COOKIE, "")[:50]
     host = _host(request)
+    if host not in brand_hosts():
+        host = ""
     brand = None
     if host or code:
         wanted = Q(privacy_host=host) | Q(code=code) if code else Q(privacy_host=host)
@@ -52,6 +55,28 @@ def brand_for(request: HttpRequest | None) -> Brand | None:
         )
     request._privacy_face = brand  # type: ignore[attr-defined]
     return brand
+
+
+HOSTS_TTL = 60.0
+_hosts: tuple[float, frozenset[str]] = (0.0, frozenset())
+
+
+def brand_hosts() -> frozenset[str]:
+    """The hosts brands have of their own, known to this process for ``HOSTS_TTL`` seconds:
+    most requests come to the group's host, and should not each ask the database whether
+    a brand owns it. A new host is recognised within a minute (at once in this process,
+    ``forget_hosts`` runs when a brand is saved)."""
+    global _hosts
+    checked, hosts = _hosts
+    if time.monotonic() - checked > HOSTS_TTL:
+        hosts = frozenset(Brand.objects.exclude(privacy_host=None).values_list("privacy_host", flat=True))
+        _hosts = (time.monotonic(), hosts)
+    return hosts
+
+
+def forget_hosts(**_kwargs: Any) -> None:
+    global _hosts
+    _hosts = (0.0, frozenset())
 
 
 def for_page(request: HttpRequest, brands: Iterable[Brand] = ()) -> Brand | None:

@@ -331,12 +331,14 @@ def preferences(request: HttpRequest) -> HttpResponse:
 @privacy_page()
 def history(request: HttpRequest) -> HttpResponse:
     member = member_for_request(request)
-    before = request.GET.get("before", "")
+    before, used_before = request.GET.get("before", ""), request.GET.get("used_before", "")
     events = queries.events(member, before=int(before) if before.isdigit() else None)
+    usage = queries.usage(member, before=int(used_before) if used_before.isdigit() else None)
     context = {
         "days": queries.by_day(queries.timeline(events, queries.states_before(member, events))),
-        "usage": queries.usage(member),
+        "usage": usage,
         "more": events[-1].pk if len(events) == queries.HISTORY_LIMIT else None,
+        "more_usage": usage[-1]["id"] if len(usage) == queries.HISTORY_LIMIT else None,
     }
     return _render(request, "privacy/history.html", context)
 

@@ -190,10 +190,12 @@ def _empty_cache():
     them after a rollback), so a key a test left behind could answer the next one."""
     from django.core.cache import cache
 
+    from privacy.face import forget_hosts
     from webhooks.services import forget_subscribers
 
     cache.clear()
     forget_subscribers()  # the per-process memo of which brands have subscribers
+    forget_hosts()  # and of which hosts brands own
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from members.models import Member
 from ..consent.conftest import marketing_purpose  # noqa: F401
 from ..privacy.privacy_fixtures import *  # noqa: F403
 from ..privacy.privacy_fixtures import code_from
-from .conftest import ARTIFACTS, check_accessibility, docs_screenshot, screenshot
+from .conftest import ARTIFACTS, check_accessibility, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +50,6 @@ def test_shopper_journey(page, live_server, shopper, brand, purposes):
     assert page.get_by_role("heading", name="谁保存了您的数据").is_visible()
     assert page.get_by_role("cell", name=re.compile("莲花天猫旗舰店")).is_visible()
     screenshot(page, "03-overview")
-    docs_screenshot(page, "privacy-center-overview")
     check_accessibility(page, "overview")
 
     # Withdraw SMS marketing with one tap (the script saves it in place).
@@ -63,7 +62,6 @@ def test_shopper_journey(page, live_server, shopper, brand, purposes):
     )
     page.wait_for_function("document.getElementById('live').textContent.startsWith('已关闭')")
     screenshot(page, "04-consents")
-    docs_screenshot(page, "privacy-center-consents")
     check_accessibility(page, "consents")
     withdrawal = ConsentEvent.objects.filter(member=shopper).order_by("-id").first()
     assert (withdrawal.action, withdrawal.channel, withdrawal.source_type) == (

@@ -192,10 +192,31 @@ def test_history_pages_through_older_choices(signed_in, shopper, brand, purposes
         )  # fmt: skip
     with django_assert_max_num_queries(13):
         page = signed_in.get("/privacy/history/").content.decode()
-    assert page.count("/receipt/") == 50
-    older = re.search(r'href="\?before=(\d+)"', page).group(1)
-    rest = signed_in.get(f"/privacy/history/?before={older}").content.decode()
-    assert rest.count("/receipt/") == 11  # 61 events in all
+    counts = [page.count("/receipt/")]
+    while older := re.search(r'href="\?before=(\d+)&amp;used_before=#h-consent"', page):
+        page = signed_in.get(f"/privacy/history/?before={older.group(1)}").content.decode()
+        counts.append(page.count("/receipt/"))
+    assert counts == [25, 25, 11]  # 61 events in all, 25 a page
+
+
+def test_history_pages_through_earlier_uses_keeping_the_choices_page(signed_in, shopper, brand, purposes):
+    from consent.models import DataUsage
+
+    for k in range(60):  # the fixture's one use, and 60 more on the same second: ids break the tie
+        DataUsage.objects.create(
+            member=shopper, brand=brand, purpose=purposes["marketing"], channel="sms",
+            context_type="segment_export", context_ref=f"export:{k}", campaign=f"Campaign {k:02d}",
+        )  # fmt: skip
+    url, seen = "/privacy/history/?before=999999999", []
+    while url:
+        page = signed_in.get(url).content.decode()
+        section = page[page.index('id="h-usage"') :]
+        seen.append(re.findall(r"Campaign (\d\d)", section))
+        earlier = re.search(r'href="(\?used_before=\d+&amp;before=999999999#h-usage)"', section)
+        url = "/privacy/history/" + earlier.group(1).replace("&amp;", "&") if earlier else None
+    assert [len(p) for p in seen] == [25, 25, 10]  # and the fixture's own use, without a campaign, last
+    flat = [int(n) for p in seen for n in p]
+    assert flat == list(range(59, -1, -1))  # newest first, none twice, none left out
 
 
 def test_preferences_offer_only_the_channels_consented_to_with_a_path_to_consent(signed_in, shopper, brand):
