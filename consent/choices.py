@@ -10,12 +10,12 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Q
 
 from members.models import Member
 from members.queries import canonical_member
 
-from . import optin, services
+from . import optin, queries, services
 from .models import Action, Channel, ConsentEvent, ConsentState, Notice, Purpose, SourceType
 from .services import gpc
 
@@ -105,20 +105,9 @@ def _before(withdrawals: list[ConsentEvent]) -> dict[int, ConsentEvent]:
     if not withdrawals:
         return {}
     member_id = withdrawals[0].member_id
-    previous = (
-        ConsentEvent.objects.filter(_people(member_id))
-        .filter(
-            brand_id=OuterRef("brand_id"),
-            purpose_id=OuterRef("purpose_id"),
-            channel=OuterRef("channel"),
-            pk__lt=OuterRef("pk"),
-        )
-        .order_by("-occurred_at", "-pk")
-        .values("pk")[:1]
-    )
     pairs = dict(
         ConsentEvent.objects.filter(pk__in=[w.pk for w in withdrawals])
-        .annotate(previous=Subquery(previous))
+        .annotate(previous=queries.stood_before(_people(member_id), "pk"))
         .values_list("pk", "previous")
     )
     found = ConsentEvent.objects.select_related("notice").in_bulk([pk for pk in pairs.values() if pk])

@@ -37,7 +37,7 @@ from django.utils import timezone
 from members.erasure_sql import ErasedValue
 from members.models import Brand, Identity, IdentityKind, Member
 
-from .models import NO_CHANNEL, Action, Channel, ConsentState, Preference, Purpose, Suppression
+from .models import NO_CHANNEL, Action, Channel, ConsentEvent, ConsentState, Preference, Purpose, Suppression
 
 
 class Reason:
@@ -83,6 +83,24 @@ _SUPPRESSION_CHANNELS = {
     Channel.SMS: [Channel.SMS, Channel.PHONE],
     Channel.PHONE: [Channel.SMS, Channel.PHONE],
 }
+
+
+def stood_before(people: Q, field: str) -> Subquery:
+    """For an outer ``ConsentEvent``: ``field`` of the event its choice (brand, purpose,
+    channel) stood on just before it, among ``people``'s events recorded before it, by the
+    projection's order (latest ``occurred_at``, then id). What an undo restores, and what
+    the history's first change on a page changed from."""
+    return Subquery(
+        ConsentEvent.objects.filter(people)
+        .filter(
+            brand_id=OuterRef("brand_id"),
+            purpose_id=OuterRef("purpose_id"),
+            channel=OuterRef("channel"),
+            pk__lt=OuterRef("pk"),
+        )
+        .order_by("-occurred_at", "-pk")
+        .values(field)[:1]
+    )
 
 
 def _suppressions_of(brand_id: int, channel: str) -> QuerySet[Suppression]:

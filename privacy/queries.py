@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
 from django.utils import formats, timezone
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
@@ -26,6 +26,7 @@ from consent.models import (
     Preference,
     Purpose,
 )
+from consent.queries import stood_before
 from members.models import Brand, Identity, Member, Order, Store, StoreMembership
 
 from .access import people_q
@@ -184,20 +185,9 @@ def states_before(member: Member, events_: list[ConsentEvent]) -> dict[tuple[int
         oldest[_choice_key(e)] = min(e.pk, oldest.get(_choice_key(e), e.pk))
     if not oldest:
         return {}
-    previous = (
-        ConsentEvent.objects.filter(people_q(member))
-        .filter(
-            brand_id=OuterRef("brand_id"),
-            purpose_id=OuterRef("purpose_id"),
-            channel=OuterRef("channel"),
-            pk__lt=OuterRef("pk"),
-        )  # fmt: skip
-        .order_by("-pk")
-        .values("action")[:1]
-    )
     rows = (
         ConsentEvent.objects.filter(pk__in=oldest.values())
-        .annotate(previous=Subquery(previous))
+        .annotate(previous=stood_before(people_q(member), "action"))
         .values_list("brand_id", "purpose_id", "channel", "previous")
     )
     return {(b, p, c): action for b, p, c, action in rows if action}

@@ -17,6 +17,8 @@ from members.models import Identity, StoreMembership
 from privacy import sms
 from privacy.models import PrivacyAccount
 from tests.factories import MemberFactory, OrderFactory, UserFactory
+from webhooks import services as webhook_services
+from webhooks.models import Subscription
 
 CODE_RE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
 
@@ -108,6 +110,16 @@ def account(shopper):
 def signed_in(client, account):
     client.force_login(account.user, backend="django.contrib.auth.backends.ModelBackend")
     return client
+
+
+@pytest.fixture
+def subscriber(brand):
+    """A receiver of the brand's consent changes."""
+    webhook_services.forget_subscribers()  # ids repeat between tests: no cached answer of another test
+    yield Subscription.objects.create(
+        brand=brand, url="https://hooks.example.com/cdp", secret="s3cret", events=["consent.changed"]
+    )
+    webhook_services.forget_subscribers()
 
 
 def code_from(text: str) -> str:

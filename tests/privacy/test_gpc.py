@@ -14,7 +14,6 @@ from consent import services
 from consent.models import Action, ConsentEvent, ConsentState, SourceType
 from tests.api.receiver import Receiver
 from webhooks import services as webhook_services
-from webhooks.models import Subscription
 
 from .privacy_fixtures import *  # noqa: F403
 
@@ -45,15 +44,6 @@ def grant(member, purpose, store):
 
 def state_of(member, purpose, channel=""):
     return ConsentState.objects.get(member_id=member.pk, purpose=purpose, channel=channel).action
-
-
-@pytest.fixture
-def subscriber(brand):
-    webhook_services.forget_subscribers()  # ids repeat between tests: no cached answer of another test
-    yield Subscription.objects.create(
-        brand=brand, url="https://hooks.example.com/cdp", secret="s3cret", events=["consent.changed"]
-    )
-    webhook_services.forget_subscribers()
 
 
 @pytest.fixture

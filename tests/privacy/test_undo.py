@@ -18,8 +18,6 @@ from django.db import connection
 from cdp.models import OutboxMessage
 from consent import choices, services
 from consent.models import Action, ConsentEvent, ConsentState, Notice, SourceType
-from webhooks import services as webhook_services
-from webhooks.models import Subscription
 
 from .privacy_fixtures import *  # noqa: F403
 
@@ -33,15 +31,6 @@ UNDO_BUTTON = '<button type="submit" class="button secondary">Undo</button>'
 def english(signed_in):
     signed_in.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
     return signed_in
-
-
-@pytest.fixture
-def subscriber(brand):
-    webhook_services.forget_subscribers()  # ids repeat between tests: no cached answer of another test
-    yield Subscription.objects.create(
-        brand=brand, url="https://hooks.example.com/cdp", secret="s3cret", events=["consent.changed"]
-    )
-    webhook_services.forget_subscribers()
 
 
 def sms_state(member, purposes):
