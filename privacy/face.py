@@ -47,7 +47,11 @@ def brand_for(request: HttpRequest | None) -> Brand | None:
         host = ""
     brand = None
     if host or code:
-        wanted = Q(privacy_host=host) | Q(code=code) if code else Q(privacy_host=host)
+        wanted = Q(pk__in=[])
+        if host:
+            wanted |= Q(privacy_host=host)
+        if code:
+            wanted |= Q(code=code)
         candidates = list(Brand.objects.filter(wanted))
         # A brand's own host outranks a cookie left by another brand's link.
         brand = next((b for b in candidates if b.privacy_host == host), None) or next(
