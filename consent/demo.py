@@ -225,12 +225,14 @@ def privacy_center_hint() -> str:
         Identity.objects.filter(kind="email", member__status=Member.Status.ACTIVE)
         .annotate(stores=Count("member__memberships"))
         .order_by("-stores", "member_id")
-        .select_related("member")
+        .select_related("member", "store__brand")
         .first()
     )
     if identity is None:
         return ""
+    brand = identity.store.brand if identity.store_id else None
+    entry = f"{settings.SITE_URL}/privacy/b/{brand.code}/" if brand else f"{settings.SITE_URL}/privacy/"
     return (
-        f"  privacy center: {settings.SITE_URL}/privacy/ — sign in as {identity.value} "
+        f"  privacy center: {entry} (as a shopper of that brand sees it) — sign in as {identity.value} "
         f"({identity.member.name or 'a demo shopper'}); the one-time code is printed in this console"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from io import StringIO
 
@@ -32,6 +33,19 @@ def test_brands_stores_and_platforms(seeded):
     assert Brand.objects.count() == 2
     assert Store.objects.count() >= 8
     assert set(Store.objects.values_list("platform", flat=True)) >= PLATFORMS
+
+
+def test_the_demo_shopper_enters_the_privacy_center_in_a_brands_face(seeded, client):
+    """The printed link opens the sign-in page with the brand's logo, name in the page's
+    language and hotline; the printed address gets a code there."""
+    link, email = re.search(r"privacy center: \S+(/privacy/b/[\w-]+/) .* sign in as (\S+@\S+) ", seeded).groups()
+    brand = Brand.objects.get(code=link.split("/")[3])
+    page = client.get(link, follow=True, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    header = page[page.index('<header class="top">') : page.index("</header>")]
+    assert brand.display_name_en in header and f"/privacy/brand/{brand.code}/logo/" in header
+    assert client.get(f"/privacy/brand/{brand.code}/logo/")["Content-Type"] == "image/png"
+    assert brand.support_phone in page and brand.sms_signature
+    assert Identity.objects.filter(kind="email", value=email, store__brand=brand).exists()
 
 
 def test_people_overlap_across_stores_and_were_unified(seeded):
