@@ -16,15 +16,10 @@ from django.contrib.auth import logout
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
-from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -35,11 +30,11 @@ from consent.models import Channel, Notice, Purpose, SourceType
 from consent.services import ConsentError
 from consent.services import gpc as gpc_rule
 
-from . import export, face, gpc, queries, rights, timezones
+from . import export, face, gpc, queries, rights, timeline, timezones
+from . import undo as undo_offers
 from .access import member_for_request, privacy_page
 from .forms import CorrectionForm, DeletionForm, PreferenceForm
 from .models import DataSubjectRequest
-from .signin import PLURAL_SAMPLES
 
 USER_AGENT_KEPT = 300
 
@@ -99,7 +94,7 @@ def _consents_page(request: HttpRequest, status: int = 200) -> HttpResponse:
     brands = face.first(request, queries.brands_holding_data(member, queries.memberships(member)))
     boards = queries.consent_boards(member, brands, translation.get_language() or "")
     # The script's copy of the Undo form (privacy/_undo.html), filled in per withdrawal.
-    context = {"boards": boards, "brands": brands, "undo": undo_offer("", reverse("privacy:consents"))}
+    context = {"boards": boards, "brands": brands, "undo": undo_offers.offer("", reverse("privacy:consents"))}
     return _render(request, "privacy/consents.html", context, status=status)
 
 
@@ -171,46 +166,8 @@ def set_consent(request: HttpRequest) -> HttpResponse:
         if token:
             answer["undo"] = {"url": reverse("privacy:undo"), "token": token, "seconds": settings.PRIVACY_UNDO_SECONDS}
         return JsonResponse(answer)
-    messages.success(request, _with_undo(request, note, token, back))
+    messages.success(request, undo_offers.with_undo(request, note, token, back))
     return redirect(back)
-
-
-def _with_undo(request: HttpRequest, note: str, token: str | None, back: str) -> str:
-    """The message, followed by the Undo form when there is something to undo: a form in
-    the message itself, so it works without the script (which adds the countdown)."""
-    if not token:
-        return note
-    form = render_to_string("privacy/_undo.html", {"undo": undo_offer(token, back)}, request=request)
-    return format_html("{} {}", note, mark_safe(form))  # noqa: S308 - our own template's output
-
-
-def undo_offer(token: str, back: str) -> dict[str, Any]:
-    """What ``privacy/_undo.html`` shows: the token, where to come back to, and how long it
-    lasts, in a sentence per plural form for the script's countdown (as ``signin``)."""
-    seconds = settings.PRIVACY_UNDO_SECONDS
-    return {
-        "token": token,
-        "next": back,
-        "seconds": seconds,
-        "sentence": undo_sentence(seconds, seconds),
-        "forms": {category: undo_sentence("{n}", n) for category, n in PLURAL_SAMPLES.items()},
-    }
-
-
-def undo_sentence(seconds: int | str, count: int) -> str:
-    return ngettext("%(seconds)s second left", "%(seconds)s seconds left", count) % {"seconds": seconds}
-
-
-# Why an undo was refused, in the person's words, and the answer's status.
-UNDO_REFUSALS = {
-    "expired": (_lazy("The time to undo has run out. Turn the switch on again if you want it on."), 410),
-    "forged": (_lazy("This undo button is not valid. Reload the page and use the switches."), 400),
-    "not_yours": (_lazy("There is nothing of yours to undo here."), 404),
-    "changed": (_lazy("This choice was changed again since, so it cannot be undone. The switches show it as it is now."), 409),
-    "undone": (_lazy("This was undone already."), 409),
-    "gpc": (_lazy("Your browser sends a Global Privacy Control signal, so sharing with third parties stays off."), 409),
-    "refused": (_lazy("This choice could not be restored. Please reload the page and try again."), 409),
-}  # fmt: skip
 
 
 @require_POST
@@ -225,7 +182,7 @@ def undo(request: HttpRequest) -> HttpResponse:
             gpc_signal=gpc.sends_signal(request),
         )  # fmt: skip
     except choices.UndoRefused as refused:
-        text, status = UNDO_REFUSALS[refused.reason]
+        text, status = undo_offers.REFUSALS[refused.reason]
         note = str(text)
         if _wants_json(request):
             return JsonResponse({"error": note, "reason": refused.reason}, status=status)
@@ -276,7 +233,7 @@ def withdraw_everything(request: HttpRequest) -> HttpResponse:
     if count:
         note = _("Done: every consent is withdrawn (%(count)s choices).") % {"count": count}
         token = choices.undo_token(queries.withdrawals_of(done))
-        messages.success(request, _with_undo(request, note, token, reverse("privacy:consents")))
+        messages.success(request, undo_offers.with_undo(request, note, token, reverse("privacy:consents")))
     else:
         messages.info(request, _("Nothing to withdraw: no consent was on."))
     return redirect("privacy:consents")
@@ -332,13 +289,13 @@ def preferences(request: HttpRequest) -> HttpResponse:
 def history(request: HttpRequest) -> HttpResponse:
     member = member_for_request(request)
     before, used_before = request.GET.get("before", ""), request.GET.get("used_before", "")
-    events = queries.events(member, before=int(before) if before.isdigit() else None)
-    usage = queries.usage(member, before=int(used_before) if used_before.isdigit() else None)
+    events = timeline.events(member, before=int(before) if before.isdigit() else None)
+    usage = timeline.usage(member, before=int(used_before) if used_before.isdigit() else None)
     context = {
-        "days": queries.by_day(queries.timeline(events, queries.states_before(member, events))),
+        "days": timeline.by_day(timeline.timeline(events, timeline.states_before(member, events))),
         "usage": usage,
-        "more": events[-1].pk if len(events) == queries.HISTORY_LIMIT else None,
-        "more_usage": usage[-1]["id"] if len(usage) == queries.HISTORY_LIMIT else None,
+        "more": events[-1].pk if len(events) == timeline.HISTORY_LIMIT else None,
+        "more_usage": usage[-1]["id"] if len(usage) == timeline.HISTORY_LIMIT else None,
     }
     return _render(request, "privacy/history.html", context)
 
