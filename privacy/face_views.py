@@ -10,7 +10,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET
 from PIL import Image, UnidentifiedImageError
 
-from members.models import LOGO_FORMATS, Brand
+from members.brand_face import LOGO_FORMATS
+from members.models import Brand
 
 from . import face
 
