@@ -20,17 +20,9 @@ from tests.factories import UserFactory
 
 from .conftest import PERIOD, SINCE, UNTIL
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 DASHBOARD = "/admin/insights/dashboard/"
-
-
-@pytest.fixture(autouse=True)
-def _empty_cache(client):
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

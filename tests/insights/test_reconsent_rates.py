@@ -10,7 +10,6 @@ import io
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
 from django.urls import reverse
 
 from consent import reconsent
@@ -21,17 +20,9 @@ from tests.factories import UserFactory
 
 from .conftest import PERIOD, STORE_PROOF, at
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 DASHBOARD = "/admin/insights/dashboard/"
-
-
-@pytest.fixture(autouse=True)
-def _english_and_empty_cache(client):
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def grant(world, who, notice, *, channel="sms", action="granted", brand=None, day=10, **kw):

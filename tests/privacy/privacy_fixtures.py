@@ -113,6 +113,13 @@ def signed_in(client, account):
 
 
 @pytest.fixture
+def signed_in_english(signed_in):
+    """The signed-in shopper's client, reading the pages in English."""
+    signed_in.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return signed_in
+
+
+@pytest.fixture
 def subscriber(brand):
     """A receiver of the brand's consent changes."""
     webhook_services.forget_subscribers()  # ids repeat between tests: no cached answer of another test

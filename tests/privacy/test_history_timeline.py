@@ -21,25 +21,19 @@ from .privacy_fixtures import *  # noqa: F403
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def english(signed_in):
-    signed_in.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    return signed_in
-
-
 def entries(page: str) -> list[str]:
     """The consent entries' headlines, top to bottom, as text."""
     section = page.split('id="h-consent"')[1].split("</section>")[0]
     return [re.sub(r"\s+", " ", m).strip() for m in re.findall(r"<li>\s*<strong>(.*?)</strong>", section, re.S)]
 
 
-def test_each_entry_reads_as_a_change_newest_first_with_its_receipt(english, shopper, purposes):
+def test_each_entry_reads_as_a_change_newest_first_with_its_receipt(signed_in_english, shopper, purposes):
     marketing = purposes["marketing"].pk
-    english.post("/privacy/consents/set/", {"purpose": marketing, "channel": "sms", "value": "off"})
-    english.post("/privacy/consents/set/", {"purpose": marketing, "channel": "sms", "value": "off"})
-    english.post("/privacy/consents/set/", {"purpose": purposes["sharing"].pk, "channel": "", "value": "on"})
+    signed_in_english.post("/privacy/consents/set/", {"purpose": marketing, "channel": "sms", "value": "off"})
+    signed_in_english.post("/privacy/consents/set/", {"purpose": marketing, "channel": "sms", "value": "off"})
+    signed_in_english.post("/privacy/consents/set/", {"purpose": purposes["sharing"].pk, "channel": "", "value": "on"})
 
-    page = english.get("/privacy/history/").content.decode()
+    page = signed_in_english.get("/privacy/history/").content.decode()
 
     assert entries(page) == [
         "莲花美妆 · 向第三方提供: off → on",
@@ -54,7 +48,7 @@ def test_each_entry_reads_as_a_change_newest_first_with_its_receipt(english, sho
     assert "version 1" in page  # the notice shown with the choice
 
 
-def test_days_are_headed_in_the_persons_time_zone(english, shopper, purposes, tmall):
+def test_days_are_headed_in_the_persons_time_zone(signed_in_english, shopper, purposes, tmall):
     # 23:30 in Shanghai on 1 March is 15:30 UTC: the entry belongs to 1 March there, to
     # the next day in Auckland.
     moment = dt.datetime(2026, 3, 1, 15, 30, tzinfo=dt.UTC)
@@ -63,10 +57,10 @@ def test_days_are_headed_in_the_persons_time_zone(english, shopper, purposes, tm
         source_type=SourceType.STORE, store=tmall, occurred_at=moment,
     )  # fmt: skip
 
-    english.cookies["tz"] = "Asia/Shanghai"
-    shanghai = english.get("/privacy/history/").content.decode()
-    english.cookies["tz"] = "Pacific/Auckland"
-    auckland = english.get("/privacy/history/").content.decode()
+    signed_in_english.cookies["tz"] = "Asia/Shanghai"
+    shanghai = signed_in_english.get("/privacy/history/").content.decode()
+    signed_in_english.cookies["tz"] = "Pacific/Auckland"
+    auckland = signed_in_english.get("/privacy/history/").content.decode()
 
     assert '<time datetime="2026-03-01">' in shanghai and '<time datetime="2026-03-02">' not in shanghai
     assert '<time datetime="2026-03-02">' in auckland
@@ -75,7 +69,7 @@ def test_days_are_headed_in_the_persons_time_zone(english, shopper, purposes, tm
     assert shanghai.count('class="timeline-day"') == 2  # today's store grant, and 1 March
 
 
-def test_a_page_of_history_starts_from_the_state_before_it(english, shopper, brand, purposes):
+def test_a_page_of_history_starts_from_the_state_before_it(signed_in_english, shopper, brand, purposes):
     for k in range(60):
         services.record_consent(
             member=shopper, brand=brand, purpose=purposes["marketing"], channel="sms",
@@ -83,7 +77,7 @@ def test_a_page_of_history_starts_from_the_state_before_it(english, shopper, bra
         )  # fmt: skip
     shown, url = [], "/privacy/history/"
     while url:
-        page = english.get(url).content.decode()
+        page = signed_in_english.get(url).content.decode()
         shown += entries(page)
         older = re.search(r'href="(\?before=\d+)&amp;', page)
         url = "/privacy/history/" + older.group(1) if older else None
@@ -93,10 +87,10 @@ def test_a_page_of_history_starts_from_the_state_before_it(english, shopper, bra
     assert shown[-1].endswith("off → on")  # the store's first grant
 
 
-def test_query_count_does_not_grow_with_the_history(english, shopper, brand, tmall, purposes):
+def test_query_count_does_not_grow_with_the_history(signed_in_english, shopper, brand, tmall, purposes):
     def count() -> int:
         with CaptureQueriesContext(connection) as queries:
-            assert english.get("/privacy/history/").status_code == 200
+            assert signed_in_english.get("/privacy/history/").status_code == 200
         return len(queries)
 
     def add(n: int) -> None:
@@ -121,17 +115,17 @@ def test_query_count_does_not_grow_with_the_history(english, shopper, brand, tma
     assert many == few, (few, many)
 
 
-def test_history_page_cost_is_bounded(english, shopper, brand, purposes, django_assert_max_num_queries):
+def test_history_page_cost_is_bounded(signed_in_english, shopper, brand, purposes, django_assert_max_num_queries):
     for k in range(80):
         services.record_consent(
             member=shopper, brand=brand, purpose=purposes["marketing"], channel="sms",
             action=Action.GRANTED if k % 2 else Action.WITHDRAWN, source_type=SourceType.STORE,
         )  # fmt: skip
     with django_assert_max_num_queries(13):
-        assert english.get("/privacy/history/").status_code == 200
+        assert signed_in_english.get("/privacy/history/").status_code == 200
 
 
-def test_data_usage_reads_in_words_with_campaign_brand_and_date(english, shopper, brand, purposes):
+def test_data_usage_reads_in_words_with_campaign_brand_and_date(signed_in_english, shopper, brand, purposes):
     when = timezone.now() - dt.timedelta(days=1)
     DataUsage.objects.create(
         member=shopper, brand=brand, purpose=purposes["marketing"], channel="sms", context_type="segment_export",
@@ -142,7 +136,7 @@ def test_data_usage_reads_in_words_with_campaign_brand_and_date(english, shopper
         context_ref="vip-sms (crm)", occurred_at=when,
     )  # fmt: skip
 
-    page = english.get("/privacy/history/").content.decode()
+    page = signed_in_english.get("/privacy/history/").content.decode()
 
     usage = page.split('id="h-usage"')[1]
     assert "Exported for: SMS campaign “Double 11 presale” by 莲花美妆" in usage

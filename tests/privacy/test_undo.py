@@ -27,12 +27,6 @@ UNDO_FORM = '<form method="post" action="/privacy/consents/undo/" data-undo>'
 UNDO_BUTTON = '<button type="submit" class="button secondary">Undo</button>'
 
 
-@pytest.fixture
-def english(signed_in):
-    signed_in.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    return signed_in
-
-
 def sms_state(member, purposes):
     return ConsentState.objects.get(member_id=member.pk, purpose=purposes["marketing"], channel="sms")
 
@@ -50,7 +44,9 @@ def webhook_rows_for(event):
     return [m for m in OutboxMessage.objects.filter(task="webhooks.tasks.publish_event") if m.args[1:2] == [event.pk]]
 
 
-def test_withdraw_then_undo_turns_it_on_again_with_the_same_notice(english, shopper, brand, purposes, subscriber):
+def test_withdraw_then_undo_turns_it_on_again_with_the_same_notice(
+    signed_in_english, shopper, brand, purposes, subscriber
+):
     grant = sms_state(shopper, purposes).event
     # A newer notice since the store's grant: the undo restores the grant's, not the newest.
     services.publish_notice(
@@ -58,7 +54,7 @@ def test_withdraw_then_undo_turns_it_on_again_with_the_same_notice(english, shop
         title="营销告知", body="v2",
     )  # fmt: skip
 
-    page = switch_off(english, purposes["marketing"], follow=True).content.decode()
+    page = switch_off(signed_in_english, purposes["marketing"], follow=True).content.decode()
 
     message = page.split('<ul class="messages">')[1].split("</li>")[0]
     assert "Turned off: 营销信息 · SMS" in message
@@ -67,7 +63,9 @@ def test_withdraw_then_undo_turns_it_on_again_with_the_same_notice(english, shop
     withdrawal = sms_state(shopper, purposes).event
     assert withdrawal.action == Action.WITHDRAWN
 
-    response = english.post("/privacy/consents/undo/", {"token": offered_token(page), "next": "/privacy/consents/"})
+    response = signed_in_english.post(
+        "/privacy/consents/undo/", {"token": offered_token(page), "next": "/privacy/consents/"}
+    )
 
     assert response.status_code == 302 and response["Location"] == "/privacy/consents/"
     state = sms_state(shopper, purposes)
@@ -81,18 +79,20 @@ def test_withdraw_then_undo_turns_it_on_again_with_the_same_notice(english, shop
     assert ledger == [Action.GRANTED, Action.WITHDRAWN, Action.GRANTED]  # the withdrawal stays on record
     # The normal path's side effects: a webhook row for the withdrawal and one for the undo.
     assert len(webhook_rows_for(withdrawal)) == 1 and len(webhook_rows_for(restored)) == 1
-    after = english.get("/privacy/consents/").content.decode()
+    after = signed_in_english.get("/privacy/consents/").content.decode()
     assert "Restored: 营销信息 · SMS" in after
     switch = after.split(f'id="p-{purposes["marketing"].pk}-sms"')[1].split("</form>")[0]
     assert 'aria-checked="true"' in switch
 
 
-def test_the_script_gets_the_undo_offer_as_json_and_undoes_by_fetch(english, shopper, purposes):
-    answer = switch_off(english, purposes["marketing"], HTTP_X_REQUESTED_WITH="fetch").json()
+def test_the_script_gets_the_undo_offer_as_json_and_undoes_by_fetch(signed_in_english, shopper, purposes):
+    answer = switch_off(signed_in_english, purposes["marketing"], HTTP_X_REQUESTED_WITH="fetch").json()
 
     assert answer["state"] == "off" and answer["message"] == "Turned off: 营销信息 · SMS"
     assert answer["undo"]["url"] == "/privacy/consents/undo/" and answer["undo"]["seconds"] == 15
-    undone = english.post("/privacy/consents/undo/", {"token": answer["undo"]["token"]}, HTTP_X_REQUESTED_WITH="fetch")
+    undone = signed_in_english.post(
+        "/privacy/consents/undo/", {"token": answer["undo"]["token"]}, HTTP_X_REQUESTED_WITH="fetch"
+    )
     assert undone.status_code == 200
     assert undone.json() == {
         "message": "Restored: 营销信息 · SMS",
@@ -101,47 +101,47 @@ def test_the_script_gets_the_undo_offer_as_json_and_undoes_by_fetch(english, sho
     assert sms_state(shopper, purposes).action == Action.GRANTED
 
 
-def test_the_consents_page_carries_the_form_the_script_copies(english, shopper):
-    page = english.get("/privacy/consents/").content.decode()
+def test_the_consents_page_carries_the_form_the_script_copies(signed_in_english, shopper):
+    page = signed_in_english.get("/privacy/consents/").content.decode()
     template = page.split('<template id="undo-template">')[1].split("</template>")[0]
     assert UNDO_FORM in template and UNDO_BUTTON in template and 'role="status"' in template
     assert 'data-one="{n} second left"' in template and 'data-other="{n} seconds left"' in template
 
 
-def test_nothing_to_undo_when_the_switch_was_off_already(english, shopper, purposes):
-    switch_off(english, purposes["marketing"], follow=True)
-    again = switch_off(english, purposes["marketing"], HTTP_X_REQUESTED_WITH="fetch").json()
+def test_nothing_to_undo_when_the_switch_was_off_already(signed_in_english, shopper, purposes):
+    switch_off(signed_in_english, purposes["marketing"], follow=True)
+    again = switch_off(signed_in_english, purposes["marketing"], HTTP_X_REQUESTED_WITH="fetch").json()
     assert again["state"] == "off" and "undo" not in again
-    sharing = english.post(
+    sharing = signed_in_english.post(
         "/privacy/consents/set/", {"purpose": purposes["sharing"].pk, "channel": "", "value": "off"}, follow=True
     )
     message = sharing.content.decode().split('<ul class="messages">')[1].split("</ul>")[0]
     assert "Turned off" in message and UNDO_FORM not in message  # never asked: nothing was on
 
 
-def test_undo_after_its_time_is_refused_and_records_nothing(english, shopper, purposes, monkeypatch):
-    token = switch_off(english, purposes["marketing"], HTTP_X_REQUESTED_WITH="fetch").json()["undo"]["token"]
+def test_undo_after_its_time_is_refused_and_records_nothing(signed_in_english, shopper, purposes, monkeypatch):
+    token = switch_off(signed_in_english, purposes["marketing"], HTTP_X_REQUESTED_WITH="fetch").json()["undo"]["token"]
     count = ConsentEvent.objects.count()
     later = time.time() + 60
     monkeypatch.setattr(signing.time, "time", lambda: later)
 
-    response = english.post("/privacy/consents/undo/", {"token": token})
+    response = signed_in_english.post("/privacy/consents/undo/", {"token": token})
 
     assert response.status_code == 410
     assert "The time to undo has run out" in response.content.decode()
     assert ConsentEvent.objects.count() == count and sms_state(shopper, purposes).action == Action.WITHDRAWN
 
 
-def test_a_forged_token_is_refused(english, shopper, purposes):
-    token = switch_off(english, purposes["marketing"], HTTP_X_REQUESTED_WITH="fetch").json()["undo"]["token"]
+def test_a_forged_token_is_refused(signed_in_english, shopper, purposes):
+    token = switch_off(signed_in_english, purposes["marketing"], HTTP_X_REQUESTED_WITH="fetch").json()["undo"]["token"]
     count = ConsentEvent.objects.count()
     for forged in (token[:-2] + "xx", "", signing.dumps({"m": shopper.pk, "w": [1]}, salt="another.use")):
-        response = english.post("/privacy/consents/undo/", {"token": forged}, HTTP_X_REQUESTED_WITH="fetch")
+        response = signed_in_english.post("/privacy/consents/undo/", {"token": forged}, HTTP_X_REQUESTED_WITH="fetch")
         assert response.status_code == 400 and response.json()["reason"] == "forged"
     assert ConsentEvent.objects.count() == count
 
 
-def test_another_persons_withdrawal_cannot_be_undone(english, shopper, other_shopper, jd, purposes):
+def test_another_persons_withdrawal_cannot_be_undone(signed_in_english, shopper, other_shopper, jd, purposes):
     withdrawal = services.record_consent(
         member=other_shopper, brand=jd.brand, purpose=purposes["marketing"], channel="sms",
         action=Action.WITHDRAWN, source_type=SourceType.PRIVACY_CENTER,
@@ -152,26 +152,26 @@ def test_another_persons_withdrawal_cannot_be_undone(english, shopper, other_sho
     count = ConsentEvent.objects.count()
 
     for token in (their_token, mine_on_theirs):
-        assert english.post("/privacy/consents/undo/", {"token": token}).status_code == 404
+        assert signed_in_english.post("/privacy/consents/undo/", {"token": token}).status_code == 404
 
     assert ConsentEvent.objects.count() == count
     assert ConsentState.objects.get(member_id=other_shopper.pk, channel="sms").action == Action.WITHDRAWN
 
 
-def test_a_second_click_records_nothing_more(english, shopper, purposes):
-    token = switch_off(english, purposes["marketing"], HTTP_X_REQUESTED_WITH="fetch").json()["undo"]["token"]
-    assert english.post("/privacy/consents/undo/", {"token": token}).status_code == 302
+def test_a_second_click_records_nothing_more(signed_in_english, shopper, purposes):
+    token = switch_off(signed_in_english, purposes["marketing"], HTTP_X_REQUESTED_WITH="fetch").json()["undo"]["token"]
+    assert signed_in_english.post("/privacy/consents/undo/", {"token": token}).status_code == 302
     count = ConsentEvent.objects.count()
 
-    second = english.post("/privacy/consents/undo/", {"token": token})
+    second = signed_in_english.post("/privacy/consents/undo/", {"token": token})
 
     assert second.status_code == 409 and "This was undone already." in second.content.decode()
     assert ConsentEvent.objects.count() == count
     assert ConsentEvent.objects.filter(member_id=shopper.pk, evidence__contains='"undo_of"').count() == 1
 
 
-def test_a_change_in_between_wins_over_the_undo(english, shopper, tmall, purposes):
-    token = switch_off(english, purposes["marketing"], HTTP_X_REQUESTED_WITH="fetch").json()["undo"]["token"]
+def test_a_change_in_between_wins_over_the_undo(signed_in_english, shopper, tmall, purposes):
+    token = switch_off(signed_in_english, purposes["marketing"], HTTP_X_REQUESTED_WITH="fetch").json()["undo"]["token"]
     # The store records a new choice of the person before they click Undo.
     services.record_consent(
         member=shopper, brand=tmall.brand, purpose=purposes["marketing"], channel="sms",
@@ -179,7 +179,7 @@ def test_a_change_in_between_wins_over_the_undo(english, shopper, tmall, purpose
     )  # fmt: skip
     count = ConsentEvent.objects.count()
 
-    response = english.post("/privacy/consents/undo/", {"token": token}, HTTP_X_REQUESTED_WITH="fetch")
+    response = signed_in_english.post("/privacy/consents/undo/", {"token": token}, HTTP_X_REQUESTED_WITH="fetch")
 
     assert response.status_code == 409 and response.json()["reason"] == "changed"
     assert "changed again since" in response.json()["error"]
@@ -187,9 +187,9 @@ def test_a_change_in_between_wins_over_the_undo(english, shopper, tmall, purpose
 
 
 def test_undo_of_withdraw_everything_restores_every_choice(
-    english, shopper, brand, tmall, purposes, django_capture_on_commit_callbacks
+    signed_in_english, shopper, brand, tmall, purposes, django_capture_on_commit_callbacks
 ):
-    english.post(
+    signed_in_english.post(
         "/privacy/consents/set/", {"purpose": purposes["sharing"].pk, "channel": "", "value": "on"}, follow=True
     )
     # E-mail confirmed through the store's own double opt-in.
@@ -198,14 +198,14 @@ def test_undo_of_withdraw_everything_restores_every_choice(
         source_type=SourceType.STORE, store=tmall,
         confirmation={"confirmed_at": "2026-01-02T03:04:05+08:00", "ip": "203.0.113.9", "message_id": "<m1@shop>"},
     )  # fmt: skip
-    page = english.post("/privacy/consents/withdraw-all/", {"brand": brand.pk}, follow=True).content.decode()
+    page = signed_in_english.post("/privacy/consents/withdraw-all/", {"brand": brand.pk}, follow=True).content.decode()
     message = page.split('<ul class="messages">')[1].split("</li>")[0]
     assert "every consent is withdrawn (3 choices)" in message and UNDO_FORM in message
     assert not ConsentState.objects.filter(member_id=shopper.pk).exclude(action=Action.WITHDRAWN).exists()
     mail.outbox.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = english.post("/privacy/consents/undo/", {"token": offered_token(page)}, follow=True)
+        response = signed_in_english.post("/privacy/consents/undo/", {"token": offered_token(page)}, follow=True)
 
     states = dict(ConsentState.objects.filter(member_id=shopper.pk).values_list("channel", "action"))
     assert states == {"sms": Action.GRANTED, "": Action.GRANTED, "email": Action.REQUESTED}
@@ -217,19 +217,19 @@ def test_undo_of_withdraw_everything_restores_every_choice(
     assert "Restored: " in text and "E-mail stays off until you open the new confirmation link" in text
 
 
-def test_the_browsers_privacy_signal_keeps_sharing_off(english, shopper, brand, purposes):
+def test_the_browsers_privacy_signal_keeps_sharing_off(signed_in_english, shopper, brand, purposes):
     brand.jurisdiction = "EU"  # honours Global Privacy Control by default
     brand.save(update_fields=["jurisdiction"])
     sharing = purposes["sharing"]
     sharing.is_sale_or_sharing = True
     sharing.save(update_fields=["is_sale_or_sharing"])
-    english.post("/privacy/consents/set/", {"purpose": sharing.pk, "channel": "", "value": "on"})
-    off = english.post(
+    signed_in_english.post("/privacy/consents/set/", {"purpose": sharing.pk, "channel": "", "value": "on"})
+    off = signed_in_english.post(
         "/privacy/consents/set/", {"purpose": sharing.pk, "channel": "", "value": "off"}, HTTP_X_REQUESTED_WITH="fetch"
     )
     count = ConsentEvent.objects.count()
 
-    response = english.post(
+    response = signed_in_english.post(
         "/privacy/consents/undo/", {"token": off.json()["undo"]["token"]}, HTTP_X_REQUESTED_WITH="fetch",
         HTTP_SEC_GPC="1",
     )  # fmt: skip

@@ -4,6 +4,7 @@ with consent, and a helper to grant consent through the ledger."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from django.utils import timezone
@@ -61,6 +62,16 @@ def shopper(store, *, orders: int = 0, amount: str = "300.00", days_ago: int = 1
     for _ in range(orders):
         OrderFactory(store=store, member=member, amount=amount, placed_at=timezone.now() - dt.timedelta(days=days_ago))
     return member
+
+
+def segment_form(brand, purpose, rules, *, name: str, **changes) -> dict[str, object]:
+    """What the admin's "add segment" form posts: ``rules`` as its JSON, an empty slug
+    (made from the name), no limit and no schedule unless ``changes`` say so."""
+    data = {
+        "brand": brand.pk, "name": name, "slug": "", "description": "", "purpose": purpose.pk,
+        "channel": "sms", "rules": json.dumps(rules), "limit": "", "schedule": "",
+    }  # fmt: skip
+    return data | changes
 
 
 def make_segment(brand, purpose, rules, *, channel: str = "sms", slug: str = "test-segment", **extra) -> Segment:

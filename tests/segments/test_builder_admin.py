@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 
 import pytest
 from django.urls import reverse
@@ -17,7 +16,7 @@ from segments.models import Segment, SegmentBuild, SegmentExport
 from tests.conftest import MEMBER_PERMS, _staff_with
 from tests.factories import BrandFactory, MemberFactory, OrderFactory, StoreFactory, store_profile
 
-from .conftest import SEGMENT_PERMS, grant, make_segment, shopper
+from .conftest import SEGMENT_PERMS, grant, make_segment, segment_form, shopper
 
 pytestmark = pytest.mark.django_db
 
@@ -115,12 +114,7 @@ def test_editing_a_segment_offers_only_its_brands_purposes_to_group_staff(client
 
 
 def _add_form(brand, purpose, **changes):
-    data = {
-        "brand": brand.pk, "name": "上海 复购", "slug": "", "description": "", "purpose": purpose.pk,
-        "channel": "sms", "rules": json.dumps(SHANGHAI), "limit": "", "schedule": "",
-    }  # fmt: skip
-    data.update(changes)
-    return data
+    return segment_form(brand, purpose, SHANGHAI, **({"name": "上海 复购"} | changes))
 
 
 def test_slug_is_made_from_the_name_in_pinyin_and_kept_free(client, brand, shoppers, lotus_marketer):

@@ -22,7 +22,7 @@ from segments.models import Segment, SegmentExport
 from segments.rules import Context, RuleError, matching_members, validate
 from tests.factories import BrandFactory, StoreFactory, UserFactory
 
-from .conftest import SEGMENT_PERMS, shopper
+from .conftest import SEGMENT_PERMS, segment_form, shopper
 
 pytestmark = pytest.mark.django_db
 
@@ -147,12 +147,7 @@ def officer(brand, client):
 
 
 def _form(brand, purpose, rules, **changes):
-    data = {
-        "brand": brand.pk, "name": "重新授权 v2", "slug": "", "description": "", "purpose": purpose.pk,
-        "channel": "sms", "rules": json.dumps(rules), "limit": "", "schedule": "",
-    }  # fmt: skip
-    data.update(changes)
-    return data
+    return segment_form(brand, purpose, rules, **({"name": "重新授权 v2"} | changes))
 
 
 def test_officer_makes_a_reconsent_segment_counts_it_and_gets_its_gateway_file(
