@@ -16,6 +16,7 @@ from members.models import Member
 from members.queries import canonical_member
 
 from . import optin, queries, services
+from .evidence import person
 from .models import Action, Channel, ConsentEvent, ConsentState, Notice, Purpose, SourceType
 from .services import gpc
 
@@ -91,13 +92,6 @@ class Undone:
         return "pending" in self.states.values()
 
 
-def _people(member_id: int) -> Q:
-    """Ledger rows of the person: the member and the records merged into it. An ``IN``
-    rather than a join with an OR, so the ledger's (member, seq) index serves it."""
-    ids = Member.objects.filter(Q(pk=member_id) | Q(merged_into_id=member_id)).values("pk")
-    return Q(member_id__in=ids)
-
-
 def _before(withdrawals: list[ConsentEvent]) -> dict[int, ConsentEvent]:
     """Withdrawal id → the event its choice stood on just before it (the projection's
     rule: the latest by time, then by id, of the events recorded before it). Two queries,
@@ -107,7 +101,7 @@ def _before(withdrawals: list[ConsentEvent]) -> dict[int, ConsentEvent]:
     member_id = withdrawals[0].member_id
     pairs = dict(
         ConsentEvent.objects.filter(pk__in=[w.pk for w in withdrawals])
-        .annotate(previous=queries.stood_before(_people(member_id), "pk"))
+        .annotate(previous=queries.stood_before(Q(member_id__in=person(member_id)), "pk"))
         .values_list("pk", "previous")
     )
     found = ConsentEvent.objects.select_related("notice").in_bulk([pk for pk in pairs.values() if pk])
